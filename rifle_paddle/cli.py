@@ -35,11 +35,24 @@ def describe_schema() -> str:
     return "\n".join(lines)
 
 
-def _load(args) -> dict:
+def _load(args, paths_for: str) -> dict:
+    """The validated config; files and directories it names are checked too, unless only printing it."""
+    info_only = args.print_config or args.help_config
     try:
-        return load_config(args.config, args.override)
+        return load_config(args.config, args.override, paths_for=None if info_only else paths_for)
     except ConfigError as e:
         sys.exit(f"error: {e}")
+
+
+def _apply_resume(args) -> None:
+    """``--resume RUN`` is ``-o train.resume=RUN`` and, without ``-c``, the run's own ``config.yaml``."""
+    if args.resume is None:
+        return
+    if args.config is None:
+        args.config = os.path.join(args.resume, "config.yaml")
+        if not os.path.isfile(args.config):
+            sys.exit(f"error: --resume {args.resume}: no config.yaml there (is it a run directory?)")
+    args.override.append(f"train.resume={json.dumps(args.resume)}")  # quoted: a path is never read as a number
 
 
 def _handle_info(args, cfg: dict) -> bool:
@@ -57,21 +70,34 @@ def _fail(e: Exception) -> None:
 
 
 def train_main(argv=None) -> int:
-    args = _parser("train.py", "Fine-tune an ImageNet-pretrained ResNet, optionally with RIFLE. "
-                   "Without -c, runs the built-in offline demo (plain fine-tuning vs RIFLE).").parse_args(argv)
-    if args.config is None and not args.override and not (args.print_config or args.help_config):
+    parser = _parser("train.py", "Fine-tune an ImageNet-pretrained ResNet, optionally with RIFLE. "
+                     "Without -c, runs the built-in offline demo (plain fine-tuning vs RIFLE).")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint "
+                        "(with its config.yaml unless -c is given; -o may change execution keys such as "
+                        "data.num_workers)")
+    args = parser.parse_args(argv)
+    if args.config is None and not args.override and args.resume is None \
+            and not (args.print_config or args.help_config):
         from .demo import main as demo_main
         return demo_main()
-    cfg = _load(args)
+    _apply_resume(args)
+    cfg = _load(args, paths_for="train")
     if _handle_info(args, cfg):
         return 0
     from .data import DataError
     from .engine import RunError, train
+    from .engine.resume import TrainingInterrupted
     from .models import PretrainedWeightsError
     try:
         result = train(cfg)
-    except (DataError, RunError, PretrainedWeightsError, ValueError) as e:
+    except (ConfigError, DataError, RunError, PretrainedWeightsError, ValueError) as e:
         _fail(e)
+    except TrainingInterrupted as e:
+        print(e, file=sys.stderr)
+        return 130  # the shell's code for "ended by SIGINT"
+    except KeyboardInterrupt:
+        print("interrupted; nothing was saved since the last checkpoint", file=sys.stderr)
+        return 130
     print(json.dumps({"run_dir": result.get("run_dir"), "final": result.get("final"),
                       "best_epoch": (result.get("best") or {}).get("epoch")}))
     return 0
@@ -81,7 +107,7 @@ def eval_main(argv=None) -> int:
     parser = _parser("eval.py", "Evaluate a checkpoint: prints top-1/top-5 and writes a JSON result.")
     parser.add_argument("--out", help="JSON result path (default: eval.json beside the checkpoint)")
     args = parser.parse_args(argv)
-    cfg = _load(args)
+    cfg = _load(args, paths_for="eval")
     if _handle_info(args, cfg):
         return 0
     from .data import DataError

@@ -14,6 +14,23 @@ import cv2
 import numpy as np
 from scipy.io import savemat
 
+from rifle_paddle.config import load_config
+from rifle_paddle.data import read_split
+
+
+def data_cfg(name: str, root, **options) -> dict:
+    """The ``data`` section of a validated config for reader ``name`` at ``root``; options are data.* keys."""
+    overrides = [f"data.name={name}", f"data.root={root}"] + [f"data.{k}={v}" for k, v in options.items()]
+    return load_config(None, overrides)["data"]
+
+
+def read(name: str, root, split: str, seed: int = 0, **options):
+    return read_split(data_cfg(name, root, **options), split, seed)
+
+
+def relative(found, root: str) -> list[tuple[str, int]]:
+    return [(os.path.relpath(p, root).replace(os.sep, "/"), y) for p, y in found.samples]
+
 
 class Layout(NamedTuple):
     root: str
@@ -238,8 +255,8 @@ def make_cifar10(base: str, per_batch: int = 4) -> Layout:
         _pickle_batch(os.path.join(root, file), {"batch_label": file.encode(), "labels": labels,
                                                  "data": _cifar_images(per_batch, i),
                                                  "filenames": [f"{file}_{k}.png".encode() for k in range(per_batch)]})
-        splits["test" if file == "test_batch" else "train"].extend(
-            (len(splits["test" if file == "test_batch" else "train"]) + k, y) for k, y in enumerate(labels))
+        split = splits["test" if file == "test_batch" else "train"]
+        split.extend([(len(split) + k, y) for k, y in enumerate(labels)])
     _pickle_batch(os.path.join(root, "batches.meta"), {"label_names": [c.encode() for c in classes],
                                                        "num_cases_per_batch": per_batch, "num_vis": 3072})
     return Layout(root, splits, classes)

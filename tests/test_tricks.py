@@ -119,7 +119,8 @@ def test_stochastic_depth_is_the_plain_network_in_eval():
     tricked = create_model("resnet18", num_classes=3)
     tricked.set_state_dict(plain.state_dict())
     install_stochastic_depth(tricked, 0.9)
-    plain.eval(), tricked.eval()
+    plain.eval()
+    tricked.eval()
     x = paddle.randn([2, 3, 32, 32])
     np.testing.assert_array_equal(tricked(x).numpy(), plain(x).numpy())
 

@@ -1,13 +1,18 @@
-"""Per-epoch checkpoints and the run's ``metrics.json``.
+"""The run's record: ``metrics.json`` after every epoch and ``best.pdparams``; atomic file writes.
 
-Subclasses hapi's ``ModelCheckpoint`` so that ``fit`` does not add its own (which would write a second copy of
-every epoch into ``save_dir``). Files are written to a temporary name and renamed, so a run killed while saving
-never leaves a truncated ``last.pdparams`` behind.
+``RunRecorder`` subclasses hapi's ``ModelCheckpoint`` so that ``fit`` does not add its own (which would write a
+second copy of every epoch into ``save_dir``). The resumable checkpoints, and ``last.pdparams``/``last.pdopt`` with
+them, are the engine's ``Checkpointer`` (``engine/resume.py``); the recorder's own state (the epochs so far, the
+best one) is part of them through ``state_dict``.
+
+Files are written to a temporary name, flushed to the disk and renamed, so a run killed (or a machine losing
+power) while saving never leaves a truncated file behind, only the previous version.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 
@@ -16,17 +21,39 @@ import paddle
 log = logging.getLogger(__name__)
 
 
+def fsync_path(path: str) -> None:
+    """Flush a file's data (or a directory's entries) to the disk. Directories cannot be opened on some platforms
+    (Windows); there a rename is as durable as the OS makes it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _commit(tmp: str, path: str) -> None:
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(os.path.dirname(os.path.abspath(path)))
+
+
 def atomic_save(obj, path: str) -> None:
+    """``paddle.save`` that leaves either the old or the new file at ``path``, never a partial one."""
     tmp = f"{path}.tmp{os.getpid()}"
     paddle.save(obj, tmp)
-    os.replace(tmp, path)
+    _commit(tmp, path)
 
 
 def atomic_write_text(text: str, path: str) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
+    _commit(tmp, path)
 
 
 def _scalar(value):
@@ -39,11 +66,12 @@ def _scalar(value):
 
 
 class RunRecorder(paddle.callbacks.ModelCheckpoint):
-    """Saves ``last`` every epoch and ``best`` (highest test top-1), and keeps ``metrics.json`` up to date.
+    """Keeps ``metrics.json`` up to date and saves ``best`` (highest test top-1).
 
     ``metrics.json`` holds one record per epoch (train loss and accuracy, learning rate, test metrics when
-    evaluated), the best epoch, and ``extra`` (run facts from the engine; a callable value is called at each
-    write, so live records such as RIFLE's events are always current).
+    evaluated, ``nonfinite_batches`` when some training losses were NaN/Inf), the best epoch, and ``extra`` (run
+    facts from the engine; a callable value is called at each write, so live records such as RIFLE's events are
+    always current).
     """
 
     def __init__(self, run_dir: str, save_best: bool = True, extra: dict | None = None, rank: int = 0):
@@ -52,39 +80,53 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
         self.extra = dict(extra or {})
         self.epochs: list[dict] = []
         self.best: dict | None = None
-        self._current: dict | None = None
+        self._current: dict | None = None  # the epoch in progress, until it is appended to ``epochs``
+        self._loss_sum, self._seen, self._nonfinite = 0.0, 0, 0
         self._start = time.time()
 
     @property
     def metrics_path(self) -> str:
         return os.path.join(self.run_dir, "metrics.json")
 
-    def _save_weights(self, name: str, with_optimizer: bool) -> None:
-        if self.rank != 0:
-            return
-        atomic_save(self.model.network.state_dict(), os.path.join(self.run_dir, f"{name}.pdparams"))
-        if with_optimizer and self.model._optimizer is not None:
-            atomic_save(self.model._optimizer.state_dict(), os.path.join(self.run_dir, f"{name}.pdopt"))
-
     def record(self) -> dict:
         """What ``metrics.json`` holds, as plain JSON-compatible values."""
         extra = {k: (v() if callable(v) else v) for k, v in self.extra.items()}
         record = {"epochs": self.epochs, "best": self.best, "elapsed_s": round(time.time() - self._start, 2),
-                  **extra}
+                  "nonfinite_batches": sum(e.get("nonfinite_batches", 0) for e in self.epochs), **extra}
         return json.loads(json.dumps(record, default=_scalar))
 
     def write_metrics(self) -> None:
         if self.rank == 0:
             atomic_write_text(json.dumps(self.record(), indent=2), self.metrics_path)
 
+    # -- checkpoint protocol (engine/training_state.py) ---------------------------------------------------------
+    def state_dict(self) -> dict:
+        in_progress = self._current is not None and not (self.epochs and self.epochs[-1] is self._current)
+        return {"epochs": self.epochs, "best": self.best, "elapsed_s": time.time() - self._start,
+                "current": self._current if in_progress else None,
+                "partial": [self._loss_sum, self._seen, self._nonfinite]}
+
+    def set_state_dict(self, state: dict) -> None:
+        self.epochs, self.best = list(state["epochs"]), state["best"]
+        self._start = time.time() - state["elapsed_s"]
+        self._current = state["current"]
+        self._loss_sum, self._seen, self._nonfinite = state["partial"]
+
+    # -- hapi events ------------------------------------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
+        if self._current is not None and self._current["epoch"] == epoch:
+            return  # continuing an epoch interrupted midway (restored by set_state_dict): keep its partial sums
         self._current = {"epoch": epoch}
-        self._loss_sum, self._seen = 0.0, 0
+        self._loss_sum, self._seen, self._nonfinite = 0.0, 0, 0
 
     def on_train_batch_end(self, step, logs=None):
         # hapi's logs carry the LAST batch's loss; the epoch's loss is the mean over its samples
+        loss = _scalar(logs["loss"])
+        if not math.isfinite(loss):  # only reached with train.nan_policy=skip: that batch made no step
+            self._nonfinite += 1
+            return
         n = int((logs or {}).get("batch_size", 1))
-        self._loss_sum += _scalar(logs["loss"]) * n
+        self._loss_sum += loss * n
         self._seen += n
 
     def on_epoch_end(self, epoch, logs=None):
@@ -92,9 +134,10 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
         self._current.update({f"train_{k}": _scalar(v) for k, v in logs.items() if k not in ("step", "batch_size")})
         if self._seen:
             self._current["train_loss"] = self._loss_sum / self._seen
+        if self._nonfinite:
+            self._current["nonfinite_batches"] = self._nonfinite
         self._current["lr"] = float(self.model._optimizer.get_lr())
         self.epochs.append(self._current)
-        self._save_weights("last", with_optimizer=True)
         self.write_metrics()
 
     def on_eval_end(self, logs=None):
@@ -105,8 +148,8 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
         top1 = self._current.get("test_acc_top1")
         if top1 is not None and (self.best is None or top1 > self.best["test_acc_top1"]):
             self.best = dict(self._current)
-            if self.save_best:
-                self._save_weights("best", with_optimizer=False)
+            if self.save_best and self.rank == 0:
+                atomic_save(self.model.network.state_dict(), os.path.join(self.run_dir, "best.pdparams"))
         self.write_metrics()
 
     def on_train_end(self, logs=None):

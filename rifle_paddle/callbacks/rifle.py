@@ -177,8 +177,11 @@ class RifleController:
         self.schedule = rifle_schedule(self.epochs, self.num_reinits, self.min_tail_epochs, self.schedule_epochs)
 
     def on_epoch_begin(self, epoch: int) -> dict | None:
-        """Re-initialize if ``epoch`` is scheduled; returns the event record, or None."""
-        if epoch not in self.schedule:
+        """Re-initialize if ``epoch`` is scheduled and not done yet; returns the event record, or None.
+
+        "Not done yet": a run resumed from the middle of a re-initialization epoch starts that epoch again and
+        must not re-draw the head it has trained since."""
+        if epoch not in self.schedule or any(event["epoch"] == epoch for event in self.history):
             return None
         rng = np.random.default_rng([self.seed, epoch])
         report = reinitialize_layer(self.layer, rng, self.init, self.optimizer, self.reset_optimizer_state)
@@ -214,10 +217,20 @@ class RIFLE(paddle.callbacks.Callback):
         self.init, self.reset_state, self.layer_name, self.seed = init, reset_optimizer_state, layer, seed
         self.writer = writer
         self.controller: RifleController | None = None
+        self._restored_history: list[dict] = []
 
     @property
     def history(self) -> list[dict]:
-        return self.controller.history if self.controller else []
+        return self.controller.history if self.controller else self._restored_history
+
+    def state_dict(self) -> dict:
+        """The re-initializations done so far (the schedule itself is a pure function of the config)."""
+        return {"history": list(self.history)}
+
+    def set_state_dict(self, state: dict) -> None:
+        self._restored_history = list(state["history"])
+        if self.controller is not None:
+            self.controller.history = list(self._restored_history)
 
     def on_train_begin(self, logs=None):
         if not logging.getLogger("rifle_paddle").handlers:  # used from the user's own script: still report
@@ -228,7 +241,7 @@ class RIFLE(paddle.callbacks.Callback):
             layer=layer, optimizer=self.model._optimizer, epochs=self.params["epochs"],
             num_reinits=self.num_reinits, min_tail_epochs=self.min_tail_epochs,
             schedule_epochs=self.explicit_epochs, init=self.init, reset_optimizer_state=self.reset_state,
-            seed=self.seed)
+            seed=self.seed, history=list(self._restored_history))
         log.info("RIFLE: re-initializing '%s' at the start of epochs %s of %d", name,
                  self.controller.schedule, self.params["epochs"])
 

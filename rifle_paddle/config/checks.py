@@ -1,5 +1,19 @@
-"""Checks that involve more than one key. Each returns messages; `load_config` reports them all together."""
+"""Checks beyond one key's type and range. Each returns messages; `load_config` reports them all together.
+
+``cross_checks``: combinations of keys and values only known to a registry (model.arch, data.name), run for every
+loaded config. ``path_problems``: files and directories the run will need, checked only when a config is loaded to
+train or evaluate (``load_config(..., paths_for=...)``, ``require_paths``) so that printing or generating configs
+works on a machine without the data.
+"""
 from __future__ import annotations
+
+import os
+
+from .schema import ConfigError
+
+# readers that find their data without data.root (fashion_mnist: a system-wide copy; filelist: paths in the lists)
+_READERS_WITHOUT_ROOT = ("fashion_mnist", "filelist")
+_NO_WEIGHTS = ("none", "false", "")
 
 
 def cross_checks(cfg: dict) -> list[str]:
@@ -10,6 +24,12 @@ def cross_checks(cfg: dict) -> list[str]:
         if late:
             problems.append(f"rifle.epochs: {late} not in 1..{train['epochs'] - 1} (0-based epoch at whose start "
                             f"to re-initialize, within train.epochs={train['epochs']})")
+        tail_start = train["epochs"] - rifle["min_tail_epochs"]
+        in_tail = [e for e in rifle["epochs"] if tail_start < e < train["epochs"]]
+        if in_tail:
+            problems.append(f"rifle.epochs: {in_tail} fall in the last rifle.min_tail_epochs="
+                            f"{rifle['min_tail_epochs']} epochs, kept free for convergence (latest allowed: "
+                            f"{max(tail_start, 0)})")
     if rifle["enabled"] and rifle["epochs"] is None and rifle["num_reinits"] > 0 \
             and train["epochs"] // (rifle["num_reinits"] + 1) == 0:
         problems.append(f"rifle.num_reinits={rifle['num_reinits']} needs at least {rifle['num_reinits'] + 1} "
@@ -20,7 +40,94 @@ def cross_checks(cfg: dict) -> list[str]:
         problems.append(f"data.image_size={data['image_size']} is larger than data.resize_size="
                         f"{data['resize_size']} (the evaluation crop would not fit)")
     problems.extend(_switched_on_without_effect(cfg["tricks"]))
+    problems.extend(_regularization_problems(cfg))
+    problems.extend(_unknown_names(cfg))
+    problems.extend(_execution_problems(cfg))
     return problems
+
+
+def _unknown_names(cfg: dict) -> list[str]:
+    """Values that must name a registered model or data reader (registries fill at import, not in the schema)."""
+    import difflib
+
+    from ..data import get_reader
+    from ..models import list_models
+    problems = []
+    arch, models = cfg["model"]["arch"], list_models()
+    if arch not in models:
+        close = difflib.get_close_matches(arch, models, n=2)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        problems.append(f"model.arch: unknown model '{arch}'{hint}; available: {', '.join(models)}")
+    try:
+        get_reader(cfg["data"]["name"])
+    except ValueError as e:  # the registry's message names the close matches and all readers
+        problems.append(f"data.name: {e}")
+    return problems
+
+
+def _execution_problems(cfg: dict) -> list[str]:
+    run, train, data, problems = cfg["run"], cfg["train"], cfg["data"], []
+    if train["amp"] and run["device"] == "cpu":
+        problems.append("train.amp=true needs a GPU, but run.device=cpu: set -o train.amp=false")
+    if train["resume"] == "auto" and not run["name"]:
+        problems.append("train.resume=auto needs run.name: the run to continue is <run.output_dir>/<run.name> "
+                        "(the default name has a timestamp and never matches)")
+    if data["name"] == "filelist":
+        missing = [k for k in ("train_list", "test_list") if not data[k]]
+        if missing:
+            problems.append(f"data.name=filelist needs data.{' and data.'.join(missing)} (`path label` list files)")
+    return problems
+
+
+def path_problems(cfg: dict, purpose: str) -> list[str]:
+    """Missing files and directories the run will read; ``purpose`` is ``'train'`` or ``'eval'``.
+
+    Tolerates values of a wrong type (reported by the schema check), so that all problems come out together.
+    """
+    if purpose not in ("train", "eval"):
+        raise ValueError(f"purpose must be 'train' or 'eval', got {purpose!r}")
+    model, data, train, problems = cfg["model"], cfg["data"], cfg["train"], []
+    root = data.get("root")
+    if isinstance(root, str):
+        if not os.path.isdir(root):
+            problems.append(f"data.root: directory not found: {root}")
+    elif root is None and data.get("name") not in _READERS_WITHOUT_ROOT:
+        problems.append(f"data.root: not set; point it at the data set (data.name={data.get('name')})")
+    if data.get("name") == "filelist":
+        for key in ("train_list", "test_list"):
+            if isinstance(data.get(key), str) and isinstance(root, (str, type(None))):
+                path = os.path.join(root or "", data[key])
+                if not os.path.isfile(path):
+                    problems.append(f"data.{key}: file not found: {path}")
+    if purpose == "train":
+        problems.extend(_pretrained_problems(model))
+        resume = train.get("resume")
+        if isinstance(resume, str) and resume != "auto" and not os.path.isdir(resume):
+            problems.append(f"train.resume: run directory not found: {resume}")
+    else:
+        checkpoint = model.get("checkpoint")
+        if checkpoint is None:
+            problems.append("model.checkpoint: not set; the run directory or .pdparams file to evaluate")
+        elif isinstance(checkpoint, str) and not os.path.exists(checkpoint):
+            problems.append(f"model.checkpoint: not found: {checkpoint}")
+    return problems
+
+
+def _pretrained_problems(model: dict) -> list[str]:
+    spec, arch = model.get("pretrained"), model.get("arch")
+    if not isinstance(spec, str) or spec.lower() in _NO_WEIGHTS or not isinstance(arch, str):
+        return []
+    from ..models.registry import pretrained_source
+    if pretrained_source(arch, spec) is not None or os.path.isfile(os.path.expanduser(spec)):
+        return []
+    return [f"model.pretrained: '{spec}' is neither a weight tag of {arch} (e.g. 'imagenet') nor an existing file"]
+
+
+def require_paths(cfg: dict, purpose: str) -> None:
+    """Raise ``ConfigError`` listing every missing file or directory (for configs not loaded with ``paths_for``)."""
+    problems = path_problems(cfg, purpose)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _switched_on_without_effect(tricks: dict) -> list[str]:
@@ -29,3 +136,32 @@ def _switched_on_without_effect(tricks: dict) -> list[str]:
              "stochastic_depth": "stochastic_depth_rate", "disturb_label": "disturb_label_alpha"}
     return [f"tricks.{switch}=true but tricks.{rate}=0 (no effect): set a rate > 0 or turn the switch off"
             for switch, rate in rates.items() if tricks[switch] and tricks[rate] == 0]
+
+
+# regularizers that pull towards the pretrained state (``Regularizer.uses_reference``; kept in step by a test)
+_REFERENCE_REGULARIZERS = ("l2sp", "delta", "kd")
+_FEATURE_MAP_REGULARIZERS = ("delta", "kd")
+
+
+def _regularization_problems(cfg: dict) -> list[str]:
+    """Regularizer/DTNH settings that would silently train something else than what the config names."""
+    reg, dtnh, problems = cfg["regularizer"], cfg["dtnh"], []
+    name = reg["name"]
+    if dtnh["enabled"] and name == "none":
+        problems.append("dtnh.enabled=true but regularizer.name=none: DTNH corrects the regularizer's gradient "
+                        "against the task's; choose a regularizer (l2sp, delta, kd, bss)")
+    if name == "none":
+        unused = [k for k in ("alpha", "beta", "layers") if reg[k] is not None]
+        if unused:
+            problems.append(f"regularizer.{', regularizer.'.join(unused)} set but regularizer.name=none (no effect)")
+        return problems
+    pretrained = cfg["model"]["pretrained"]
+    if name in _REFERENCE_REGULARIZERS and (pretrained is None or str(pretrained).lower() in ("none", "false", "")):
+        problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
+                        f"model.pretrained={pretrained}: the reference would be a random initialization")
+    if reg["layers"] is not None and name not in _FEATURE_MAP_REGULARIZERS:
+        problems.append(f"regularizer.layers applies to {' and '.join(_FEATURE_MAP_REGULARIZERS)} only, not to "
+                        f"regularizer.name={name} (no effect)")
+    if reg["alpha"] == 0 and reg["beta"] == 0:
+        problems.append(f"regularizer.alpha=0 and regularizer.beta=0: {name} would have no effect")
+    return problems

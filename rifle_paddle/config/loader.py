@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
 from typing import Any, Iterable
 
@@ -30,11 +31,13 @@ def _close_matches(key: str) -> str:
 def read_yaml(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError([f"config file not found: {path}"])
-    with open(path, encoding="utf-8") as f:
-        try:
+    try:
+        with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ConfigError([f"{path}: not valid YAML: {e}"]) from None
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
+    except Exception as e:  # YAMLError, and what PyYAML lets through: '!!int x', '!!timestamp x', not UTF-8
+        raise ConfigError([f"{path}: not valid YAML: {e}"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -50,6 +53,8 @@ def _resolve_bases(path: str, depth: int = 0) -> list[tuple[str, dict]]:
     bases = data.pop(BASE_KEY, None) or []
     if isinstance(bases, str):
         bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError([f"{path}: {BASE_KEY} must be a file name or a list of file names, got {bases!r}"])
     chain: list[tuple[str, dict]] = []
     for base in bases:
         base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
@@ -62,7 +67,7 @@ def _merge_file(cfg: dict, data: dict, origin: str, problems: list[str]) -> None
     for section, values in data.items():
         if section not in SCHEMA:
             close = difflib.get_close_matches(str(section), SCHEMA, n=2)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            hint = f" (did you mean {', '.join(close)}?)" if close else _close_matches(str(section))
             problems.append(f"{origin}: unknown section '{section}'{hint}; sections: {', '.join(SCHEMA)}")
             continue
         if values is None:
@@ -86,7 +91,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError([f"override '{text}' is not of the form section.key=value"])
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
+    except Exception as e:  # YAMLError, and what PyYAML lets through ('!!int x' ValueError, '!!timestamp x' ...)
         raise ConfigError([f"override '{text}': value is not valid YAML: {e}"]) from None
     return key, value
 
@@ -113,7 +118,10 @@ def _coerce(field, value):
         except ValueError:
             return value
     if isinstance(value, int) and not isinstance(value, bool) and float in field.types:
-        return float(value)  # a float key stays a float (lr=1 -> 1.0), so saved configs round-trip exactly
+        try:
+            return float(value)  # a float key stays a float (lr=1 -> 1.0), so saved configs round-trip exactly
+        except OverflowError:
+            return math.inf  # reported as not finite
     return value
 
 
@@ -138,6 +146,9 @@ def validate(cfg: dict) -> list[str]:
             if f.choices is not None and value not in f.choices:
                 problems.append(f"{dotted}: must be one of {', '.join(map(str, f.choices))}, got {value!r}")
                 continue
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{dotted}: must be a finite number, got {value!r}")
+                continue
             if f.check is not None:
                 message = f.check(value)
                 if message:
@@ -152,11 +163,12 @@ def _type_names(f) -> str:
     return " or ".join(names.get(t, t.__name__) for t in f.types)
 
 
-def load_config(path: str | None = None, overrides: Iterable[str] = ()) -> dict:
+def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_for: str | None = None) -> dict:
     """Defaults, then the file chain (``_base_`` first), then overrides; validated as a whole.
 
-    Raises ``ConfigError`` listing every problem found. The returned dict also records where it came from
-    under the private key ``_source`` (not a config key; dropped when the config is saved).
+    ``paths_for='train'`` or ``'eval'`` also checks that the files and directories that use needs exist
+    (``checks.path_problems``). Raises ``ConfigError`` listing every problem found. The returned dict also records
+    where it came from under the private key ``_source`` (not a config key; dropped when the config is saved).
     """
     cfg = defaults()
     problems: list[str] = []
@@ -165,9 +177,11 @@ def load_config(path: str | None = None, overrides: Iterable[str] = ()) -> dict:
             _merge_file(cfg, data, origin, problems)
     apply_overrides(cfg, overrides, problems)
     problems.extend(validate(cfg))
-    from .checks import cross_checks  # late import: the checks may import schema-dependent helpers
+    from .checks import cross_checks, path_problems  # late import: the checks may import schema-dependent helpers
     if not problems:
         problems.extend(cross_checks(cfg))
+    if paths_for is not None:
+        problems.extend(path_problems(cfg, paths_for))
     if problems:
         raise ConfigError(problems)
     cfg["_source"] = os.path.abspath(path) if path else None

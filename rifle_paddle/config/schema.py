@@ -35,6 +35,10 @@ def _non_negative(v):
     return None if v >= 0 else "must be >= 0"
 
 
+def _seed(v):
+    return None if 0 <= v < 2 ** 32 else "must be in [0, 2**32) (NumPy's seed range)"
+
+
 def _probability(v):
     return None if 0 <= v < 1 else "must be in [0, 1)"
 
@@ -55,6 +59,12 @@ def _triple(v):
     return None
 
 
+def _layer_names(v):
+    if not v or not all(isinstance(e, str) and e for e in v):
+        return "must be a non-empty list of sub-layer names (e.g. [layer3, layer4])"
+    return None
+
+
 INT = (int,)
 FLOAT = (int, float)
 STR = (str,)
@@ -67,7 +77,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       nullable=True),
         "output_dir": Field("output", STR, "Parent directory of all run directories."),
         "seed": Field(42, INT, "Seed for Python, NumPy and Paddle; also seeds RIFLE's re-initializations.",
-                      check=_non_negative),
+                      check=_seed),
         "device": Field("auto", STR, "'auto' (GPU when Paddle was built with CUDA), 'cpu' or 'gpu'.",
                         choices=("auto", "cpu", "gpu")),
         "overwrite": Field(False, BOOL, "Allow writing into an existing, non-empty run directory."),
@@ -108,7 +118,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                 "training (20 in L2-SP/DELTA); null: all the rest.", nullable=True, check=_positive),
         "sample_seed": Field(None, INT, "Seed of every per-class draw (sample_rate, train_per_class, Caltech-256's "
                              "split); null: run.seed. Fix it to keep the same images across run seeds.",
-                             nullable=True, check=_non_negative),
+                             nullable=True, check=_seed),
         "label_level": Field(None, STR, "Label granularity. fgvc_aircraft: variant (100 classes, default), family "
                              "(70), manufacturer (30); cifar100: fine (100, default), coarse (20).", nullable=True,
                              choices=("variant", "family", "manufacturer", "fine", "coarse")),
@@ -144,6 +154,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "eval_freq": Field(1, INT, "Evaluate every N epochs (and after the last).", check=_positive),
         "log_freq": Field(10, INT, "Progress-bar refresh, in steps.", check=_positive),
         "save_best": Field(True, BOOL, "Keep the checkpoint with the best test top-1 as best.pdparams."),
+        "resume": Field(None, STR, "Continue an interrupted run from its newest checkpoint: a run directory, or "
+                        "'auto' (<output_dir>/<name> if it has a checkpoint, else start it). The config must match "
+                        "the run's except for execution keys (num_workers, device, log/eval frequency, ...). "
+                        "`train.py --resume <run dir>` sets it and reads the run's config.yaml.", nullable=True),
+        "nan_policy": Field("stop", STR, "On a NaN/Inf training loss: 'stop' the run (naming the step and the last "
+                            "good checkpoint) or 'skip' the batch without an optimizer step (counted in "
+                            "metrics.json; 10 in a row still stop).", choices=("stop", "skip")),
     },
     "rifle": {
         "enabled": Field(False, BOOL, "Re-initialize the classifier during fine-tuning (RIFLE)."),
@@ -171,11 +188,38 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "stochastic_depth": Field(False, BOOL, "Drop ResNet residual branches at random (Huang et al., 2016); a "
                                   "RIFLE baseline."),
         "stochastic_depth_rate": Field(0.5, FLOAT, "Drop probability of the deepest residual block; block l of L "
-                                       "drops with rate * l / L (the paper's p_L = 0.5).", check=_probability),
+                                       "drops with rate * l / L (Huang et al.'s survival p_L = 0.5).",
+                                       check=_probability),
         "disturb_label": Field(False, BOOL, "Replace training labels at random (DisturbLabel, Xie et al., 2016); "
                                "a RIFLE baseline."),
         "disturb_label_alpha": Field(0.1, FLOAT, "Probability that a label is re-drawn uniformly over all classes "
                                      "(so it changes with alpha * (1 - 1/K)).", check=_probability),
+    },
+    "regularizer": {
+        "name": Field("none", STR, "Transfer regularizer added to the task loss: 'l2sp' (L2-SP, Li et al. 2018), "
+                      "'delta' (DELTA, Li et al. 2019), 'kd' (feature distillation from the frozen pretrained "
+                      "network), 'bss' (Batch Spectral Shrinkage, Chen et al. 2019) or 'none'. Plain L2 is "
+                      "train.weight_decay.", choices=("none", "l2sp", "delta", "kd", "bss")),
+        "alpha": Field(None, FLOAT, "Weight of the regularizer's main term (L2-SP: distance to the pretrained "
+                       "weights; DELTA/kd: feature-map distance; BSS: eta). Null: the method's default (l2sp, "
+                       "delta, kd 0.01; bss 0.001).", nullable=True, check=_non_negative),
+        "beta": Field(None, FLOAT, "Weight of beta/2 ||w_head||^2 on the new classifier. Null: the method's "
+                      "default (l2sp, delta 0.01; kd, bss 0).", nullable=True, check=_non_negative),
+        "layers": Field(None, LIST, "delta/kd: sub-layers whose output feature maps are compared with the "
+                        "pretrained network's. Null: delta the four ResNet stages, kd [layer4].", nullable=True,
+                        check=_layer_names),
+        "bss_k": Field(1, INT, "bss: number of smallest singular values penalized.", check=_positive),
+        "delta_attention": Field("supervised", STR, "delta: channel weights from the pretrained network's "
+                                 "per-channel importance for the target task ('supervised', the paper) or all "
+                                 "equal ('uniform').", choices=("supervised", "uniform")),
+        "attention_batches": Field(10, INT, "delta: training batches used to score the channels (one frozen "
+                                   "forward per channel and batch, once before training).", check=_positive),
+    },
+    "dtnh": {
+        "enabled": Field(False, BOOL, "DTNH (Wan et al. 2019): compute the task and regularizer gradients "
+                         "separately and drop the part of the regularizer's that opposes the task's."),
+        "granularity": Field("layer", STR, "Decompose per 'layer' (default) or once over the whole parameter "
+                             "vector ('global').", choices=("layer", "global")),
     },
     "log": {
         "visualdl": Field(True, BOOL, "Write VisualDL logs to <run>/vdl."),

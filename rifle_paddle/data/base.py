@@ -20,6 +20,11 @@ __all__ = ["DataError", "ImageClassificationDataset", "class_permutation", "read
 log = logging.getLogger(__name__)
 
 
+def strict_message(name: str, problems: list[str]) -> str:
+    return (f"{name or 'dataset'}: {'; '.join(problems)} (data.strict is true; set it to false to skip unreadable "
+            f"images, or list them all with python -m rifle_paddle.data.check)")
+
+
 class ImageClassificationDataset(paddle.io.Dataset):
     """``(image, label)`` pairs; ``image`` is what ``transform`` makes of the image.
 
@@ -31,7 +36,9 @@ class ImageClassificationDataset(paddle.io.Dataset):
 
     An image that cannot be read is replaced by another image of the same class (so class frequencies are unchanged;
     any readable image if its class has none left), logged once, and recorded in ``unreadable``; with ``strict`` it
-    raises ``DataError`` instead. A replacement is drawn from NumPy's global generator, seeded per worker by Paddle.
+    raises ``DataError`` instead (in a DataLoader worker the replacement still happens, and ``ImageLoader`` raises
+    in the main process before yielding the batch). A replacement is drawn from NumPy's global generator, seeded
+    per worker by Paddle.
     """
 
     def __init__(self, samples: list[tuple[str | int, int]], classes: list[str], transform=None, name: str = "",
@@ -88,10 +95,10 @@ class ImageClassificationDataset(paddle.io.Dataset):
             try:
                 return self.load(index)
             except DataError as error:
-                if self.strict:
-                    raise DataError(f"{self.name or 'dataset'}: {error} (data.strict is true; set it to false to "
-                                    f"skip unreadable images, or find them all with python -m "
-                                    f"rifle_paddle.data.check)") from None
+                # In a DataLoader worker, strict mode is enforced by ImageLoader in the main process: Paddle turns
+                # an exception raised in a worker into an unrelated SystemError of its reader thread.
+                if self.strict and paddle.io.get_worker_info() is None:
+                    raise DataError(strict_message(self.name, [str(error)])) from None
                 self._mark(index, error)
         self.unreadable.count_replacement()
         return self._replacement(index)
@@ -117,12 +124,17 @@ class ImageClassificationDataset(paddle.io.Dataset):
     def unreadable_files(self) -> list[str]:
         return [str(self.samples[i][0]) for i in self.unreadable.indices()]
 
-    def unreadable_summary(self, since: int = 0) -> str:
-        """One line on the unreadable images: replacements since ``since`` replacements, and which files."""
+    def unreadable_summary(self, since: int | None = None) -> str:
+        """One line on the unreadable images: the replacements made since the count was ``since`` (a pass), or in
+        all (the run), and which files."""
         files = self.unreadable_files()
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-        return (f"{self.name or 'dataset'}: {self.unreadable.replaced - since} image(s) replaced this pass; "
-                f"{len(files)} unreadable file(s) so far: {shown}")
+        name = self.name or "dataset"
+        if since is None:
+            return (f"{name}: {len(files)} unreadable file(s), replaced {self.unreadable.replaced} time(s) in all: "
+                    f"{shown}")
+        return (f"{name}: {self.unreadable.replaced - since} image(s) replaced this pass; {len(files)} unreadable "
+                f"file(s) so far: {shown}")
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, {len(self)} images, {self.num_classes} classes)"

@@ -5,7 +5,7 @@ import paddle
 
 from .base import ImageClassificationDataset, stratified_subsample
 from .errors import DataError
-from .loader import ImageLoader, init_worker
+from .loader import ImageLoader
 from .registry import Split, get_reader, label_levels
 from .transforms import Normalize, eval_transform, train_transform
 
@@ -72,4 +72,4 @@ def build_loader(dataset, batch_size: int, train: bool, num_workers: int) -> Ima
     drop_last = train and per_rank > batch_size and per_rank % batch_size == 1
     sampler = paddle.io.DistributedBatchSampler(dataset, batch_size=batch_size, shuffle=train, drop_last=drop_last)
     return ImageLoader(dataset, batch_sampler=sampler, num_workers=num_workers, return_list=True,
-                       use_shared_memory=num_workers > 0, worker_init_fn=init_worker if num_workers > 0 else None)
+                       use_shared_memory=num_workers > 0)

@@ -3,9 +3,10 @@
     python -m rifle_paddle.data.check <name> <root> [-o data.key=value ...] [--workers N] [--no-decode]
 
 Reads both splits with the reader training uses, compares the images per split, the classes and (where the
-official split is balanced) the images per class with the official numbers, checks that both splits name the same
+official split is balanced) the images per class with the official numbers under the configured protocol
+(``data.trainval``, ``data.label_level``, Caltech-256's per-class counts), checks that both splits name the same
 classes and share no image, then decodes every image in parallel and lists the unreadable and the truncated ones
-(OpenCV decodes a truncated JPEG without complaint, grey where the data stops).
+(OpenCV 4 decodes a truncated JPEG with a mere warning, grey where the data stops).
 
 Exit status: 0 all checks passed; 1 problems found (each is listed); 2 the data set could not be read at all (the
 message names the file that was expected and where).
@@ -24,7 +25,7 @@ from ..config import ConfigError, load_config
 from .builder import read_split
 from .errors import DataError
 from .image import EncodedImage, jpeg_is_truncated
-from .loader import init_worker
+from .loader import single_threaded_opencv
 from .registry import Expected, Split, expected_counts, list_readers
 
 OK, PROBLEMS, UNREADABLE_LAYOUT = 0, 1, 2
@@ -50,14 +51,14 @@ def split_problems(name: str, found: Split, official: int | None, per_class: int
     counts = _per_class(found)
     problems = []
     if official is not None and len(found.samples) != official:
-        problems.append(f"{name}: {len(found.samples)} images, the official split has {official}")
+        problems.append(f"{name}: {len(found.samples)} images, expected {official}")
     empty = [found.classes[i] for i in np.flatnonzero(counts == 0)]
     if empty:
         problems.append(f"{name}: {len(empty)} classes without images: {', '.join(empty[:5])}")
     if per_class is not None:
         off = [f"{found.classes[i]} ({counts[i]})" for i in np.flatnonzero(counts != per_class)]
         if off:
-            problems.append(f"{name}: {len(off)} classes do not have the official {per_class} images: "
+            problems.append(f"{name}: {len(off)} classes do not have the expected {per_class} images: "
                             f"{', '.join(off[:5])}")
     return problems
 
@@ -70,7 +71,7 @@ def count_problems(splits: dict[str, Split], expected: Expected | None) -> list[
         per_class = getattr(expected, f"{name}_per_class") if expected else None
         problems += split_problems(name, found, official, per_class)
     if expected is not None and len(train.classes) != expected.classes:
-        problems.append(f"{len(train.classes)} classes, the data set has {expected.classes}")
+        problems.append(f"{len(train.classes)} classes, expected {expected.classes}")
     if train.classes != test.classes:
         problems.append(f"train and test name different classes ({len(train.classes)} vs {len(test.classes)})")
     if train.images is None:
@@ -85,7 +86,8 @@ def decode_problems(paths: list[str], workers: int) -> list[str]:
     if workers <= 1:
         results = map(inspect_image, paths)
         return [r for r in results if r is not None]
-    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(0,)) as pool:
+    single_threaded_opencv()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         return [r for r in pool.map(inspect_image, paths, chunksize=64) if r is not None]
 
 
@@ -94,7 +96,7 @@ def describe(name: str, found: Split, expected: Expected | None) -> str:
     line = (f"  {name:5s} {len(found.samples):6d} images, {len(found.classes)} classes "
             f"({counts.min() if len(counts) else 0}..{counts.max() if len(counts) else 0} per class)")
     if expected is not None:
-        line += f"; official: {getattr(expected, name)} images, {expected.classes} classes"
+        line += f"; expected: {getattr(expected, name)} images, {expected.classes} classes"
     return line
 
 

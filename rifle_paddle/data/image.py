@@ -3,9 +3,9 @@
 A random-resized crop or a resize knows, before a single pixel is decoded, how far it will shrink the image. libjpeg
 can decode a JPEG directly at 1/2, 1/4 or 1/8 scale (it skips the high-frequency DCT coefficients, a box-filter
 quality downscale for free), so ``EncodedImage`` gives the image size from the JPEG header and lets the transform
-ask for ``decode(reduction)``. On a 1400x900 JPEG (FGVC-Aircraft, Stanford Cars sizes) decoding at 1/2 scale
-costs about 3/4 of a full decode and leaves 1/4 of the pixels to crop and resize (``benchmarks/bench_data.py``
-measures it); on CUB-sized images (500x375) a 224 crop never allows a reduction and nothing changes.
+ask for ``decode(reduction)``. On a 1400x900 JPEG (FGVC-Aircraft's size) decoding at 1/2 scale costs about 3/4 of
+a full decode and leaves 1/4 of the pixels to crop and resize (``benchmarks/bench_data.py`` measures the whole
+crop); on CUB-sized images (500x375) a 224 crop never allows a reduction and nothing changes.
 
 Decoding ignores the EXIF orientation tag (``IMREAD_IGNORE_ORIENTATION``): the header size then matches the decoded
 pixels, and the pixels are the ones PIL (torchvision, ``paddle.vision``, the papers' code) feeds a network.
@@ -51,8 +51,8 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 
 def jpeg_is_truncated(data: bytes) -> bool:
-    """True for a JPEG whose end-of-image marker is missing: an interrupted download or copy. OpenCV decodes such a
-    file without error (the missing rows come out grey), so only this check reveals it."""
+    """True for a JPEG whose end-of-image marker is missing: an interrupted download or copy. OpenCV 4 decodes such
+    a file with a mere warning (the missing rows come out grey); OpenCV 5 refuses it."""
     if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
         return False
     return data.rstrip(b"\x00\r\n ")[-2:] != b"\xff\xd9"

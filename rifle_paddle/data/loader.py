@@ -2,11 +2,12 @@
 
 Workers run the per-image pipeline and return uint8 CHW images; ``ImageLoader`` applies the dataset's
 ``batch_transform`` (normalization to float32) to each whole batch where it lives: on the GPU when Paddle's buffered
-reader has already copied it there, else in the main process. Moving uint8 instead of float32 between processes is
-what makes the pipeline fast (``benchmarks/bench_data.py``).
+reader has already copied it there, else in the main process. A uint8 batch is a quarter of the bytes a worker
+copies into shared memory and the main process receives (``benchmarks/bench_data.py`` measures what it is worth).
 
 After every complete pass it logs the images replaced as unreadable during that pass (see ``unreadable``), so a
-corrupt file shows up in the console and ``train.log`` once per epoch, not only as a line from a worker.
+corrupt file shows up in the console and ``train.log`` once per epoch, not only as a line from a worker. With
+``data.strict`` it raises ``DataError`` naming the files before yielding a batch that holds a replacement.
 """
 from __future__ import annotations
 
@@ -15,12 +16,21 @@ import logging
 import cv2
 import paddle
 
+from .base import strict_message
+from .errors import DataError
+
 log = logging.getLogger(__name__)
 
 
-def init_worker(worker_id: int) -> None:
-    """OpenCV's own thread pool in every worker would put num_workers x cores threads on the cores; the workers
-    are the parallelism."""
+def single_threaded_opencv() -> None:
+    """Set OpenCV to one thread in this process, before worker processes fork from it.
+
+    A forked child inherits OpenCV's thread pool but not its threads: its first call into the pool (even
+    ``cv2.setNumThreads`` from a worker's init function) then waits forever on a condition variable of the
+    parent's threads (seen with OpenCV 5.0's pthreads backend once the parent had decoded a large image). With one
+    thread in the parent there is no pool to inherit. Once workers exist the main process does no image work,
+    and the workers themselves are the parallelism: an OpenCV pool per worker would only oversubscribe the cores.
+    """
     cv2.setNumThreads(1)
 
 
@@ -33,7 +43,12 @@ class ImageLoader(paddle.io.DataLoader):
         finish = getattr(dataset, "batch_transform", None)
         record = getattr(dataset, "unreadable", None)
         replaced_before = record.replaced if record is not None else 0
+        if self.num_workers > 0:
+            single_threaded_opencv()
         for batch in super().__iter__():
+            if getattr(dataset, "strict", False) and record is not None and record.replaced > replaced_before:
+                raise DataError(strict_message(dataset.name, [f"unreadable image {f}"
+                                                              for f in dataset.unreadable_files()]))
             if finish is not None:
                 batch = [finish(batch[0]), *batch[1:]]
             yield batch

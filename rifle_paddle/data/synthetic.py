@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 
-def _recipe(rng: np.random.Generator) -> dict:
+def class_recipe(rng: np.random.Generator) -> dict:
+    """The random parameters that define one class (pass them to ``render``)."""
     return {
         "freq": rng.uniform(2, 7, size=2), "angle": rng.uniform(0, np.pi, size=2),
         "color": rng.uniform(0, 255, size=(2, 3)), "blob": rng.uniform(0.25, 0.75, size=2),
@@ -48,7 +49,7 @@ def make_image_folder(root: str, num_classes: int, train_per_class: int, test_pe
     disjoint offsets have disjoint classes drawn from the same family (a source and a target task).
     """
     family = np.random.default_rng(seed)
-    recipes = [_recipe(family) for _ in range(class_offset + num_classes)][class_offset:]
+    recipes = [class_recipe(family) for _ in range(class_offset + num_classes)][class_offset:]
     for split, per_class in (("train", train_per_class), ("test", test_per_class)):
         rng = np.random.default_rng([seed, class_offset, 0 if split == "train" else 1])
         for c, recipe in enumerate(recipes):

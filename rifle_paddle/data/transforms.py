@@ -1,14 +1,14 @@
-"""OpenCV/NumPy image transforms: uint8 from the file to the batch, float32 only on the device.
+"""OpenCV/NumPy image transforms: uint8 from the file to the batch, float32 only once batched.
 
 Per image (in the DataLoader workers) images are RGB ``uint8`` arrays, HWC until ``ToCHW``. The first transform of
 a pipeline may instead receive the still-encoded file (``EncodedImage``, when its class sets ``decodes = True``):
 ``RandomResizedCrop`` and ``ResizeShorter`` use that to decode a large JPEG at 1/2, 1/4 or 1/8 scale when their
 output keeps no more resolution than that anyway.
 
-``Normalize`` runs once per *batch*, after the batch has left the worker processes (``loader.ImageLoader``):
-a float32 image is four times the bytes of a uint8 one, and moving float32 batches between processes through
-Paddle's DataLoader costs more than decoding the JPEGs (``benchmarks/bench_data.py``); on a GPU the uint8 batch is
-also what crosses PCIe.
+``Normalize`` runs once per *batch*, after the batch has left the worker processes (``loader.ImageLoader``): a
+float32 image is four times the bytes of a uint8 one, and every byte is copied into shared memory by a worker and
+handed to the main process by Paddle's DataLoader (``benchmarks/bench_data.py`` measures the difference); on a GPU
+the uint8 batch is also what crosses PCIe, and the normalization runs there.
 
 Randomness comes from NumPy's global generator, which Paddle's DataLoader seeds per worker from the main process's
 generator, so a seeded run draws the same crops.
@@ -110,7 +110,7 @@ class RandomResizedCrop:
         height, width = img.size if isinstance(img, EncodedImage) else img.shape[:2]
         top, left, h, w = self.crop_box(height, width)
         pixels, sy, sx = _decode_for(img, min(h, w) / self.size, self.max_reduction)
-        y0, x0 = int(top * sy), int(left * sx)
+        y0, x0 = int(round(top * sy)), int(round(left * sx))
         y1 = min(pixels.shape[0], max(y0 + 1, int(round((top + h) * sy))))
         x1 = min(pixels.shape[1], max(x0 + 1, int(round((left + w) * sx))))
         return resize(pixels[y0:y1, x0:x1], self.size, self.size)
@@ -181,8 +181,8 @@ class Normalize:
     """uint8 images -> float32 ``(x / 255 - mean) / std`` (one multiply-add); channels on axis -3 (CHW or NCHW).
 
     Takes a NumPy array or a Paddle tensor (a batch from ``ImageLoader``). A tensor on an accelerator is normalized
-    there; a CPU tensor goes through NumPy and back without copies, because Paddle's CPU broadcast kernels are about
-    10x slower than NumPy's for this (measured: ~80 ms vs ~2 ms for a 32x3x224x224 batch on one core).
+    there; a CPU tensor goes through NumPy and back without copies (DLPack), because Paddle's CPU kernels are about
+    10x slower than NumPy's for this (measured: ~40 ms vs ~4 ms for a 32x3x224x224 batch on one core).
     """
 
     def __init__(self, mean, std):

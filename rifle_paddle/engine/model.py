@@ -11,6 +11,8 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
+from .nonfinite import NonFiniteLossGuard
+
 
 class TrainStep:
     """Forward and backward of one training batch; returns the loss terms to log (first: the task loss).
@@ -34,18 +36,34 @@ class TransferModel(paddle.Model):
     def __init__(self, network, inputs=None, labels=None, train_step: TrainStep | None = None):
         super().__init__(network, inputs, labels)
         self.train_step = train_step or TrainStep()
+        self.nonfinite = NonFiniteLossGuard("stop")  # train.nan_policy
         self._batch_metrics: list = []
+
+    def fit(self, train_data=None, eval_data=None, *args, start_epoch: int = 0, skip_steps: int = 0, **kwargs):
+        """hapi's ``fit``, able to continue a run: the first ``start_epoch`` epochs, and ``skip_steps`` batches of
+        the next, are taken as done. hapi's own loop always starts at epoch 0, so a continuation runs
+        ``resume.fit_from`` (the same loop over hapi's ``_run_one_epoch``, from a later epoch)."""
+        if not (start_epoch or skip_steps):
+            return super().fit(train_data, eval_data, *args, **kwargs)
+        from .resume import fit_from  # late: resuming builds on this module
+        return fit_from(self, train_data, eval_data, *args, start_epoch=start_epoch, skip_steps=skip_steps,
+                        **kwargs)
 
     @property
     def amp_level(self) -> str:
         return getattr(self._adapter, "_amp_level", "O0")
 
+    def autocast(self, level: str | None = None):
+        """The AMP context of the training forward (inactive without AMP). ``level='O1'`` for a network that
+        ``prepare`` did not cast to half precision, e.g. a frozen teacher under O2."""
+        return paddle.amp.auto_cast(enable=self.amp_level != "O0", level=level or self.amp_level,
+                                    **getattr(self._adapter, "_amp_custom_lists", {}))
+
     def forward_train(self, inputs: list):
         """Forward through DataParallel when launched on several cards, under AMP when enabled."""
         adapter = self._adapter
         network = adapter.ddp_model if getattr(adapter, "_nranks", 1) > 1 else self.network
-        with paddle.amp.auto_cast(enable=self.amp_level != "O0", level=self.amp_level,
-                                  **getattr(adapter, "_amp_custom_lists", {})):
+        with self.autocast():
             return network(*[paddle.to_tensor(x) for x in inputs])
 
     def update_metrics(self, outputs, labels) -> None:
@@ -66,11 +84,13 @@ class TransferModel(paddle.Model):
         self._batch_metrics = []
         losses = self.train_step(self, inputs, labels, scaler)
         if update:
-            if scaler is not None:
-                scaler.step(self._optimizer)
-                scaler.update()
-            else:
-                self._optimizer.step()
+            if not self.nonfinite.skips(losses):  # nan_policy=skip: no update from a non-finite loss
+                if scaler is not None:
+                    scaler.step(self._optimizer)
+                    scaler.update()
+                else:
+                    self._optimizer.step()
             self._optimizer.clear_grad()
         loss_values = [loss.numpy() for loss in losses]
+        self.nonfinite.check(loss_values)  # nan_policy=stop: raises NonFiniteLossError
         return (loss_values, self._batch_metrics) if self._metrics else loss_values

@@ -1,8 +1,9 @@
 """From a validated config to a trained model and a run directory.
 
 The run directory (``<run.output_dir>/<run.name>/``) holds everything needed to understand and reuse a run:
-``config.yaml`` (the effective config, self-contained), ``train.log``, ``vdl/`` (VisualDL), ``last.pdparams`` /
-``last.pdopt`` (every epoch), ``best.pdparams`` (best test top-1) and ``metrics.json``.
+``config.yaml`` (the effective config, self-contained), ``train.log``, ``vdl/`` (VisualDL), ``checkpoints/`` (the
+newest resumable checkpoint, see ``resume.py``), ``last.pdparams`` / ``last.pdopt`` (every epoch), ``best.pdparams``
+(best test top-1) and ``metrics.json``.
 """
 from __future__ import annotations
 
@@ -18,19 +19,19 @@ from paddle.static import InputSpec
 
 from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
 from ..config import to_yaml
+from ..config.checks import require_paths
 from ..console import setup_logging
 from ..data import build_datasets, build_loader
 from ..data.builder import build_dataset
 from ..models import create_model, find_classifier, load_pretrained, resolve_pretrained
 from ..tricks import install_tricks, wrap_train_step
+from .errors import RunError
 from .model import TrainStep, TransferModel
+from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .optim import build_lr_scheduler, build_optimizer
+from .resume import Checkpointer, find_resume_point
 
 log = logging.getLogger("rifle_paddle")
-
-
-class RunError(RuntimeError):
-    """A run cannot start or continue for a reason the user can fix (message says how)."""
 
 
 def select_device(device: str) -> str:
@@ -112,6 +113,7 @@ def build_model(cfg: dict, network: paddle.nn.Layer, steps_per_epoch: int, devic
                paddle.metric.Accuracy(topk=(1,), name="acc_top1"))
     model.prepare(optimizer, paddle.nn.CrossEntropyLoss(label_smoothing=cfg["train"]["label_smoothing"]),
                   metrics, amp_configs=amp_configs(cfg["train"], device) if optimizer else None)
+    model.nonfinite = NonFiniteLossGuard(cfg["train"]["nan_policy"])
     return model
 
 
@@ -139,11 +141,13 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
 
     ``callbacks`` are extra hapi callbacks, called before the engine's own at every event.
     """
+    require_paths(cfg, "train")  # a wrong path fails now, before a run directory or a model exists
     device = select_device(cfg["run"]["device"])
     seed_everything(cfg["run"]["seed"])
-    run_dir = prepare_run_dir(cfg)
+    resume = find_resume_point(cfg)  # None: a new run
+    run_dir = resume.run_dir if resume else prepare_run_dir(cfg)
     setup_logging(os.path.join(run_dir, "train.log") if is_main_process() else None)
-    if is_main_process():
+    if is_main_process() and resume is None:
         with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as f:
             f.write(to_yaml(cfg))
     log.info("run directory: %s (device %s, %d process(es))", run_dir, device,
@@ -161,8 +165,10 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     network, head_name = build_network(cfg, num_classes)
     for trick in install_tricks(network, cfg["tricks"], head_name):  # after the pretrained weights are loaded
         log.info("trick: %s", trick)
+    from ..regularizers import RegularizationMonitor, build_train_step  # late: regularizers build on the engine
+    regularized_step = build_train_step(cfg, network, head_name, train_loader)  # None: plain fine-tuning
     model = build_model(cfg, network, len(train_loader), device,
-                        train_step=wrap_train_step(None, cfg["tricks"], num_classes))
+                        train_step=wrap_train_step(regularized_step, cfg["tricks"], num_classes))
 
     writer = _log_writer(run_dir, cfg["log"]["visualdl"])
     callbacks = list(callbacks or [])
@@ -176,22 +182,37 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     recorder = RunRecorder(run_dir, save_best=cfg["train"]["save_best"], rank=paddle.distributed.get_rank(),
                            extra={"run_dir": run_dir, "num_classes": num_classes, "num_train": len(train_set),
                                   "num_test": len(test_set),
-                                  "rifle_events": (lambda: rifle_cb.history) if rifle_cb else []})
+                                  "rifle_events": (lambda: rifle_cb.history) if rifle_cb else [],
+                                  "unreadable_images": lambda: {"train": train_set.unreadable_files(),
+                                                                "test": test_set.unreadable_files()}})
+    if regularized_step is not None:  # before the recorder, so each epoch's line is in metrics.json at its end
+        monitor = RegularizationMonitor(regularized_step, writer)
+        callbacks.append(monitor)
+        recorder.extra["regularization"] = lambda: monitor.history
     callbacks.append(recorder)
     if writer is not None:
         callbacks.append(VisualDLLogger(writer, cfg["train"]["log_freq"]))
+    checkpointer = Checkpointer(run_dir, train_loader, cfg, resume, rank=paddle.distributed.get_rank())
+    checkpointer.install(callbacks, model.train_step)  # first callback; keeps every stateful one's state
+    recorder.extra["steps"] = lambda: checkpointer.global_step
 
     try:
-        model.fit(train_loader, test_loader, epochs=cfg["train"]["epochs"], eval_freq=cfg["train"]["eval_freq"],
-                  log_freq=cfg["train"]["log_freq"], verbose=2, callbacks=callbacks)
+        with checkpointer.interrupt:  # Ctrl-C: checkpoint, then TrainingInterrupted
+            model.fit(train_loader, test_loader, epochs=cfg["train"]["epochs"], eval_freq=cfg["train"]["eval_freq"],
+                      log_freq=cfg["train"]["log_freq"], verbose=2, callbacks=callbacks, **checkpointer.fit_position())
         recorder.extra["final"] = _final_metrics(recorder, model, test_loader)
         recorder.write_metrics()
+    except NonFiniteLossError as e:
+        raise checkpointer.failure(e) from None
     finally:
         if writer is not None:
             writer.close()
     final = recorder.extra["final"]
     log.info("done: test %s (best top-1 %.4f at epoch %s); outputs in %s", _format_accuracy(final),
              (recorder.best or {}).get("test_acc_top1", float("nan")), (recorder.best or {}).get("epoch"), run_dir)
+    for dataset in (train_set, test_set):
+        if dataset.unreadable_files():
+            log.warning("%s (listed in metrics.json)", dataset.unreadable_summary())
     return recorder.record()
 
 

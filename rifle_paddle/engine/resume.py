@@ -1,0 +1,335 @@
+"""Continuing an interrupted run where it stopped, with the same result as if it had never stopped.
+
+The ``Checkpointer`` callback writes a full checkpoint (``training_state``) into ``<run>/checkpoints/``
+(``checkpoint_store``) at the start of every epoch after the first and at the end of training, and, on Ctrl-C, in
+the middle of an epoch. The checkpoint of epoch ``e`` is taken at the start of epoch ``e``, not at the end of
+``e - 1``, because that is exactly where a resumed run takes over: after the evaluation of ``e - 1`` (so the
+metrics and the best epoch are final), before anything of epoch ``e`` has happened (RIFLE's re-initialization, the
+first batch). Capturing and restoring at the same point of the same callback sequence is what makes a resumed run
+continue identically rather than nearly. The checkpointer must therefore be the first callback.
+
+A resumed run (``train.resume``) loads the newest complete checkpoint, refuses a config that changes what the run
+computes (``config_differences``), restores the network, optimizer and components as training begins and the
+random streams and sampler epoch as the resumed epoch begins, then runs the remaining epochs (``fit_from``). A
+checkpoint from the middle of an epoch is continued by replaying that epoch's finished batches through the loader
+without training on them, so that the data order and augmentation draws of the rest of the epoch are the ones the
+interrupted run would have seen.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import NamedTuple
+
+import paddle
+import yaml
+from paddle.hapi.callbacks import config_callbacks
+
+from ..config import SCHEMA, defaults, to_yaml
+from .checkpoint_store import NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore, Position
+from .errors import RunError
+from .interrupt import InterruptRequest
+from .training_state import (capture_components, capture_grad_scaler, capture_metric_totals, capture_rng,
+                             mid_epoch_rng, parameter_names, restore_components, restore_grad_scaler,
+                             restore_metric_totals, restore_network, restore_optimizer, restore_rng, sampler_epoch,
+                             set_sampler_epoch, stateful_components)
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+
+#: keys that change how a run executes, not what it computes: they may differ when it is resumed
+EXECUTION_KEYS = frozenset({
+    "run.name", "run.output_dir", "run.overwrite", "run.device", "model.checkpoint", "data.root",
+    "data.num_workers", "data.eval_batch_size", "data.strict", "train.eval_freq", "train.log_freq",
+    "train.save_best", "train.resume", "train.nan_policy", "log.visualdl"})
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on Ctrl-C after saving a checkpoint; the message says how to resume."""
+
+
+def resume_command(run_dir: str) -> str:
+    return f"python train.py --resume {run_dir}"
+
+
+# ------------------------------------------------------------------------------------------------- where to resume
+class ResumePoint(NamedTuple):
+    """The newest complete checkpoint of a run, loaded (``files`` is emptied once restored, so that the run does
+    not hold a second copy of the network and optimizer in memory)."""
+
+    run_dir: str
+    position: Position
+    path: str
+    files: dict
+
+    @property
+    def state(self) -> dict:
+        return self.files[STATE_FILE]
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.state.get("finished"))
+
+
+def plain_config(cfg: dict) -> dict:
+    """The config's keys and values alone (no private ``_source``), as saved in ``config.yaml``."""
+    return yaml.safe_load(to_yaml(cfg))
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """The keys outside ``EXECUTION_KEYS`` whose value differs, as ``key: saved in the run, current now`` lines.
+
+    A key absent from ``saved`` (a checkpoint from before the key existed) had its default."""
+    fallback, problems = defaults(), []
+    for section, fields in SCHEMA.items():
+        for key in fields:
+            if f"{section}.{key}" in EXECUTION_KEYS:
+                continue
+            before = (saved.get(section) or {}).get(key, fallback[section][key])
+            now = current[section][key]
+            if before != now:
+                problems.append(f"{section}.{key}: {before!r} in the run, {now!r} now")
+    return problems
+
+
+def find_resume_point(cfg: dict) -> ResumePoint | None:
+    """The checkpoint ``train.resume`` asks to continue from, or None to start the run.
+
+    ``auto`` continues ``<run.output_dir>/<run.name>`` if it holds a checkpoint and starts it otherwise; a path
+    must hold one. Raises ``RunError`` when the checkpoint is missing or the config changes the run's meaning.
+    """
+    spec = cfg["train"]["resume"]
+    if spec is None:
+        return None
+    auto = spec == "auto"
+    run_dir = os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"] or "") if auto else spec
+    latest = CheckpointStore(run_dir).latest()
+    if latest is None:
+        if auto:
+            return None
+        raise RunError(f"train.resume={spec}: no complete checkpoint in {os.path.join(run_dir, 'checkpoints')} "
+                       f"(a run writes its first one when its second epoch starts, or on Ctrl-C)")
+    position, path = latest
+    try:
+        point = ResumePoint(run_dir, position, path, CheckpointStore(run_dir).load(path))
+    except Exception as e:  # a damaged file: name it rather than show Paddle's unpickling traceback
+        raise RunError(f"cannot read the checkpoint {path}: {type(e).__name__}: {e}") from None
+    if point.state.get("format") != STATE_FORMAT:
+        raise RunError(f"{path} was written by an incompatible version (format {point.state.get('format')}, "
+                       f"expected {STATE_FORMAT})")
+    differences = config_differences(point.state["config"], cfg)
+    if differences:
+        raise RunError(f"cannot resume {run_dir}: the config changes what the run computes:\n  "
+                       + "\n  ".join(differences)
+                       + f"\nResume with the run's own config ({resume_command(run_dir)}, which reads its "
+                         f"config.yaml), or start a new run under another run.name")
+    return point
+
+
+def _execution_changes(saved: dict, current: dict) -> list[str]:
+    """The execution keys that differ from the run's config (for the log: e.g. a resume on another device)."""
+    changed = []
+    for dotted in sorted(EXECUTION_KEYS - {"train.resume", "run.overwrite", "run.name", "run.output_dir"}):
+        section, key = dotted.split(".")
+        before = (saved.get(section) or {}).get(key)
+        if before != current[section][key]:
+            changed.append(f"{dotted} {before!r} -> {current[section][key]!r}")
+    return changed
+
+
+# ------------------------------------------------------------------------------------------------- the callback
+class Checkpointer(paddle.callbacks.Callback):
+    """Writes resumable checkpoints during ``fit`` and, for a resumed run, restores one. The FIRST callback.
+
+    Args:
+        run_dir: the run directory (``checkpoints/`` and ``last.pdparams``/``last.pdopt`` go there).
+        train_loader: the training loader, whose sampler epoch is part of the state.
+        config: the run's config, saved with every checkpoint to check a later resume against.
+        resume: the checkpoint to continue from (``find_resume_point``), or None for a new run.
+        rank: only rank 0 writes.
+
+    Before ``fit``: ``install(callbacks, model.train_step)``; pass ``**fit_position()`` to ``fit``, and run it
+    inside ``with checkpointer.interrupt:`` so that Ctrl-C saves and stops.
+    """
+
+    def __init__(self, run_dir: str, train_loader, config: dict, resume: ResumePoint | None = None, rank: int = 0):
+        super().__init__()
+        self.run_dir, self.train_loader, self.resume, self.rank = run_dir, train_loader, resume, rank
+        self.store = CheckpointStore(run_dir)
+        self.config = plain_config(config)
+        self.components: dict = {}
+        self.interrupt = InterruptRequest()
+        position = resume.position if resume else Position(0)
+        self.epoch, self.step = position.epoch, position.step
+        self.global_step = resume.state["global_step"] if resume else 0
+        self.last_checkpoint = resume.path if resume else None
+        self._pending = None  # the resumed state's random streams and sampler epoch, applied at the epoch start
+        self._epoch_start_rng: dict | None = None
+        self._epoch_start_sampler: int | None = None
+        self._epochs_run = 0
+        if resume is not None:
+            changed = _execution_changes(resume.state["config"], self.config)
+            log.info("resuming %s from %s (%s)%s%s", run_dir, resume.path, resume.position,
+                     "; training had finished, only the final evaluation is left" if resume.finished else "",
+                     f"; changed: {', '.join(changed)}" if changed else "")
+
+    def install(self, callbacks: list, train_step) -> None:
+        """Put the checkpointer first in ``callbacks`` (see the module docstring) and keep the state of the stateful
+        ones and of ``train_step`` in every checkpoint."""
+        callbacks.insert(0, self)
+        self.components = stateful_components(train_step, callbacks)
+
+    def fit_position(self) -> dict:
+        """``fit`` keyword arguments that continue the resumed run (none for a new run)."""
+        if self.resume is None:
+            return {}
+        if self.resume.finished:  # also a run that stopped early: nothing is left to train
+            return {"start_epoch": self.config["train"]["epochs"]}
+        return {"start_epoch": self.epoch, "skip_steps": self.step}
+
+    def failure(self, error: Exception) -> RunError:
+        """A training failure (e.g. ``NonFiniteLossError``) as a ``RunError`` saying where it happened and from
+        which checkpoint the run can continue once the cause is fixed."""
+        return RunError(f"{error} at {self.where()}; {self.last_checkpoint_hint()}. Fix the cause first (e.g. a "
+                        f"lower train.lr, or train.grad_clip)")
+
+    def where(self) -> str:
+        steps = (self.params or {}).get("steps")
+        return (f"epoch {self.epoch} (0-based), batch {self.step + 1}{f' of {steps}' if steps else ''}, "
+                f"global step {self.global_step + 1}")
+
+    def last_checkpoint_hint(self) -> str:
+        if self.last_checkpoint is None:
+            return "no checkpoint was written yet (the first one is written when the second epoch starts)"
+        return f"last good checkpoint: {self.last_checkpoint} (continue with {resume_command(self.run_dir)})"
+
+    # -- hapi events --------------------------------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        if self.resume is None:
+            if self.rank == 0:
+                self.store.clear()  # an overwritten run's checkpoints must never be resumed into this one
+            return
+        state, path = self.resume.state, self.resume.path
+        try:
+            restore_network(self.model.network, self.resume.files[NETWORK_FILE])
+            restore_optimizer(self.model._optimizer, self.resume.files[OPTIMIZER_FILE], self.model.network,
+                              state["parameter_names"])
+            restore_grad_scaler(self.model, state.get("grad_scaler"))
+            restore_components(self.components, state["components"])
+            if state.get("metric_totals"):
+                restore_metric_totals(self.model._metrics, state["metric_totals"])
+        except (ValueError, KeyError) as e:
+            raise RunError(f"cannot resume from {path}: {e}") from None
+        self._pending = {"rng": state["rng"], "sampler_epoch": state["sampler_epoch"]}
+        self.resume.files.clear()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._pending is not None:  # the resumed epoch: where the state was captured
+            restore_rng(self._pending["rng"])
+            set_sampler_epoch(self.train_loader, self._pending["sampler_epoch"])
+            self._pending = None
+        else:
+            self.epoch, self.step = epoch, 0
+            if epoch > 0:
+                self._save()
+        self._epoch_start_rng = capture_rng()
+        self._epoch_start_sampler = sampler_epoch(self.train_loader)
+        self._epochs_run += 1
+        if self.interrupt.requested_on_any_rank():  # Ctrl-C during the previous evaluation, or before training
+            if self.last_checkpoint is None:  # before the first epoch: save the state training starts from
+                self._save()
+            self._stop()
+
+    def on_train_batch_begin(self, step, logs=None):
+        # saved here, not at the previous batch's end: every callback (the learning-rate step, the recorder's sums)
+        # has processed that batch by now. A Ctrl-C during an epoch's last batch is saved at the next epoch start.
+        if self.step > 0 and self.interrupt.requested_on_any_rank():
+            self._save()
+            self._stop()
+
+    def on_train_batch_end(self, step, logs=None):
+        self.step += 1
+        self.global_step += 1
+
+    def on_train_end(self, logs=None):
+        if self._epochs_run:
+            self.epoch, self.step = self.epoch + 1, 0
+            self._save(finished=True)
+
+    # -- internals ------------------------------------------------------------------------------------------------
+    def _save(self, finished: bool = False) -> None:
+        position = Position(self.epoch, self.step)
+        if self.rank == 0:
+            mid_epoch = self.step > 0
+            state = {
+                "format": STATE_FORMAT, "position": [self.epoch, self.step], "global_step": self.global_step,
+                "finished": finished, "config": self.config,
+                "rng": mid_epoch_rng(self._epoch_start_rng, capture_rng()) if mid_epoch else capture_rng(),
+                "sampler_epoch": self._epoch_start_sampler if mid_epoch else sampler_epoch(self.train_loader),
+                "metric_totals": capture_metric_totals(self.model._metrics) if mid_epoch else None,
+                "grad_scaler": capture_grad_scaler(getattr(self.model, "_scaler", None)),
+                "parameter_names": parameter_names(self.model.network),
+                "components": capture_components(self.components),
+            }
+            files = {NETWORK_FILE: self.model.network.state_dict(), OPTIMIZER_FILE: self.model._optimizer.state_dict(),
+                     STATE_FILE: state}
+            self.store.save(position, files)
+        self.last_checkpoint = self.store.path(position)  # on every rank: ranks must take the same decisions
+        if paddle.distributed.get_world_size() > 1:
+            paddle.distributed.barrier()  # no rank leaves before rank 0 has the checkpoint on disk
+
+    def _stop(self) -> None:
+        raise TrainingInterrupted(f"interrupted at {Position(self.epoch, self.step)}; checkpoint saved: "
+                                  f"{self.last_checkpoint}\nresume with: {resume_command(self.run_dir)}")
+
+
+# ------------------------------------------------------------------------------------------- the continued loop
+class _Remainder:
+    """The batches of ``loader`` after its first ``done``, which are loaded and dropped (not skipped by index) so
+    the data streams advance exactly as they did for the interrupted run."""
+
+    def __init__(self, loader, done: int):
+        self.loader, self.done = loader, done
+
+    def __len__(self) -> int:
+        return len(self.loader) - self.done
+
+    def __iter__(self):
+        batches = iter(self.loader)
+        for _ in range(self.done):
+            next(batches, None)
+        yield from batches
+
+
+def fit_from(model, train_data, eval_data=None, *args, start_epoch: int = 0, skip_steps: int = 0, epochs: int = 1,
+             eval_freq: int = 1, log_freq: int = 10, verbose: int = 2, callbacks=None, **unsupported):
+    """hapi's epoch loop (``Model.fit``, Paddle 3.3) from ``start_epoch``, after ``skip_steps`` batches of it.
+
+    Reuses hapi's ``config_callbacks`` and ``_run_one_epoch``, so callbacks see the same events with the same
+    parameters (``epochs`` is the run's total) as in an uninterrupted ``fit``. Only what the engine passes to
+    ``fit`` is supported: data loaders, not data sets (hapi would build a new loader, whose sampler state a
+    checkpoint cannot know), and none of ``batch_size``, ``num_iters``, ``save_dir``, gradient accumulation.
+    """
+    if args or unsupported or isinstance(train_data, paddle.io.Dataset):
+        raise TypeError("continuing a run (start_epoch/skip_steps) takes data loaders and the keyword arguments "
+                        "epochs, eval_freq, log_freq, verbose, callbacks" +
+                        (f"; got {', '.join(sorted(unsupported))}" if unsupported else ""))
+    cbks = config_callbacks(callbacks, model=model, epochs=epochs, steps=model._len_data_loader(train_data),
+                            log_freq=log_freq, verbose=verbose, metrics=model._metrics_name())
+    model._accumulate, model.num_iters, model.stop_training = 1, None, False
+    model._test_dataloader = eval_data
+    cbks.on_begin("train")
+    logs: dict = {}
+    for epoch in range(start_epoch, epochs):
+        cbks.on_epoch_begin(epoch)
+        loader = _Remainder(train_data, skip_steps) if epoch == start_epoch and skip_steps else train_data
+        logs = model._run_one_epoch(loader, cbks, "train", {})  # a fresh dict: hapi's default one is shared
+        cbks.on_epoch_end(epoch, logs)
+        if eval_data is not None and epoch % eval_freq == 0:
+            cbks.on_begin("eval", {"steps": model._len_data_loader(eval_data), "metrics": model._metrics_name()})
+            cbks.on_end("eval", model._run_one_epoch(eval_data, cbks, "eval", {}))
+        if model.stop_training:
+            break
+    cbks.on_end("train", logs)
+    model._test_dataloader = None

@@ -1,0 +1,210 @@
+"""Everything a training process holds that decides what it computes next, captured and put back.
+
+A resumed run must continue *exactly*, not approximately: the network is not enough. Besides the weights
+(batch-norm statistics included) and the optimizer's accumulators with the learning-rate schedule (part of
+``optimizer.state_dict()``), the next batches depend on the random generators, on the sampler's epoch counter (the
+shuffling seed of ``DistributedBatchSampler``), on AMP's loss scale, and on stateful pieces of the method: RIFLE's
+record of re-initializations, the regularizer's frozen pretrained reference, the recorder's metrics so far.
+
+Those pieces plug in through one protocol: any training step or callback with ``state_dict()`` and
+``set_state_dict(state)`` is a *component* (``stateful_components``) and is saved and restored under a stable name;
+nothing else in the engine needs to know about it.
+
+Random streams come in two groups, because they are consumed in two places. The *data* streams (Python's
+``random``, NumPy's global generator) are drawn by the input pipeline, possibly ahead of training in a prefetch
+thread, and seed the worker processes; the *model* streams (Paddle's CPU and CUDA generators) are drawn by the
+training step (dropout, DisturbLabel). At an epoch boundary both are quiescent and one snapshot serves. In the
+middle of an epoch the data streams have already run ahead by an unknown number of prefetched batches, so a
+mid-epoch checkpoint keeps the data streams of the epoch's start and the model streams of the current step, and
+the resumed run replays the epoch's finished batches through the loader (see ``resume.fit_from``).
+"""
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from typing import Any, Iterable, Protocol
+
+import numpy as np
+import paddle
+
+
+class Stateful(Protocol):
+    """A training step or callback whose state a checkpoint must keep (same protocol as ``paddle.nn.Layer``)."""
+
+    def state_dict(self) -> dict: ...
+
+    def set_state_dict(self, state: dict) -> Any: ...
+
+
+def is_stateful(obj) -> bool:
+    """Duck-typed, through ``getattr``: a wrapper forwarding attributes to a stateful step (DisturbLabel) counts
+    (``isinstance`` on a Protocol looks attributes up statically since Python 3.12 and would miss it)."""
+    return callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "set_state_dict", None))
+
+
+# ---------------------------------------------------------------------------------------------------- random streams
+def capture_rng() -> dict:
+    """Every global random generator's state, in a form ``paddle.save`` accepts."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [kind, key.tolist(), int(pos), int(has_gauss), float(gauss)],
+             "paddle_cpu": paddle.get_rng_state("cpu")}
+    if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        state["paddle_cuda"] = paddle.get_cuda_rng_state()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    random.setstate(_as_tuples(state["python"]))
+    kind, key, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
+    paddle.set_rng_state(state["paddle_cpu"], device="cpu")
+    if "paddle_cuda" in state and paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        paddle.set_cuda_rng_state(state["paddle_cuda"])
+
+
+def mid_epoch_rng(at_epoch_start: dict, now: dict) -> dict:
+    """The data streams as at the epoch's start, the model streams as now (see the module docstring)."""
+    return {**now, "python": at_epoch_start["python"], "numpy": at_epoch_start["numpy"]}
+
+
+def _as_tuples(value):
+    """``random.setstate`` needs the nested tuples ``getstate`` gave (a reload may turn them into lists)."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+# -------------------------------------------------------------------------------------------------------- components
+def stateful_components(train_step, callbacks: Iterable) -> dict[str, Stateful]:
+    """The training step and the callbacks that keep state, under names stable from one process to the next:
+    ``train_step`` and the callback's class name (``#2``, ``#3`` for a second, third of one class)."""
+    components: dict[str, Stateful] = {}
+    if is_stateful(train_step):
+        components["train_step"] = train_step
+    seen: Counter = Counter()
+    for callback in callbacks:
+        if is_stateful(callback):
+            name = type(callback).__name__
+            seen[name] += 1
+            components[name if seen[name] == 1 else f"{name}#{seen[name]}"] = callback
+    return components
+
+
+def capture_components(components: dict[str, Stateful]) -> dict[str, dict]:
+    return {name: component.state_dict() for name, component in components.items()}
+
+
+def restore_components(components: dict[str, Stateful], states: dict[str, dict]) -> None:
+    """Restore every component; the two sets of names must match (a silent partial restore would continue a
+    different run)."""
+    missing, unknown = sorted(set(components) - set(states)), sorted(set(states) - set(components))
+    if missing or unknown:
+        raise ValueError("the checkpoint does not fit this run's components: "
+                         + "; ".join(filter(None, [missing and f"no saved state for {', '.join(missing)}",
+                                                   unknown and f"saved state for unknown {', '.join(unknown)}"])))
+    for name, component in components.items():
+        component.set_state_dict(states[name])
+
+
+# ------------------------------------------------------------------------------- network, optimizer, AMP, metrics
+def restore_network(network: paddle.nn.Layer, state: dict) -> None:
+    """``set_state_dict``, strictly: Paddle only warns about missing or misshapen entries, which here would mean
+    continuing with part of the network re-initialized."""
+    own = network.state_dict()
+    wrong = [f"{k} {list(state[k].shape) if k in state else 'missing'} vs {list(v.shape)}"
+             for k, v in own.items() if k not in state or list(state[k].shape) != list(v.shape)]
+    if wrong:
+        raise ValueError(f"the saved network does not fit this one: {', '.join(wrong[:3])}"
+                         + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""))
+    network.set_state_dict(state)
+
+
+def parameter_names(network: paddle.nn.Layer) -> dict[str, str]:
+    """``{unique name: structured name}`` of the network's parameters (``conv2d_7.w_0`` -> ``layer1.0.conv1.weight``).
+
+    Paddle keys optimizer state by unique names, which depend on how many layers the process created before:
+    the same network built again in the same process (a sweep resuming its runs) gets other names. A checkpoint
+    keeps this map so ``restore_optimizer`` can match saved state to parameters by their structured names.
+    """
+    return {p.name: name for name, p in network.named_parameters()}
+
+
+_COUNTER = re.compile(r"_\d+$")  # Paddle appends a unique counter to an accumulator's name
+
+
+def restore_optimizer(optimizer: paddle.optimizer.Optimizer, state: dict, network: paddle.nn.Layer,
+                      saved_names: dict[str, str]) -> None:
+    """Put a saved ``optimizer.state_dict()`` (accumulators, fp32 master weights, learning-rate schedule) into
+    ``optimizer`` by structured parameter name (``saved_names``: ``parameter_names`` of the saving network).
+
+    Not ``optimizer.set_state_dict``: besides matching by unique names (see ``parameter_names``), Paddle only
+    parks loaded accumulators until the next ``step``, so anything that edits optimizer state before it (RIFLE
+    resetting a new head's momentum at the very epoch a run resumes at) would find nothing, and the parked old
+    values would come back at the step. Here the accumulators are created at once and then filled.
+    """
+    if isinstance(optimizer._learning_rate, paddle.optimizer.lr.LRScheduler) and state.get("LR_Scheduler"):
+        optimizer._learning_rate.set_state_dict(state["LR_Scheduler"])
+    current = dict(network.named_parameters())
+    params = [p for p in current.values() if not p.stop_gradient]
+    optimizer._create_accumulators(paddle.static.default_main_program().global_block(), params)
+    by_length = sorted(saved_names, key=len, reverse=True)
+    for key, value in state.items():
+        if key == "LR_Scheduler":
+            continue
+        if key == "master_weights":  # AMP O2: {unique name: fp32 copy}
+            for old, master in value.items():
+                optimizer._master_weights[_current_param(current, saved_names, old).name].set_value(master)
+            continue
+        old = next((n for n in by_length if key.startswith(n + "_")), None)
+        if old is None:
+            raise ValueError(f"optimizer state '{key}' belongs to no parameter of the saved network")
+        accumulator = _COUNTER.sub("", key[len(old) + 1:])
+        per_param = optimizer._accumulators.get(accumulator, {})
+        param = _current_param(current, saved_names, old)
+        if param.name not in per_param:
+            raise ValueError(f"optimizer state '{key}': this optimizer has no '{accumulator}' for {saved_names[old]}")
+        per_param[param.name].set_value(value)
+
+
+def _current_param(current: dict, saved_names: dict[str, str], old: str):
+    structured = saved_names.get(old)
+    if structured not in current:
+        raise ValueError(f"the saved optimizer state names parameter {structured or old}, which this network lacks")
+    return current[structured]
+
+
+def capture_grad_scaler(scaler) -> dict | None:
+    return scaler.state_dict() if scaler is not None else None
+
+
+def restore_grad_scaler(model, state: dict | None) -> None:
+    """AMP's dynamic loss scale and its good/bad step counters (``TransferModel`` creates the scaler lazily)."""
+    if state is None or model.amp_level == "O0":
+        return
+    if getattr(model, "_scaler", None) is None:
+        model._scaler = paddle.amp.GradScaler(**model._adapter._amp_configs)
+    model._scaler.load_state_dict(state)
+
+
+def capture_metric_totals(metrics: list) -> list[dict | None]:
+    """The running totals of hapi metrics within the current epoch (``paddle.metric.Accuracy``: ``total`` and
+    ``count``), so an epoch interrupted midway reports its accuracy over all its batches."""
+    return [{"total": [float(t) for t in m.total], "count": [int(c) for c in m.count]}
+            if hasattr(m, "total") and hasattr(m, "count") else None for m in metrics]
+
+
+def restore_metric_totals(metrics: list, totals: list[dict | None]) -> None:
+    for metric, saved in zip(metrics, totals):
+        if saved is not None:
+            metric.total, metric.count = list(saved["total"]), list(saved["count"])
+
+
+# ------------------------------------------------------------------------------------------------------ the sampler
+def sampler_epoch(loader) -> int | None:
+    """The epoch counter that seeds the shuffling of ``DistributedBatchSampler`` (None for other samplers)."""
+    return getattr(getattr(loader, "batch_sampler", None), "epoch", None)
+
+
+def set_sampler_epoch(loader, epoch: int | None) -> None:
+    sampler = getattr(loader, "batch_sampler", None)
+    if epoch is not None and hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)

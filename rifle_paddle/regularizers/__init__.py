@@ -1,0 +1,80 @@
+"""Regularized fine-tuning (L2-SP, DELTA, feature distillation, BSS) and DTNH's never-hurt descent direction.
+
+One module per method, each usable from a config (``regularizer`` / ``dtnh`` sections) and from one's own dygraph
+loop (see each module's docstring):
+
+- ``l2sp.py``                   L2-SP (Li et al., ICML 2018): ``alpha/2 ||w - w0||^2``, closed-form gradient
+- ``delta.py``                  DELTA (Li et al., ICLR 2019): attention-weighted feature-map distance to ``w0``
+- ``feature_distillation.py``   "KD": feature-map distance to the frozen pretrained network
+- ``bss.py``                    BSS (Chen et al., NeurIPS 2019): shrink the smallest singular values of the features
+- ``dtnh.py``                   DTNH (Wan et al., ICDM 2019): combine ``g_L`` and ``g_R`` so ``g_R`` never opposes
+  ``g_L``
+- ``step.py``                   the engine's ``TrainStep`` for all of the above; ``monitor.py`` its per-epoch report
+
+Plain L2 (decay towards 0) is the optimizer's weight decay (``train.weight_decay``), not a regularizer here.
+"""
+from __future__ import annotations
+
+import logging
+
+from .base import Regularizer, frozen_copy
+from .bss import BatchSpectralShrinkage
+from .capture import FeatureCapture
+from .delta import DELTA
+from .dtnh import DTNH, GRANULARITIES, never_hurt_direction
+from .feature_distillation import FeatureDistillation, feature_map_distance
+from .l2sp import L2SP
+from .monitor import RegularizationMonitor
+from .step import RegularizedStep
+
+log = logging.getLogger(__name__)
+
+#: ``regularizer.name`` -> class; every class has ``DEFAULTS`` (the papers' alpha/beta) and ``uses_reference``
+REGULARIZERS: dict[str, type[Regularizer]] = {
+    "l2sp": L2SP, "delta": DELTA, "kd": FeatureDistillation, "bss": BatchSpectralShrinkage}
+
+
+def build_regularizer(reg_cfg: dict) -> Regularizer | None:
+    """The regularizer of a validated ``regularizer`` config section (None for ``name: none``); not attached.
+
+    ``alpha`` / ``beta`` / ``layers`` left null take the method's defaults (``REGULARIZERS[name].DEFAULTS``).
+    """
+    name = reg_cfg["name"]
+    if name == "none":
+        return None
+    if name not in REGULARIZERS:
+        raise ValueError(f"unknown regularizer '{name}'; available: none, {', '.join(REGULARIZERS)}")
+    cls = REGULARIZERS[name]
+    weights = {k: (reg_cfg[k] if reg_cfg[k] is not None else default) for k, default in cls.DEFAULTS.items()}
+    if name == "l2sp":
+        return L2SP(**weights)
+    if name == "bss":
+        return BatchSpectralShrinkage(k=reg_cfg["bss_k"], **weights)
+    if name == "kd":
+        return FeatureDistillation(layers=reg_cfg["layers"], **weights)
+    return DELTA(layers=reg_cfg["layers"], attention=reg_cfg["delta_attention"],
+                 attention_batches=reg_cfg["attention_batches"], **weights)
+
+
+def build_train_step(cfg: dict, network, head_name: str | None = None, loader=None) -> RegularizedStep | None:
+    """The engine's training step for ``cfg['regularizer']`` and ``cfg['dtnh']`` (None: the plain step).
+
+    Call after the pretrained weights are loaded (the frozen references are taken now) and after the tricks are
+    installed (a DropConnect head is the classifier the head term sees); ``loader`` serves DELTA's attention.
+    """
+    regularizer = build_regularizer(cfg["regularizer"])
+    if regularizer is None:
+        if cfg["dtnh"]["enabled"]:
+            raise ValueError("dtnh.enabled=true needs a regularizer (regularizer.name)")
+        return None
+    regularizer.attach(network, head_name)
+    regularizer.prepare(loader)
+    dtnh = DTNH(network.named_parameters(), cfg["dtnh"]["granularity"]) if cfg["dtnh"]["enabled"] else None
+    log.info("regularizer: %s%s", regularizer.describe(),
+             f"; DTNH ({dtnh.granularity} decomposition over {len(dtnh.layers)} layers)" if dtnh else "")
+    return RegularizedStep(regularizer, dtnh)
+
+
+__all__ = ["BatchSpectralShrinkage", "DELTA", "DTNH", "FeatureCapture", "FeatureDistillation", "GRANULARITIES",
+           "L2SP", "REGULARIZERS", "RegularizationMonitor", "RegularizedStep", "Regularizer", "build_regularizer",
+           "build_train_step", "feature_map_distance", "frozen_copy", "never_hurt_direction"]

@@ -1,0 +1,58 @@
+"""Per-epoch report of a regularized run: the regularizer's mean value and, with DTNH, how often and how much the
+task and regularizer gradients conflicted — the evidence that tells whether the regularizer was hurting.
+
+A hapi callback reading ``RegularizedStep``: console/train.log line per epoch, VisualDL scalars
+(``regularizer/value``, ``dtnh/conflict_fraction``, ``dtnh/mean_cosine``, ``dtnh/global_cosine``) and a
+``history`` list the engine puts into ``metrics.json`` (key ``regularization``).
+"""
+from __future__ import annotations
+
+import logging
+
+import paddle
+
+log = logging.getLogger(__name__)
+
+
+class RegularizationMonitor(paddle.callbacks.Callback):
+    """``model.fit(..., callbacks=[RegularizationMonitor(step, writer)])`` with ``step`` a ``RegularizedStep``."""
+
+    def __init__(self, step, writer=None):
+        super().__init__()
+        self.step, self.writer = step, writer
+        self.history: list[dict] = []
+        self._sum, self._seen = 0.0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._sum, self._seen = 0.0, 0
+        if self.step.dtnh is not None:
+            self.step.dtnh.summary(reset=True)  # drop anything recorded outside this epoch's training
+
+    def on_train_batch_end(self, step, logs=None):
+        losses = (logs or {}).get("loss")
+        if isinstance(losses, (list, tuple)) and len(losses) > 1:  # [task terms..., regularizer]
+            n = int((logs or {}).get("batch_size", 1))
+            self._sum += float(losses[-1]) * n
+            self._seen += n
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": epoch}
+        if self._seen:
+            record["regularizer"] = self._sum / self._seen
+        if self.step.dtnh is not None:
+            record.update(self.step.dtnh.summary(reset=True))
+        self.history.append(record)
+        name = self.step.regularizer.name
+        line = f"epoch {epoch}: {name} {record.get('regularizer', float('nan')):.5g}"
+        if "conflict_fraction" in record:
+            line += (f"; DTNH: g_L and g_R conflicted in {100 * record['conflict_fraction']:.1f}% of "
+                     f"{record['layers']:g} layers (mean cosine {record['mean_cosine']:+.3f}; whole vector "
+                     f"{record['global_cosine']:+.3f}, conflicting in {100 * record['global_conflict_fraction']:.0f}% "
+                     f"of {record['steps']} steps)")
+        log.info(line)
+        if self.writer is not None:
+            if "regularizer" in record:
+                self.writer.add_scalar("regularizer/value", record["regularizer"], epoch)
+            for key in ("conflict_fraction", "mean_cosine", "global_cosine", "global_conflict_fraction"):
+                if key in record:
+                    self.writer.add_scalar(f"dtnh/{key}", record[key], epoch)
