@@ -1,10 +1,11 @@
-"""The offline demo behind a bare ``python train.py``: plain fine-tuning vs RIFLE, end to end, on the CPU.
+"""The offline demo behind a bare ``python train.py``: plain fine-tuning vs RIFLE on real images, on the CPU.
 
-No download is possible here, so the demo makes its own transfer problem: a generated image family
-(``data/synthetic.py``), a ResNet-18 "pretrained" from scratch on 8 source classes, then fine-tuned on 5 disjoint
-target classes with few labels, once plain and once with RIFLE, same seed and same images. It exercises the same
-engine and run directories as a real run. The numbers show the mechanics, not the paper's effect size: that needs
-real data and many seeds (see benchmarks/).
+A small version of ``benchmarks/transfer_cpu.py`` that fits in a few minutes on 2 cores: ResNet-18 is trained
+from scratch on 5 Fashion-MNIST classes (the "pretrained" source model, cached in ``output/demo/``), then
+fine-tuned on the 5 other classes with 20 labels each, once plain and once with RIFLE, same seed and same images,
+through the configs of the benchmark (configs/fashion_mnist/) and the ordinary engine. It prints both accuracies
+and where the weights moved. One seed on a 1,000-image test subset shows the mechanics, not the effect size: that
+is what the benchmark's seeds and benchmarks/RESULTS.md are for.
 """
 from __future__ import annotations
 
@@ -14,53 +15,62 @@ import time
 from .config import load_config
 
 DEMO_DIR = os.path.join("output", "demo")
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+SOURCE_CONFIG = os.path.join(CONFIGS, "fashion_mnist", "source_resnet18.yaml")
+TARGET_CONFIG = os.path.join(CONFIGS, "fashion_mnist", "resnet18_{method}.yaml")
 
-# Shared by every demo stage: 32 px images, ResNet-18, single process, 2 CPU cores.
-_COMMON = ["model.arch=resnet18", "data.name=folder", "data.image_size=32", "data.resize_size=32",
-           "data.num_workers=0", "run.device=cpu", "run.overwrite=true",
-           "train.log_freq=50", f"run.output_dir={DEMO_DIR}"]
+# Smaller than the benchmark so the demo stays within a few minutes; everything else is the benchmark's protocol.
+_SOURCE = ["data.train_per_class=300", "train.epochs=3", "train.eval_freq=3", "data.test_per_class=100"]
+_TARGET = ["train.epochs=20", "train.eval_freq=20", "data.test_per_class=200", "run.seed=0"]
+_COMMON = [f"run.output_dir={DEMO_DIR}", "run.overwrite=true", "train.log_freq=100"]
 
 
-def _source_checkpoint(root: str) -> str:
-    """Pretrain once and cache: re-running the demo only repeats the fine-tuning."""
-    from .engine import train
-    path = os.path.join(DEMO_DIR, "source", "last.pdparams")
-    if not os.path.isfile(path):
-        cfg = load_config(None, _COMMON + [f"data.root={root}", "model.pretrained=none", "run.name=source",
-                                           "train.epochs=8", "train.lr=0.05", "data.batch_size=32",
-                                           "rifle.enabled=false"])
-        train(cfg)
-    return path
+def _source_checkpoint() -> str:
+    """Pretrain once and cache: running the demo again only repeats the fine-tuning."""
+    from .pretrain import pretrain
+    path = os.path.join(DEMO_DIR, "source_resnet18.pdparams")
+    if os.path.isfile(path):
+        print(f"source model: {path} (cached)")
+        return path
+    return pretrain(load_config(SOURCE_CONFIG, _SOURCE + _COMMON + ["run.name=source"]), path)
+
+
+def _stage_changes(run_dirs: list[str], pretrained: str) -> str:
+    """The per-stage weight change table of the runs, as text."""
+    from .analyze import stage_means, weight_change
+    changes, _ = weight_change(run_dirs, pretrained=pretrained)
+    headers, rows = stage_means(changes)
+    lines = ["  ".join(f"{h:>10}" for h in headers)]
+    lines += ["  ".join([f"{row[0]:>10}"] + [f"{v:>10.4f}" for v in row[1:]]) for row in rows]
+    return "\n".join(lines)
 
 
 def main() -> int:
-    from .data.synthetic import make_image_folder
+    from .data import DataError, read_split
     from .engine import train
     start = time.time()
     print("rifle-paddle demo: no config given (-c), so running the built-in offline demo.\n"
-          "  1. generate a source task (8 classes) and a target task (5 other classes, 20 labels each)\n"
-          "  2. pretrain ResNet-18 on the source task (cached in output/demo/source)\n"
-          "  3. fine-tune on the target task: plain, then RIFLE (2 re-initializations)\n"
+          "  1. train ResNet-18 from scratch on 5 Fashion-MNIST classes (the source model; cached in output/demo)\n"
+          "  2. fine-tune on the 5 other classes, 20 labels each: plain, then RIFLE (3 re-initializations)\n"
+          "  3. compare accuracy and how far each layer moved from the source weights\n"
           "For real work: python train.py -c configs/cub200/resnet50_rifle.yaml -o data.root=...\n")
-    source_root, target_root = os.path.join(DEMO_DIR, "data", "source"), os.path.join(DEMO_DIR, "data", "target")
-    if not os.path.isdir(source_root):
-        make_image_folder(source_root, num_classes=8, train_per_class=80, test_per_class=10, seed=0)
-    if not os.path.isdir(target_root):
-        make_image_folder(target_root, num_classes=5, train_per_class=20, test_per_class=40, seed=0,
-                          class_offset=8)
-    weights = _source_checkpoint(source_root)
+    try:
+        read_split({"name": "fashion_mnist", "root": None}, "test")
+    except DataError as e:
+        raise SystemExit(f"error: the demo needs Fashion-MNIST. {e}") from None
+    weights = _source_checkpoint()
     results = {}
-    for method, extra in (("finetune", ["rifle.enabled=false"]),
-                          ("rifle", ["rifle.enabled=true", "rifle.num_reinits=2", "rifle.min_tail_epochs=5"])):
-        cfg = load_config(None, _COMMON + extra + [f"data.root={target_root}", f"model.pretrained={weights}",
-                                                   f"run.name={method}", "train.epochs=15", "train.lr=0.01",
-                                                   "data.batch_size=16"])
+    for method in ("finetune", "rifle"):
+        cfg = load_config(TARGET_CONFIG.format(method=method),
+                          _TARGET + _COMMON + [f"model.pretrained={weights}", f"run.name={method}"])
         results[method] = train(cfg)
-    print("\nmethod     final top-1   best top-1   re-initialized at epochs")
+    print("\nmethod     test top-1   re-initialized before epochs (1-based)")
     for method, r in results.items():
-        events = [e["epoch"] for e in r.get("rifle_events", [])]
-        print(f"{method:<10} {r['final']['acc_top1']:>10.4f}   {r['best']['test_acc_top1']:>10.4f}   "
-              f"{events or '-'}")
+        events = [e["epoch"] + 1 for e in r.get("rifle_events", [])]
+        print(f"{method:<10} {r['final']['acc_top1']:>10.4f}   {events or '-'}")
+    print("\nrelative weight change ||w - w0|| / ||w0|| from the source model, mean per stage (conv1: input side):")
+    print(_stage_changes([r["run_dir"] for r in results.values()], weights))
     print(f"\nrun directories: {', '.join(r['run_dir'] for r in results.values())}  "
-          f"({time.time() - start:.0f} s in all)")
+          f"({time.time() - start:.0f} s in all)\n"
+          "One seed on a small test subset: see benchmarks/RESULTS.md for several seeds and the significance.")
     return 0

@@ -33,7 +33,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
 DATASET_TITLES = {
     "cub200": "CUB-200-2011", "stanford_cars": "Stanford Cars", "fgvc_aircraft": "FGVC-Aircraft",
     "stanford_dogs": "Stanford Dogs", "flowers102": "Flowers-102", "indoor67": "MIT Indoor-67",
-    "caltech256": "Caltech-256", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+    "caltech256": "Caltech-256", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist": "Fashion-MNIST",
 }
 
 

@@ -76,6 +76,89 @@ class CellResult:
 
 
 @dataclass
+class PairedDifference:
+    """A method against the baseline on the seeds both have: seed ``s`` of both saw the same training images and
+    started from the same weights, so the per-seed difference removes the split-to-split variance that dominates
+    few-label runs. ``p_value``: two-sided paired t-test (None below two pairs or with identical differences)."""
+
+    dataset: str
+    method: str
+    seeds: list[int]
+    differences: list[float]  # fractions, method minus baseline, per seed
+    p_value: float | None
+
+    @property
+    def n(self) -> int:
+        return len(self.differences)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.differences))
+
+    @property
+    def std(self) -> float | None:
+        return float(np.std(self.differences, ddof=1)) if self.n > 1 else None
+
+    @property
+    def wins(self) -> int:
+        return sum(d > 0 for d in self.differences)
+
+    @property
+    def losses(self) -> int:
+        return sum(d < 0 for d in self.differences)
+
+    def verdict(self, level: float = 0.05) -> str:
+        """One sentence a reader can take at face value."""
+        if self.p_value is None:
+            return "too few seeds for a test" if self.n < 2 else "identical on every seed pair"
+        direction = "better" if self.mean > 0 else "worse"
+        if self.p_value < level:
+            return f"{direction} (p = {self.p_value:.3f} < {level})"
+        return f"no significant difference (p = {self.p_value:.2f}; {self.n} pairs cannot resolve " \
+               f"{abs(100 * self.mean):.2f} points)"
+
+
+def paired_differences(report: "Report") -> list[PairedDifference]:
+    """Every non-baseline cell against the baseline of its data set, over the seeds both have."""
+    from scipy import stats  # late: only the report needs SciPy
+    out = []
+    for dataset in report.datasets:
+        base = report.cells.get((dataset, report.baseline))
+        if base is None:
+            continue
+        base_by_seed = dict(zip(base.seeds, base.values))
+        for method in report.methods:
+            cell = report.cells.get((dataset, method))
+            if method == report.baseline or cell is None:
+                continue
+            seeds = [s for s in cell.seeds if s in base_by_seed]
+            diffs = [v - base_by_seed[s] for s, v in zip(cell.seeds, cell.values) if s in base_by_seed]
+            p = None
+            if len(diffs) >= 2 and np.ptp(diffs) > 0:
+                p = float(stats.ttest_1samp(diffs, 0.0).pvalue)  # = ttest_rel(method, baseline)
+            if seeds:
+                out.append(PairedDifference(dataset, method, seeds, diffs, p))
+    return out
+
+
+def paired_markdown(report: "Report") -> str:
+    rows = []
+    for pd_ in paired_differences(report):
+        spread = f" ± {_pct(pd_.std)}" if pd_.std is not None else ""
+        rows.append([dataset_title(pd_.dataset), report.title(pd_.method), pd_.n,
+                     _signed_pct(pd_.mean) + spread, f"{pd_.wins}/{pd_.n}",
+                     "—" if pd_.p_value is None else f"{pd_.p_value:.3f}", pd_.verdict()])
+    if not rows:
+        return ""
+    headers = ["Data set", "Method", "pairs", f"Δ vs {report.title(report.baseline)} (points)", "seeds better",
+               "p (paired t)", "verdict"]
+    return "\n".join([f"## Paired differences to {report.title(report.baseline)}", "",
+                      "Per seed, method minus baseline (same training images, same starting weights): mean ± "
+                      "sample std of the differences, how many seeds the method won, and a two-sided paired "
+                      "t-test.", "", markdown_table(headers, rows)])
+
+
+@dataclass
 class Report:
     metric: str
     baseline: str
@@ -193,6 +276,9 @@ def to_markdown(report: Report, source_label: str = "") -> str:
             f"(cells with fewer are marked [n=...]); in parentheses the difference to "
             f"{report.title(report.baseline)} on the same data set; 'paper' is the published number.", "",
             markdown_table(headers, rows)]
+    paired = paired_markdown(report)
+    if paired:
+        text += [paired]
     if sources:
         text += ["Sources of the published numbers:", ""] + [f"{i}. {s}" for i, s in enumerate(sources, 1)] + [""]
     if report.incomplete:

@@ -6,6 +6,7 @@ point ``data.root`` at plus the truth: ``{split: [(path relative to root, label)
 """
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
 from typing import NamedTuple
@@ -278,3 +279,27 @@ def make_cifar100(base: str, train: int = 6, test: int = 4) -> Layout:
     _pickle_batch(os.path.join(root, "meta"), {"fine_label_names": [c.encode() for c in fine],
                                                "coarse_label_names": [c.encode() for c in coarse]})
     return Layout(root, splits, fine)
+
+
+def write_idx(path: str, array: np.ndarray, compress: bool) -> None:
+    """An IDX file as Yann LeCun's format defines it: 0x0000, dtype code 0x08 (uint8), rank, big-endian dims."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    opener = gzip.open if compress else open
+    with opener(path + (".gz" if compress else ""), "wb") as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def make_fashion_mnist(base: str, train: int = 20, test: int = 10, compress: bool = True) -> Layout:
+    """The four IDX files of Fashion-MNIST (gzipped as Debian and the official repository ship them) with
+    ``train``/``test`` random 28x28 images; labels cycle through the 10 classes."""
+    root = os.path.join(base, "fashion")
+    os.makedirs(root)
+    rng = np.random.default_rng(0)
+    splits = {}
+    for split, stem, n in (("train", "train", train), ("test", "t10k", test)):
+        labels = np.array([(3 * k + 1) % 10 for k in range(n)], dtype=np.uint8)
+        write_idx(os.path.join(root, f"{stem}-images-idx3-ubyte"), rng.integers(0, 256, (n, 28, 28)), compress)
+        write_idx(os.path.join(root, f"{stem}-labels-idx1-ubyte"), labels, compress)
+        splits[split] = [(k, int(y)) for k, y in enumerate(labels)]
+    from rifle_paddle.data.fashion_mnist import CLASSES
+    return Layout(root, splits, list(CLASSES))

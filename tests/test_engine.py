@@ -34,6 +34,24 @@ def test_a_short_run_learns_and_writes_every_output(tiny_config):
     assert again["rifle"] == cfg["rifle"] and again["train"] == cfg["train"]
 
 
+def test_the_saved_config_describes_the_run_and_does_not_resume(tiny_config):
+    """``train.resume=auto`` without a checkpoint starts the run; its config.yaml must not carry the action."""
+    cfg = tiny_config("train.epochs=1", "train.resume=auto", "log.visualdl=false")
+    run_dir = train(cfg)["run_dir"]
+    saved = load_config(os.path.join(run_dir, "config.yaml"))
+    assert saved["train"]["resume"] is None
+    assert {**saved["train"], "resume": "auto"} == cfg["train"]
+    assert all(saved[section] == cfg[section] for section in cfg if section not in ("train", "_source"))
+    assert train_main(["--resume", run_dir]) == 0  # resuming is still one option away (a finished run: evaluates)
+
+
+def test_tests_after_every_eval_freq_epochs_and_after_the_last(tiny_config):
+    result = train(tiny_config("train.epochs=5", "train.eval_freq=2", "train.lr=0.001"))
+    tested = [e["epoch"] for e in result["epochs"] if "test_acc_top1" in e]
+    assert tested == [1, 3, 4]  # 0-based: after epochs 2 and 4 (1-based), and the last; never after the first
+    assert result["final"]["acc_top1"] == result["epochs"][-1]["test_acc_top1"]
+
+
 def test_lr_is_cosine_per_iteration_and_not_restarted(tiny_config):
     cfg = tiny_config("train.epochs=3", "rifle.enabled=true", "rifle.num_reinits=1", "rifle.min_tail_epochs=1")
     result = train(cfg)

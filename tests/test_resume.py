@@ -160,6 +160,40 @@ def test_stateful_components_plug_in_the_l2sp_reference_through_disturblabel(wor
         np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
 
 
+class CtrlCAt(paddle.callbacks.Callback):
+    """Ctrl-C at the start of a given batch (the checkpointer saves at the next one: mid-epoch)."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__()
+        self.at, self.epoch = (epoch, step), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, step, logs=None):
+        if (self.epoch, step) == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_the_regularization_history_survives_a_mid_epoch_resume(workspace):
+    """metrics.json's ``regularization`` (``RegularizationMonitor``) of a resumed run holds every epoch, and the
+    interrupted epoch's record covers all its steps, not only those after the resume."""
+    def overrides(name):
+        return run_overrides(workspace, name) + ["train.epochs=3", "rifle.enabled=false", "regularizer.name=l2sp",
+                                                 "regularizer.alpha=0.1", "dtnh.enabled=true"]
+    reference = train(load_config(None, overrides("monitor-reference")))
+    with pytest.raises(TrainingInterrupted):
+        train(load_config(None, overrides("monitor")), callbacks=[CtrlCAt(1, 1)])
+    run_dir = os.path.join(workspace["output"], "monitor")
+    assert CheckpointStore(run_dir).latest()[0] == Position(1, 2)
+    resumed = train(load_config(None, overrides("monitor") + ["train.resume=auto"]))
+    assert [r["epoch"] for r in reference["regularization"]] == [0, 1, 2]
+    assert all(r["steps"] == STEPS_PER_EPOCH for r in reference["regularization"])
+    assert metrics(run_dir)["regularization"] == resumed["regularization"]
+    for got, want in zip(resumed["regularization"], reference["regularization"], strict=True):
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
+
+
 class CtrlCBeforeTraining(paddle.callbacks.Callback):
     def on_train_begin(self, logs=None):
         os.kill(os.getpid(), signal.SIGINT)

@@ -251,6 +251,20 @@ def test_report_means_stds_and_deltas_are_exact(synthetic_runs):
     assert rows[3] == "alpha,finetune,3,0 1 2,72.0,2.0,0.0,71.0,\"Paper X, Table 1\""
 
 
+def test_paired_differences_match_a_hand_computed_t_test(synthetic_runs):
+    rep = report.build_report(find_runs(synthetic_runs))
+    (pair,) = report.paired_differences(rep)  # beta has no seed that both methods ran: no pair
+    assert (pair.dataset, pair.method, pair.seeds) == ("alpha", "rifle", [0, 1, 2])
+    assert pair.differences == pytest.approx([0.05, 0.03, 0.04], abs=1e-12)
+    assert pair.mean == pytest.approx(0.04, abs=1e-12) and pair.std == pytest.approx(0.01, abs=1e-12)
+    assert (pair.wins, pair.losses) == (3, 0)
+    # t = 0.04 / (0.01 / sqrt 3) = sqrt 48 with 2 degrees of freedom: two-sided p = 1 - t / sqrt(t^2 + 2)
+    assert pair.p_value == pytest.approx(1 - 48 ** 0.5 / 50 ** 0.5, rel=1e-9)
+    assert pair.verdict().startswith("better (p = 0.020")
+    md = report.to_markdown(rep)
+    assert "## Paired differences to finetune" in md and "| alpha | rifle | 3 | +4.00 ± 1.00 | 3/3 | 0.020 |" in md
+
+
 def test_report_best_metric_and_files(synthetic_runs):
     code = report.main([synthetic_runs, "--metric", "best", "--configs", "/nonexistent"])
     assert code == 0

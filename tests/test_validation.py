@@ -12,7 +12,7 @@ import yaml
 
 from rifle_paddle.cli import train_main
 from rifle_paddle.config import SCHEMA, ConfigError, load_config
-from rifle_paddle.config.checks import require_paths
+from rifle_paddle.config.checks import gpu_available, require_paths
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,6 +88,20 @@ def test_missing_files_are_checked_only_for_a_run(tmp_path):
     assert "model.checkpoint: not set" in "\n".join(problems_of("data.root=/x", paths_for="eval"))
     with pytest.raises(ConfigError, match="data.root: not set"):
         require_paths(load_config(None, ["model.pretrained=none"]), "train")  # train(cfg) checks them too
+
+
+@pytest.mark.skipif(gpu_available(), reason="needs a machine where Paddle sees no GPU")
+def test_amp_without_a_gpu_fails_before_the_run_directory_exists(tiny_config):
+    """run.device=auto is valid anywhere (it may be a GPU machine), so it is the run that must find that it trains
+    on the CPU here: before creating output/<run>/, not once the model is built."""
+    from rifle_paddle.engine import train
+    message = "train.amp=true needs a GPU, but this Paddle sees none (run.device=auto"
+    cfg = tiny_config("train.amp=true", "run.device=auto")  # loads without paths_for: a config, not a run
+    with pytest.raises(ConfigError) as e:
+        train(cfg)
+    assert message in str(e.value) and "set -o train.amp=false to train on the CPU" in str(e.value)
+    assert not os.path.exists(cfg["run"]["output_dir"])  # no run directory, not even its parent
+    assert any(message in p for p in problems_of("train.amp=true", paths_for="train"))  # train.py's check
 
 
 # ------------------------------------------------------------------------------------ no silent overwrite

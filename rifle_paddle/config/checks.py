@@ -1,9 +1,9 @@
 """Checks beyond one key's type and range. Each returns messages; `load_config` reports them all together.
 
 ``cross_checks``: combinations of keys and values only known to a registry (model.arch, data.name), run for every
-loaded config. ``path_problems``: files and directories the run will need, checked only when a config is loaded to
-train or evaluate (``load_config(..., paths_for=...)``, ``require_paths``) so that printing or generating configs
-works on a machine without the data.
+loaded config. ``path_problems``: files, directories and devices the run will need, checked only when a config is
+loaded to train or evaluate (``load_config(..., paths_for=...)``, ``require_paths``) so that printing or generating
+configs works on a machine without the data or the GPU. ``train(cfg)`` runs them before it creates anything.
 """
 from __future__ import annotations
 
@@ -101,6 +101,7 @@ def path_problems(cfg: dict, purpose: str) -> list[str]:
                     problems.append(f"data.{key}: file not found: {path}")
     if purpose == "train":
         problems.extend(_pretrained_problems(model))
+        problems.extend(_device_problems(cfg))
         resume = train.get("resume")
         if isinstance(resume, str) and resume != "auto" and not os.path.isdir(resume):
             problems.append(f"train.resume: run directory not found: {resume}")
@@ -111,6 +112,22 @@ def path_problems(cfg: dict, purpose: str) -> list[str]:
         elif isinstance(checkpoint, str) and not os.path.exists(checkpoint):
             problems.append(f"model.checkpoint: not found: {checkpoint}")
     return problems
+
+
+def gpu_available() -> bool:
+    """Whether Paddle can train on a GPU here: what ``run.device=auto`` resolves by."""
+    import paddle
+    return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+
+def _device_problems(cfg: dict) -> list[str]:
+    """AMP on a machine whose Paddle has no GPU (``run.device=cpu`` is a config error caught by ``cross_checks``;
+    ``auto`` resolves to the CPU here): found now, not once the run directory exists and the model is built."""
+    train, run = cfg["train"], cfg["run"]
+    if train.get("amp") is True and run.get("device") in ("auto", "gpu") and not gpu_available():
+        return [f"train.amp=true needs a GPU, but this Paddle sees none (run.device={run['device']}; "
+                f"paddlepaddle-gpu and a visible card are needed): set -o train.amp=false to train on the CPU"]
+    return []
 
 
 def _pretrained_problems(model: dict) -> list[str]:
@@ -124,7 +141,7 @@ def _pretrained_problems(model: dict) -> list[str]:
 
 
 def require_paths(cfg: dict, purpose: str) -> None:
-    """Raise ``ConfigError`` listing every missing file or directory (for configs not loaded with ``paths_for``)."""
+    """Raise ``ConfigError`` listing every ``path_problems`` (for configs not loaded with ``paths_for``)."""
     problems = path_problems(cfg, purpose)
     if problems:
         raise ConfigError(problems)

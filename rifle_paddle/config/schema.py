@@ -53,6 +53,21 @@ def _non_negative_ints(v):
     return None
 
 
+def _class_selection(v):
+    if not v or not all((isinstance(e, int) and not isinstance(e, bool) and e >= 0) or (isinstance(e, str) and e)
+                        for e in v):
+        return "must be a non-empty list of class indices (>= 0) or class names"
+    if len(set(v)) != len(v):
+        return "must not name a class twice"
+    return None
+
+
+def _crop_scale(v):
+    if len(v) != 2 or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v):
+        return "must be a list of two numbers [min, max]"
+    return None if 0 < v[0] <= v[1] <= 1 else "must satisfy 0 < min <= max <= 1"
+
+
 def _triple(v):
     if len(v) != 3 or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v):
         return "must be a list of three numbers"
@@ -100,9 +115,15 @@ SCHEMA: dict[str, dict[str, Field]] = {
                             "('filelist' reader); relative to root.", nullable=True),
         "test_list": Field(None, STR, "File list for the test split ('filelist' reader); relative to root.",
                            nullable=True),
+        "classes": Field(None, LIST, "Train and test on these classes only (indices or names, as the reader "
+                         "lists them), relabeled 0..k-1 in the order given; null: all. Splits one data set into "
+                         "disjoint source and target tasks.", nullable=True, check=_class_selection),
         "image_size": Field(224, INT, "Side of the square crop fed to the network.", check=_positive),
         "resize_size": Field(256, INT, "Shorter side after resizing, before the evaluation center crop.",
                              check=_positive),
+        "crop_scale": Field([0.08, 1.0], LIST, "Training random-resized-crop: [min, max] fraction of the image "
+                            "area kept (Inception's 0.08-1 by default; raise min for tiny images).",
+                            check=_crop_scale),
         "mean": Field([0.485, 0.456, 0.406], LIST, "Per-channel RGB mean (0-1 scale).", check=_triple),
         "std": Field([0.229, 0.224, 0.225], LIST, "Per-channel RGB std (0-1 scale).", check=_triple),
         "batch_size": Field(32, INT, "Training batch size per device.", check=_positive),
@@ -114,8 +135,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "train_per_class": Field(None, INT, "Keep at most N training images per class (seeded, after "
                                  "sample_rate). caltech256 draws its training split this way and requires it "
                                  "(30 or 60 in the papers).", nullable=True, check=_positive),
-        "test_per_class": Field(None, INT, "caltech256: test images per class, drawn from those not used for "
-                                "training (20 in L2-SP/DELTA); null: all the rest.", nullable=True, check=_positive),
+        "test_per_class": Field(None, INT, "Test at most N images per class (seeded like train_per_class); null: "
+                                "all. caltech256: drawn from the images not used for training (20 in "
+                                "L2-SP/DELTA; null: all the rest).", nullable=True, check=_positive),
         "sample_seed": Field(None, INT, "Seed of every per-class draw (sample_rate, train_per_class, Caltech-256's "
                              "split); null: run.seed. Fix it to keep the same images across run seeds.",
                              nullable=True, check=_seed),

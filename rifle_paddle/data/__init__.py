@@ -1,8 +1,8 @@
 """Data: one reader per data set layout (one registry), OpenCV transforms, the dataset and its loader."""
-from . import (caltech256, cifar, cub200, fgvc_aircraft, filelist, flowers102, folder, indoor67,  # noqa: F401
-               stanford_cars, stanford_dogs)  # importing a reader module registers it
+from . import (caltech256, cifar, cub200, fashion_mnist, fgvc_aircraft, filelist, flowers102, folder,  # noqa: F401
+               indoor67, stanford_cars, stanford_dogs)  # importing a reader module registers it
 from .base import ImageClassificationDataset, class_permutation, stratified_subsample
-from .builder import build_dataset, build_datasets, build_loader, read_split
+from .builder import build_dataset, build_datasets, build_loader, read_split, select_classes
 from .errors import DataError
 from .image import EncodedImage, read_image
 from .loader import ImageLoader
@@ -10,4 +10,5 @@ from .registry import Expected, Split, expected_counts, get_reader, list_readers
 
 __all__ = ["DataError", "EncodedImage", "Expected", "ImageClassificationDataset", "ImageLoader", "Split",
            "build_dataset", "build_datasets", "build_loader", "class_permutation", "expected_counts", "get_reader",
-           "list_readers", "read_image", "read_split", "register_reader", "stratified_subsample"]
+           "list_readers", "read_image", "read_split", "register_reader", "select_classes",
+           "stratified_subsample"]

@@ -7,6 +7,7 @@ from .base import ImageClassificationDataset, stratified_subsample
 from .errors import DataError
 from .loader import ImageLoader
 from .registry import Split, get_reader, label_levels
+from .sampler import SeededBatchSampler
 from .transforms import Normalize, eval_transform, train_transform
 
 
@@ -30,22 +31,51 @@ def read_split(data_cfg: dict, split: str, seed: int = 0) -> Split:
         raise DataError(f"data.label_level={level} does not apply to {name}; use {offered}")
     cfg = {**data_cfg, "label_level": level or (levels[0] if levels else None),
            "sample_seed": sampling_seed(data_cfg, seed)}
-    return get_reader(name)(cfg, split)
+    found = get_reader(name)(cfg, split)
+    return select_classes(found, data_cfg.get("classes"), f"{name}:{split}")
+
+
+def select_classes(found: Split, wanted: list[int | str] | None, name: str = "") -> Split:
+    """Keep the ``wanted`` classes (indices or names) of ``found``, relabeled 0..k-1 in the order given.
+
+    This is how one data set yields disjoint source and target tasks (pretrain on some classes, transfer to the
+    others) with the same reader, and it happens before any sampling so per-class draws are unchanged.
+    """
+    if not wanted:
+        return found
+    index = {c: i for i, c in enumerate(found.classes)}
+    old = []
+    for w in wanted:
+        i = w if isinstance(w, int) else index.get(w)
+        if i is None or i >= len(found.classes):
+            names = ", ".join(found.classes[:12]) + (", ..." if len(found.classes) > 12 else "")
+            raise DataError(f"{name}: data.classes names {w!r}, which is not a class of this data set "
+                            f"({len(found.classes)} classes: {names})")
+        old.append(i)
+    if len(set(old)) != len(old):
+        raise DataError(f"{name}: data.classes selects a class twice (by index and by name?): {wanted}")
+    relabel = {o: n for n, o in enumerate(old)}
+    samples = [(key, relabel[y]) for key, y in found.samples if y in relabel]
+    return found._replace(samples=samples, classes=[found.classes[o] for o in old])
 
 
 def build_dataset(data_cfg: dict, split: str, seed: int = 0) -> ImageClassificationDataset:
     """The ``split`` ('train' or 'test') of the configured data set, with its standard transforms.
 
     The training split keeps ``data.sample_rate`` of each class and at most ``data.train_per_class`` images per
-    class, drawn with ``sampling_seed``; the test split is never sub-sampled.
+    class, drawn with ``sampling_seed``; the test split keeps at most ``data.test_per_class`` per class (a quicker,
+    noisier test: the demo's), drawn the same way, and is otherwise never sub-sampled.
     """
     found = read_split(data_cfg, split, seed)
     samples = found.samples
     if split == "train":
         samples = stratified_subsample(samples, data_cfg["sample_rate"], sampling_seed(data_cfg, seed),
                                        per_class=data_cfg.get("train_per_class"))
-        transform = train_transform(data_cfg["image_size"])
+        transform = train_transform(data_cfg["image_size"], data_cfg.get("crop_scale", (0.08, 1.0)))
     else:
+        if data_cfg.get("test_per_class"):  # Caltech-256's reader has drawn its test split already: a no-op
+            samples = stratified_subsample(samples, 1.0, sampling_seed(data_cfg, seed),
+                                           per_class=data_cfg["test_per_class"])
         transform = eval_transform(data_cfg["image_size"], data_cfg["resize_size"])
     return ImageClassificationDataset.from_split(
         found._replace(samples=samples), transform, name=f"{data_cfg['name']}:{split}",
@@ -62,14 +92,16 @@ def build_datasets(data_cfg: dict, seed: int = 0) -> tuple[ImageClassificationDa
     return train, test
 
 
-def build_loader(dataset, batch_size: int, train: bool, num_workers: int) -> ImageLoader:
-    """An ``ImageLoader`` over a ``DistributedBatchSampler``, so one code path serves one card and many.
+def build_loader(dataset, batch_size: int, train: bool, num_workers: int, seed: int = 0) -> ImageLoader:
+    """An ``ImageLoader`` over a ``SeededBatchSampler`` (a ``DistributedBatchSampler``), so one code path serves
+    one card and many.
 
-    Training shuffles, and drops the last partial batch only when it would hold a single image (batch norm
-    cannot normalize a batch of one); evaluation keeps order and every sample.
+    Training shuffles in an order drawn from ``seed`` (the run's) and the epoch, and drops the last partial batch
+    only when it would hold a single image (batch norm cannot normalize a batch of one); evaluation keeps order and
+    every sample.
     """
     per_rank = len(dataset) // max(1, paddle.distributed.get_world_size())
     drop_last = train and per_rank > batch_size and per_rank % batch_size == 1
-    sampler = paddle.io.DistributedBatchSampler(dataset, batch_size=batch_size, shuffle=train, drop_last=drop_last)
+    sampler = SeededBatchSampler(dataset, batch_size=batch_size, seed=seed, shuffle=train, drop_last=drop_last)
     return ImageLoader(dataset, batch_sampler=sampler, num_workers=num_workers, return_list=True,
                        use_shared_memory=num_workers > 0)

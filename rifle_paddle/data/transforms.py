@@ -206,9 +206,9 @@ class Normalize:
         return "Normalize()"
 
 
-def train_transform(image_size: int) -> Compose:
+def train_transform(image_size: int, scale=(0.08, 1.0)) -> Compose:
     """Random-resized crop, horizontal flip (the authors' training augmentation), as uint8 CHW."""
-    return Compose([RandomResizedCrop(image_size), RandomHorizontalFlip(), ToCHW()])
+    return Compose([RandomResizedCrop(image_size, scale=tuple(scale)), RandomHorizontalFlip(), ToCHW()])
 
 
 def eval_transform(image_size: int, resize_size: int) -> Compose:

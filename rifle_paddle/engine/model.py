@@ -14,6 +14,12 @@ from paddle.hapi.model import to_list
 from .nonfinite import NonFiniteLossGuard
 
 
+def as_tensor(x) -> paddle.Tensor:
+    """A batch as a tensor, without the copy ``paddle.to_tensor`` makes of a tensor (``ImageLoader`` and
+    ``paddle.io.DataLoader`` already yield tensors; a user's own loop may pass NumPy arrays)."""
+    return x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x)
+
+
 class TrainStep:
     """Forward and backward of one training batch; returns the loss terms to log (first: the task loss).
 
@@ -40,10 +46,13 @@ class TransferModel(paddle.Model):
         self._batch_metrics: list = []
 
     def fit(self, train_data=None, eval_data=None, *args, start_epoch: int = 0, skip_steps: int = 0, **kwargs):
-        """hapi's ``fit``, able to continue a run: the first ``start_epoch`` epochs, and ``skip_steps`` batches of
-        the next, are taken as done. hapi's own loop always starts at epoch 0, so a continuation runs
-        ``resume.fit_from`` (the same loop over hapi's ``_run_one_epoch``, from a later epoch)."""
-        if not (start_epoch or skip_steps):
+        """hapi's ``fit`` on data loaders, able to continue a run: the first ``start_epoch`` epochs, and
+        ``skip_steps`` batches of the next, are taken as done. It runs ``resume.fit_from`` (hapi's loop over its
+        own ``_run_one_epoch``, from any epoch), which also tests after epochs ``eval_freq``, 2 ``eval_freq``, ...
+        and the last, where hapi tests after the first. Data sets (hapi builds the loaders) go to hapi's ``fit``."""
+        if isinstance(train_data, paddle.io.Dataset) or isinstance(eval_data, paddle.io.Dataset):
+            if start_epoch or skip_steps:
+                raise TypeError("continuing a run (start_epoch/skip_steps) takes data loaders, not data sets")
             return super().fit(train_data, eval_data, *args, **kwargs)
         from .resume import fit_from  # late: resuming builds on this module
         return fit_from(self, train_data, eval_data, *args, start_epoch=start_epoch, skip_steps=skip_steps,
@@ -64,7 +73,7 @@ class TransferModel(paddle.Model):
         adapter = self._adapter
         network = adapter.ddp_model if getattr(adapter, "_nranks", 1) > 1 else self.network
         with self.autocast():
-            return network(*[paddle.to_tensor(x) for x in inputs])
+            return network(*[as_tensor(x) for x in inputs])
 
     def update_metrics(self, outputs, labels) -> None:
         for metric in self._metrics:
@@ -77,7 +86,7 @@ class TransferModel(paddle.Model):
         self.network.train()
         self.mode = "train"
         inputs = to_list(inputs)
-        labels = [paddle.to_tensor(label) for label in to_list(labels or [])]
+        labels = [as_tensor(label) for label in to_list(labels or [])]
         if self.amp_level != "O0" and self._scaler is None:
             self._scaler = paddle.amp.GradScaler(**self._adapter._amp_configs)
         scaler = self._scaler if self.amp_level != "O0" else None

@@ -302,9 +302,17 @@ class _Remainder:
         yield from batches
 
 
+def evaluates_after(epoch: int, epochs: int, eval_freq: int) -> bool:
+    """Whether the 0-based ``epoch`` is followed by a test: after epochs N, 2N, ... (1-based) and after the last.
+    hapi's own ``fit`` tests after the first epoch and then every N (``epoch % N == 0``), which for a run that
+    tests only at the end (``eval_freq = epochs``) wastes a full test pass after epoch 1."""
+    return (epoch + 1) % eval_freq == 0 or epoch + 1 == epochs
+
+
 def fit_from(model, train_data, eval_data=None, *args, start_epoch: int = 0, skip_steps: int = 0, epochs: int = 1,
              eval_freq: int = 1, log_freq: int = 10, verbose: int = 2, callbacks=None, **unsupported):
-    """hapi's epoch loop (``Model.fit``, Paddle 3.3) from ``start_epoch``, after ``skip_steps`` batches of it.
+    """hapi's epoch loop (``Model.fit``, Paddle 3.3) from ``start_epoch``, after ``skip_steps`` batches of it,
+    testing after the epochs ``evaluates_after`` names.
 
     Reuses hapi's ``config_callbacks`` and ``_run_one_epoch``, so callbacks see the same events with the same
     parameters (``epochs`` is the run's total) as in an uninterrupted ``fit``. Only what the engine passes to
@@ -326,7 +334,7 @@ def fit_from(model, train_data, eval_data=None, *args, start_epoch: int = 0, ski
         loader = _Remainder(train_data, skip_steps) if epoch == start_epoch and skip_steps else train_data
         logs = model._run_one_epoch(loader, cbks, "train", {})  # a fresh dict: hapi's default one is shared
         cbks.on_epoch_end(epoch, logs)
-        if eval_data is not None and epoch % eval_freq == 0:
+        if eval_data is not None and evaluates_after(epoch, epochs, eval_freq):
             cbks.on_begin("eval", {"steps": model._len_data_loader(eval_data), "metrics": model._metrics_name()})
             cbks.on_end("eval", model._run_one_epoch(eval_data, cbks, "eval", {}))
         if model.stop_training:

@@ -1,9 +1,9 @@
 """From a validated config to a trained model and a run directory.
 
 The run directory (``<run.output_dir>/<run.name>/``) holds everything needed to understand and reuse a run:
-``config.yaml`` (the effective config, self-contained), ``train.log``, ``vdl/`` (VisualDL), ``checkpoints/`` (the
-newest resumable checkpoint, see ``resume.py``), ``last.pdparams`` / ``last.pdopt`` (every epoch), ``best.pdparams``
-(best test top-1) and ``metrics.json``.
+``config.yaml`` (the effective config, self-contained, see ``run_config_yaml``), ``train.log``, ``vdl/``
+(VisualDL), ``checkpoints/`` (the newest resumable checkpoint, see ``resume.py``), ``last.pdparams`` /
+``last.pdopt`` (every epoch), ``best.pdparams`` (best test top-1) and ``metrics.json``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import datetime
 import logging
 import os
 import random
-import sys
 
 import numpy as np
 import paddle
@@ -19,7 +18,7 @@ from paddle.static import InputSpec
 
 from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
 from ..config import to_yaml
-from ..config.checks import require_paths
+from ..config.checks import gpu_available, require_paths
 from ..console import setup_logging
 from ..data import build_datasets, build_loader
 from ..data.builder import build_dataset
@@ -38,7 +37,7 @@ def select_device(device: str) -> str:
     """'auto' picks the GPU when Paddle has CUDA; under ``paddle.distributed.launch`` Paddle maps 'gpu' to the
     card of this rank."""
     if device == "auto":
-        device = "gpu" if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
+        device = "gpu" if gpu_available() else "cpu"
     if device == "gpu" and not paddle.is_compiled_with_cuda():
         raise RunError("run.device=gpu but this Paddle has no CUDA support: install paddlepaddle-gpu "
                        "(see README) or set -o run.device=cpu")
@@ -75,6 +74,16 @@ def prepare_run_dir(cfg: dict) -> str:
     return run_dir
 
 
+def run_config_yaml(cfg: dict) -> str:
+    """The run directory's ``config.yaml``: the config that describes the run and reruns it.
+
+    ``train.resume`` is saved as null: resuming is what one invocation does (``auto`` that found no checkpoint
+    starts the run), not a property of the run, and a copy of the config must not resume anything.
+    ``train.py --resume <run>`` sets it again.
+    """
+    return to_yaml({**cfg, "train": {**cfg["train"], "resume": None}})
+
+
 def build_network(cfg: dict, num_classes: int) -> tuple[paddle.nn.Layer, str]:
     """The backbone with a ``num_classes`` head and its pretrained weights (all but the head)."""
     network = create_model(cfg["model"]["arch"], num_classes=num_classes)
@@ -90,7 +99,8 @@ def build_network(cfg: dict, num_classes: int) -> tuple[paddle.nn.Layer, str]:
 
 
 def amp_configs(train_cfg: dict, device: str) -> dict | None:
-    """hapi ``amp_configs`` for ``train.amp``; AMP needs a GPU (fp16 kernels), so it is an error on CPU."""
+    """hapi ``amp_configs`` for ``train.amp``; AMP needs a GPU (fp16 kernels), so it is an error on CPU (``train``
+    reports it earlier, with the config's other problems: ``checks.path_problems``)."""
     if not train_cfg["amp"]:
         return None
     if device != "gpu":
@@ -141,7 +151,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
 
     ``callbacks`` are extra hapi callbacks, called before the engine's own at every event.
     """
-    require_paths(cfg, "train")  # a wrong path fails now, before a run directory or a model exists
+    require_paths(cfg, "train")  # a wrong path or a missing GPU fails now, before a run directory or a model exists
     device = select_device(cfg["run"]["device"])
     seed_everything(cfg["run"]["seed"])
     resume = find_resume_point(cfg)  # None: a new run
@@ -149,7 +159,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     setup_logging(os.path.join(run_dir, "train.log") if is_main_process() else None)
     if is_main_process() and resume is None:
         with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as f:
-            f.write(to_yaml(cfg))
+            f.write(run_config_yaml(cfg))
     log.info("run directory: %s (device %s, %d process(es))", run_dir, device,
              paddle.distributed.get_world_size())
 
@@ -159,7 +169,8 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
         raise RunError(f"model.num_classes={num_classes} but the data has {train_set.num_classes} classes")
     log.info("data: %d train / %d test images, %d classes", len(train_set), len(test_set), num_classes)
     data_cfg = cfg["data"]
-    train_loader = build_loader(train_set, data_cfg["batch_size"], True, data_cfg["num_workers"])
+    train_loader = build_loader(train_set, data_cfg["batch_size"], True, data_cfg["num_workers"],
+                                seed=cfg["run"]["seed"])  # each seed its own batch order
     test_loader = build_loader(test_set, data_cfg["eval_batch_size"], False, data_cfg["num_workers"])
 
     network, head_name = build_network(cfg, num_classes)

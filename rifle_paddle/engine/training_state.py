@@ -2,9 +2,10 @@
 
 A resumed run must continue *exactly*, not approximately: the network is not enough. Besides the weights
 (batch-norm statistics included) and the optimizer's accumulators with the learning-rate schedule (part of
-``optimizer.state_dict()``), the next batches depend on the random generators, on the sampler's epoch counter (the
-shuffling seed of ``DistributedBatchSampler``), on AMP's loss scale, and on stateful pieces of the method: RIFLE's
-record of re-initializations, the regularizer's frozen pretrained reference, the recorder's metrics so far.
+``optimizer.state_dict()``), the next batches depend on the random generators, on the sampler's epoch counter
+(with ``run.seed``, the shuffling seed of ``data.sampler.SeededBatchSampler``), on AMP's loss scale, and on
+stateful pieces of the method: RIFLE's record of re-initializations, the regularizer's frozen pretrained reference,
+the recorder's metrics so far, the regularization monitor's history.
 
 Those pieces plug in through one protocol: any training step or callback with ``state_dict()`` and
 ``set_state_dict(state)`` is a *component* (``stateful_components``) and is saved and restored under a stable name;
@@ -200,7 +201,9 @@ def restore_metric_totals(metrics: list, totals: list[dict | None]) -> None:
 
 # ------------------------------------------------------------------------------------------------------ the sampler
 def sampler_epoch(loader) -> int | None:
-    """The epoch counter that seeds the shuffling of ``DistributedBatchSampler`` (None for other samplers)."""
+    """The epoch counter of a ``DistributedBatchSampler``, which seeds its shuffling (``SeededBatchSampler``: with
+    the run's seed, a config key a resume may not change, so the counter is all a checkpoint needs); None for other
+    samplers."""
     return getattr(getattr(loader, "batch_sampler", None), "epoch", None)
 
 

@@ -180,6 +180,16 @@ class DTNH:
             (total_dot < 0).astype("float32") * has_both, has_both])
         self._totals = self._totals + step
 
+    @property
+    def totals(self) -> list[float]:
+        """The running sums ``summary`` averages, as plain numbers: what a checkpoint taken in the middle of an
+        epoch keeps so that the epoch's statistics still cover all its steps (one host synchronization)."""
+        return self._totals.numpy().tolist()
+
+    @totals.setter
+    def totals(self, values: list[float]) -> None:
+        self._totals = paddle.to_tensor(values, dtype="float32")
+
     def summary(self, reset: bool = True) -> dict:
         """Averages since the last reset (one host synchronization):
 

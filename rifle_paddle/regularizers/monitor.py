@@ -4,6 +4,11 @@ task and regularizer gradients conflicted — the evidence that tells whether th
 A hapi callback reading ``RegularizedStep``: console/train.log line per epoch, VisualDL scalars
 (``regularizer/value``, ``dtnh/conflict_fraction``, ``dtnh/mean_cosine``, ``dtnh/global_cosine``) and a
 ``history`` list the engine puts into ``metrics.json`` (key ``regularization``).
+
+The monitor is a checkpoint component (``state_dict``): ``history`` holds every finished epoch's record and is not
+recomputed by a resumed run, which only runs the remaining epochs, and a checkpoint taken in the middle of an
+epoch also keeps that epoch's partial sums (the regularizer's and DTNH's), because the resumed run replays the
+epoch's finished batches without training on them.
 """
 from __future__ import annotations
 
@@ -21,9 +26,31 @@ class RegularizationMonitor(paddle.callbacks.Callback):
         super().__init__()
         self.step, self.writer = step, writer
         self.history: list[dict] = []
+        self._epoch: int | None = None  # the epoch in progress, None between epochs
         self._sum, self._seen = 0.0, 0
 
+    # -- checkpoint protocol (engine/training_state.py) ---------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The finished epochs' records and, in the middle of an epoch, its partial sums."""
+        partial = None
+        if self._epoch is not None:
+            partial = {"epoch": self._epoch, "sum": self._sum, "seen": self._seen,
+                       "dtnh_totals": self.step.dtnh.totals if self.step.dtnh is not None else None}
+        return {"history": [dict(record) for record in self.history], "partial": partial}
+
+    def set_state_dict(self, state: dict) -> None:
+        self.history = [dict(record) for record in state["history"]]
+        partial = state["partial"]
+        self._epoch = partial["epoch"] if partial else None
+        self._sum, self._seen = (partial["sum"], partial["seen"]) if partial else (0.0, 0)
+        if partial and partial["dtnh_totals"] is not None and self.step.dtnh is not None:
+            self.step.dtnh.totals = partial["dtnh_totals"]
+
+    # -- hapi events ------------------------------------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
+        if self._epoch == epoch:
+            return  # continuing an epoch interrupted midway (restored by set_state_dict): keep its partial sums
+        self._epoch = epoch
         self._sum, self._seen = 0.0, 0
         if self.step.dtnh is not None:
             self.step.dtnh.summary(reset=True)  # drop anything recorded outside this epoch's training
@@ -42,6 +69,7 @@ class RegularizationMonitor(paddle.callbacks.Callback):
         if self.step.dtnh is not None:
             record.update(self.step.dtnh.summary(reset=True))
         self.history.append(record)
+        self._epoch = None
         name = self.step.regularizer.name
         line = f"epoch {epoch}: {name} {record.get('regularizer', float('nan')):.5g}"
         if "conflict_fraction" in record:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
-from ..engine.model import TrainStep
+from ..engine.model import TrainStep, as_tensor
 from .base import Regularizer
 from .dtnh import DTNH, add_aligned
 
@@ -42,7 +42,7 @@ class RegularizedStep(TrainStep):
 
     def __call__(self, model, inputs: list, labels: list, scaler) -> list[paddle.Tensor]:
         reg = self.regularizer
-        inputs = [x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x) for x in inputs]
+        inputs = [as_tensor(x) for x in inputs]
         with reg.observe():
             outputs = model.forward_train(inputs)
         task_terms = to_list(model._loss(*(to_list(outputs) + labels)))
