@@ -11,7 +11,7 @@ in about half an hour (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/f
    paired t-test, the per-layer weight change from the source weights (the RIFLE paper's mechanism) and the
    training-loss curves around the re-initializations, with the figures under ``benchmarks/results/``.
 
-    python benchmarks/transfer_cpu.py                          # 3 seeds
+    python benchmarks/transfer_cpu.py                          # 3 seeds, 2 runs at a time
     python benchmarks/transfer_cpu.py --seeds 5                # adds seeds 3 and 4; finished runs are kept
     python benchmarks/transfer_cpu.py --output-dir output/transfer_cpu_r2 -o rifle.num_reinits=2
 
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated subset of the table's methods (default: all)")
     p.add_argument("--output-dir", default=os.path.join("output", "transfer_cpu"), help="where the runs go")
     p.add_argument("--results", default=os.path.join("benchmarks", "RESULTS.md"), help="the report to write")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="runs at once, one process each (default: 2, or 1 on a single core)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every transfer run (repeatable)")
     return p
@@ -129,7 +131,7 @@ def write_results(args, report, complete_runs: list, pretrain_s: float, sweep_s:
         "then fine-tuned on the 5 target classes (sandal, shirt, sneaker, bag, ankle boot) with 20 labelled "
         "images per class, 32 px, 40 epochs, SGD momentum 0.9, lr 0.01 with per-iteration cosine decay, weight "
         "decay 1e-4, batch 16; tested once after the last epoch on all 5,000 test images of the target classes. "
-        "RIFLE: 3 re-initializations of the classifier (before epochs 11, 21, 31), He-normal, momentum reset. "
+        "RIFLE: 3 re-initializations of the classifier (before epochs 11, 21, 31 of 40, 1-based), He-normal, momentum reset. "
         "L2-SP: alpha = beta = 0.01 towards the source weights. DTNH: per-layer.", "",
         to_markdown(report, args.output_dir).replace("# Top-1 test accuracy (%)", "## Top-1 test accuracy (%)", 1),
         f"![accuracy]({rel(bars_png)})", "",
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
     todo = [j for j in jobs if j.state != "done"]
     print(f"[2/3] {len(jobs)} transfer runs, {len(todo)} to do, in {args.output_dir}", flush=True)
     start = time.time()
-    failures = run_jobs(jobs)
+    failures = run_jobs(jobs, workers=args.workers)
     sweep_s = time.time() - start
     if failures:
         for job, error in failures:

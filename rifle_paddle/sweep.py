@@ -146,24 +146,64 @@ def train_in_process(job: Job) -> None:
         gc.collect()  # the previous run's network and loaders go before the next one is built
 
 
-def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process) -> list[tuple[Job, str]]:
+def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process,
+             workers: int = 1) -> list[tuple[Job, str]]:
     """Run every job that is not done, in order; returns ``(job, error)`` for each failed run.
 
     A failure stops the sweep unless ``keep_going`` (a broken data root would otherwise fail every cell in turn).
     Ctrl-C stops it too; the interrupted run is incomplete and is started again by the next sweep.
+
+    ``workers > 1`` runs that many jobs at once, each in a fresh process (``runner`` must then be picklable). On a
+    CPU this is the faster way to use several cores: Paddle's CPU kernels run single-threaded by default and small
+    models scale poorly with threads (measured on 2 cores, ResNet-18 at 32 px: two single-threaded runs side by side
+    trained ~1.7x the images/s of one run with two threads). On a GPU keep one worker per card.
     """
     pending = [j for j in jobs if j.state != DONE]
+    if workers > 1:
+        return _run_in_pool(pending, keep_going, runner, workers)
     failures = []
     for i, job in enumerate(pending, 1):
-        log.info("sweep [%d/%d] %s (%s)%s", i, len(pending), job.name, os.path.relpath(job.config_path),
-                 ", restarting an incomplete run" if job.state == INCOMPLETE else "")
+        _log_start(job, i, len(pending))
         try:
             runner(job)
         except Exception as e:  # noqa: BLE001 - reported per run; the traceback goes to the log
-            log.error("sweep: %s failed: %s: %s\n%s", job.name, type(e).__name__, e, traceback.format_exc())
-            failures.append((job, f"{type(e).__name__}: {e}"))
+            failures.append(_failure(job, e))
             if not keep_going:
                 break
+    return failures
+
+
+def _log_start(job: Job, i: int, n: int) -> None:
+    log.info("sweep [%d/%d] %s (%s)%s", i, n, job.name, os.path.relpath(job.config_path),
+             ", restarting an incomplete run" if job.state == INCOMPLETE else "")
+
+
+def _failure(job: Job, e: BaseException) -> tuple[Job, str]:
+    log.error("sweep: %s failed: %s: %s\n%s", job.name, type(e).__name__, e,
+              "".join(traceback.format_exception(e)))
+    return job, f"{type(e).__name__}: {e}"
+
+
+def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int) -> list[tuple[Job, str]]:
+    """``run_jobs`` with ``workers`` processes, started in order; after a failure (without ``keep_going``) no new
+    job starts, the running ones finish."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    failures, queue, running = [], list(enumerate(pending, 1)), {}
+    context = multiprocessing.get_context("spawn")  # a fork of a process that has run Paddle is not safe
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1) as pool:
+        while queue or running:
+            while queue and len(running) < workers and (keep_going or not failures):
+                i, job = queue.pop(0)
+                _log_start(job, i, len(pending))
+                running[pool.submit(runner, job)] = job
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                if future.exception() is not None:
+                    failures.append(_failure(job, future.exception()))
     return failures
 
 
@@ -185,6 +225,8 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="list the plan and the state of every run; run nothing")
     mode.add_argument("--print", action="store_true", help="print one train.py command per run still to do")
     p.add_argument("--keep-going", action="store_true", help="continue with the next run after a failed one")
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs at once, each in its own process (CPU: up to the number of cores; GPU: 1)")
     return p
 
 
@@ -219,7 +261,7 @@ def main(argv=None) -> int:
         print(summary)
         return 0
     log.info("sweep of %s: %s", table.path, summary)
-    failures = run_jobs(jobs, keep_going=args.keep_going)
+    failures = run_jobs(jobs, keep_going=args.keep_going, workers=args.workers)
     for job, error in failures:
         print(f"failed: {job.name}: {error}", file=sys.stderr)
     done = sum(1 for j in jobs if is_complete(j.run_dir))

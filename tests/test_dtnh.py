@@ -13,6 +13,7 @@ from rifle_paddle.engine import train
 from rifle_paddle.engine.model import TransferModel
 from rifle_paddle.regularizers import DTNH, L2SP, FeatureDistillation, RegularizedStep, never_hurt_direction
 from rifle_paddle.regularizers.dtnh import layer_of
+from tiny_net import Tiny
 
 
 def _t(values):
@@ -137,16 +138,6 @@ def test_groups_follow_layers_and_bad_arguments_are_rejected():
 
 
 # ------------------------------------------------------------------------------------------- the engine's step
-class Tiny(nn.Layer):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Linear(4, 3)
-        self.fc = nn.Linear(3, 2)
-
-    def forward(self, x):
-        return self.fc(F.relu(self.body(x)))
-
-
 @pytest.mark.parametrize("kind", ["l2sp", "kd"])
 def test_step_with_dtnh_combines_separately_computed_gradients(kind):
     paddle.seed(0)

@@ -18,20 +18,9 @@ from rifle_paddle.regularizers import (DELTA, L2SP, REGULARIZERS, BatchSpectralS
 from rifle_paddle.regularizers.bss import smallest_squared_singular_values
 from rifle_paddle.regularizers.delta import attention_from_importance, channel_importance
 from rifle_paddle.regularizers.feature_distillation import feature_map_distance
+from tiny_net import Tiny
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-
-
-class Tiny(nn.Layer):
-    """x [B, 4] -> body (Linear 4->3, the regularized feature) -> ReLU -> fc (Linear 3->2, the new head)."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Linear(4, 3)
-        self.fc = nn.Linear(3, 2)
-
-    def forward(self, x):
-        return self.fc(F.relu(self.body(x)))
 
 
 def _tiny(seed=0):

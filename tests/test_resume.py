@@ -114,19 +114,32 @@ def assert_same_run(run_dir: str, reference: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- real runs
-class CrashAt(paddle.callbacks.Callback):
-    """Simulates a crash (an exception out of fit) at the start of a given batch."""
+class At(paddle.callbacks.Callback):
+    """Runs ``action`` at the start of a given batch: a crash (an exception out of fit) or a Ctrl-C."""
 
-    def __init__(self, epoch: int, step: int):
+    def __init__(self, epoch: int, step: int, action):
         super().__init__()
-        self.at, self.epoch = (epoch, step), None
+        self.at, self.epoch, self.action = (epoch, step), None, action
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_begin(self, step, logs=None):
         if (self.epoch, step) == self.at:
-            raise RuntimeError("simulated crash")
+            self.action()
+
+
+def _crash():
+    raise RuntimeError("simulated crash")
+
+
+def CrashAt(epoch: int, step: int) -> At:
+    return At(epoch, step, _crash)
+
+
+def CtrlCAt(epoch: int, step: int) -> At:
+    """Ctrl-C at the start of a given batch (the checkpointer saves at the next one: mid-epoch)."""
+    return At(epoch, step, lambda: os.kill(os.getpid(), signal.SIGINT))
 
 
 def test_a_crash_in_a_rifle_epoch_resumes_to_the_same_weights(workspace, reference):
@@ -160,19 +173,6 @@ def test_stateful_components_plug_in_the_l2sp_reference_through_disturblabel(wor
         np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
 
 
-class CtrlCAt(paddle.callbacks.Callback):
-    """Ctrl-C at the start of a given batch (the checkpointer saves at the next one: mid-epoch)."""
-
-    def __init__(self, epoch: int, step: int):
-        super().__init__()
-        self.at, self.epoch = (epoch, step), None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, step, logs=None):
-        if (self.epoch, step) == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_the_regularization_history_survives_a_mid_epoch_resume(workspace):

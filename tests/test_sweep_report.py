@@ -189,6 +189,26 @@ def test_a_failed_run_stops_the_sweep_unless_keep_going(configs, tmp_path):
     assert len(sweep.run_jobs(jobs, keep_going=True, runner=broken)) == 2
 
 
+def record_process(job):
+    """A picklable runner: notes which process ran the job (a fresh one per job); 'rifle' runs fail."""
+    os.makedirs(job.run_dir, exist_ok=True)
+    with open(os.path.join(job.run_dir, "ran_in"), "w") as f:
+        f.write(str(os.getpid()))
+    if job.cell.method.name == "rifle":
+        raise RuntimeError(f"{job.name} broke")
+
+
+def test_workers_run_jobs_in_fresh_processes_and_report_failures(configs, tmp_path):
+    configgen.main(["--configs", configs])
+    table = load_table(f"{configs}/tables/t.yaml")
+    jobs = sweep.plan(table, [0], [f"run.output_dir={tmp_path}"], methods=["finetune", "rifle"])
+    failures = sweep.run_jobs(jobs, keep_going=True, runner=record_process, workers=2)
+    assert sorted(job.name for job, _ in failures) == ["alpha-rifle-s0", "beta-rifle-s0"]
+    assert all("RuntimeError: " in error and "broke" in error for _, error in failures)
+    pids = {open(os.path.join(j.run_dir, "ran_in")).read() for j in jobs}
+    assert len(pids) == len(jobs) == 4 and str(os.getpid()) not in pids
+
+
 def test_print_mode_gives_one_train_command_per_pending_run(configs, tmp_path, capsys, monkeypatch):
     configgen.main(["--configs", configs])
     monkeypatch.chdir(tmp_path)
