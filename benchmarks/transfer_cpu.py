@@ -1,7 +1,7 @@
 """Real-data transfer on a CPU: plain fine-tuning, RIFLE, L2-SP, L2-SP + DTNH and RIFLE + L2-SP, several seeds.
 
 The papers' tables need GPUs and downloads; this is the scaled-down, honest version that runs offline on 2 cores
-in about half an hour (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/fashion_mnist.yaml):
+in about 40 minutes (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/fashion_mnist.yaml):
 
 1. source: ResNet-18 trained from scratch on 5 Fashion-MNIST classes (configs/fashion_mnist/source_resnet18.yaml,
    through ``rifle_paddle.pretrain``; cached in output/weights/ and reused);
@@ -11,7 +11,7 @@ in about half an hour (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/f
    paired t-test, the per-layer weight change from the source weights (the RIFLE paper's mechanism) and the
    training-loss curves around the re-initializations, with the figures under ``benchmarks/results/``.
 
-    python benchmarks/transfer_cpu.py                          # 3 seeds, 2 runs at a time
+    python benchmarks/transfer_cpu.py                          # 3 seeds, 2 runs at a time (~40 min on 2 cores)
     python benchmarks/transfer_cpu.py --seeds 5                # adds seeds 3 and 4; finished runs are kept
     python benchmarks/transfer_cpu.py --output-dir output/transfer_cpu_r2 -o rifle.num_reinits=2
 
@@ -98,6 +98,29 @@ def plot_loss_curves(runs: dict, path: str) -> str:
     return save_figure(fig, path)
 
 
+def protocol(overrides: list[str]) -> str:
+    """The protocol paragraph, read from the configs the runs used (so it cannot go stale)."""
+    from rifle_paddle.callbacks.rifle import rifle_schedule
+    from rifle_paddle.config import load_config
+    from rifle_paddle.data.fashion_mnist import CLASSES
+    fine = load_config(os.path.join("configs", "fashion_mnist", "resnet18_finetune.yaml"), overrides)
+    rifle = load_config(os.path.join("configs", "fashion_mnist", "resnet18_rifle.yaml"), overrides)
+    source = load_config(SOURCE_CONFIG)
+    d, t, r = fine["data"], fine["train"], rifle["rifle"]
+    names = lambda idx: ", ".join(CLASSES[i] for i in idx)  # noqa: E731
+    reinits = rifle_schedule(t["epochs"], r["num_reinits"], r["min_tail_epochs"], r["epochs"])
+    return (f"Protocol (configs/datasets/fashion_mnist.yaml, configs/tables/fashion_mnist_cpu.yaml): "
+            f"{source['model']['arch']} trained from scratch on the source classes ({names(source['data']['classes'])}; "
+            f"{source['data']['train_per_class']} images each, {source['train']['epochs']} epochs), then fine-tuned on "
+            f"the target classes ({names(d['classes'])}) with {d['train_per_class']} labelled images per class, "
+            f"{d['image_size']} px, {t['epochs']} epochs, batch {d['batch_size']}, SGD momentum {t['momentum']}, "
+            f"lr {t['lr']} with per-iteration {t['lr_schedule']} decay, weight decay {t['weight_decay']}; tested "
+            f"once after the last epoch on every test image of the target classes. RIFLE: {r['num_reinits']} "
+            f"re-initializations of the classifier, before epochs {', '.join(str(e + 1) for e in reinits)} "
+            f"(1-based), {r['init']}, momentum reset: {str(r['reset_optimizer_state']).lower()}. L2-SP: alpha = "
+            f"beta = 0.01 towards the source weights. DTNH: per {rifle['dtnh']['granularity']}.")
+
+
 def environment() -> str:
     import paddle
     return (f"PaddlePaddle {paddle.__version__} ({'CUDA' if paddle.is_compiled_with_cuda() else 'CPU'} build), "
@@ -126,13 +149,7 @@ def write_results(args, report, complete_runs: list, pretrain_s: float, sweep_s:
         f"Written by `python benchmarks/transfer_cpu.py --seeds {args.seeds}{' ' + cfg_lines if cfg_lines else ''}` "
         f"on {datetime.date.today().isoformat()}; every number below comes from the runs in `{args.output_dir}/`. "
         f"{environment()}.", "",
-        "Protocol (configs/datasets/fashion_mnist.yaml, configs/tables/fashion_mnist_cpu.yaml): ResNet-18 trained "
-        "from scratch on the 5 source classes (t-shirt/top, trouser, pullover, dress, coat; 1,200 images each), "
-        "then fine-tuned on the 5 target classes (sandal, shirt, sneaker, bag, ankle boot) with 20 labelled "
-        "images per class, 32 px, 40 epochs, SGD momentum 0.9, lr 0.01 with per-iteration cosine decay, weight "
-        "decay 1e-4, batch 16; tested once after the last epoch on all 5,000 test images of the target classes. "
-        "RIFLE: 3 re-initializations of the classifier (before epochs 11, 21, 31 of 40, 1-based), He-normal, momentum reset. "
-        "L2-SP: alpha = beta = 0.01 towards the source weights. DTNH: per-layer.", "",
+        protocol(args.override), "",
         to_markdown(report, args.output_dir).replace("# Top-1 test accuracy (%)", "## Top-1 test accuracy (%)", 1),
         f"![accuracy]({rel(bars_png)})", "",
         "## Where the weights moved", "",
@@ -145,10 +162,14 @@ def write_results(args, report, complete_runs: list, pretrain_s: float, sweep_s:
     if loss_png:
         text += ["## Training loss around the re-initializations (seed "
                  f"{min(r.cell[2] for r in seed0.values())})", "", f"![loss]({rel(loss_png)})", ""]
+    total_s = sum(r.metrics.get("elapsed_s", 0.0) for r in complete_runs)
+    pretrain = (f"{pretrain_s / 60:.1f} min (ResNet-18 from scratch, this invocation)" if pretrain_s > 1 else
+                "cached from an earlier invocation (delete the checkpoint to measure it again)")
     text += ["## Cost", "",
-             f"Pretraining: {pretrain_s / 60:.1f} min in this invocation (0 when the cached source model was "
-             f"reused). Transfer runs in this invocation: {sweep_s / 60:.1f} min. Median wall time of one "
-             "transfer run (training and the final test): " +
+             f"Pretraining the source model: {pretrain}. Transfer: {len(complete_runs)} runs, "
+             f"{total_s / 60:.1f} min of run wall time in all ({args.workers} at a time: about "
+             f"{total_s / 60 / max(1, args.workers):.0f} min); this invocation ran them for {sweep_s / 60:.1f} min. "
+             "Median wall time of one run (training and the final test), per method: " +
              ", ".join(f"{m} {s:.0f} s" for m, s in elapsed.items()) + ".", ""]
     return write_text("\n".join(text), args.results)
 

@@ -114,8 +114,7 @@ class PairedDifference:
         direction = "better" if self.mean > 0 else "worse"
         if self.p_value < level:
             return f"{direction} (p = {self.p_value:.3f} < {level})"
-        return f"no significant difference (p = {self.p_value:.2f}; {self.n} pairs cannot resolve " \
-               f"{abs(100 * self.mean):.2f} points)"
+        return f"{direction} on average, not significant at {level} (p = {self.p_value:.2f}, {self.n} pairs)"
 
 
 def paired_differences(report: "Report") -> list[PairedDifference]:
@@ -146,11 +145,13 @@ def paired_markdown(report: "Report") -> str:
     for pd_ in paired_differences(report):
         spread = f" ± {_pct(pd_.std)}" if pd_.std is not None else ""
         rows.append([dataset_title(pd_.dataset), report.title(pd_.method), pd_.n,
-                     _signed_pct(pd_.mean) + spread, f"{pd_.wins}/{pd_.n}",
+                     _signed_pct(pd_.mean) + spread, " ".join(_signed_pct(d) for d in pd_.differences),
+                     f"{pd_.wins}/{pd_.n}",
                      "—" if pd_.p_value is None else f"{pd_.p_value:.3f}", pd_.verdict()])
     if not rows:
         return ""
-    headers = ["Data set", "Method", "pairs", f"Δ vs {report.title(report.baseline)} (points)", "seeds better",
+    headers = ["Data set", "Method", "pairs", f"Δ vs {report.title(report.baseline)} (points)", "per seed",
+               "seeds better",
                "p (paired t)", "verdict"]
     return "\n".join([f"## Paired differences to {report.title(report.baseline)}", "",
                       "Per seed, method minus baseline (same training images, same starting weights): mean ± "

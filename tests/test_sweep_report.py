@@ -282,7 +282,7 @@ def test_paired_differences_match_a_hand_computed_t_test(synthetic_runs):
     assert pair.p_value == pytest.approx(1 - 48 ** 0.5 / 50 ** 0.5, rel=1e-9)
     assert pair.verdict().startswith("better (p = 0.020")
     md = report.to_markdown(rep)
-    assert "## Paired differences to finetune" in md and "| alpha | rifle | 3 | +4.00 ± 1.00 | 3/3 | 0.020 |" in md
+    assert "## Paired differences to finetune" in md and "| alpha | rifle | 3 | +4.00 ± 1.00 | +5.00 +3.00 +4.00 | 3/3 | 0.020 |" in md
 
 
 def test_report_best_metric_and_files(synthetic_runs):
