@@ -320,8 +320,9 @@ def fit_from(model, train_data, eval_data=None, *args, start_epoch: int = 0, ski
     checkpoint cannot know), and none of ``batch_size``, ``num_iters``, ``save_dir``, gradient accumulation.
     """
     if args or unsupported or isinstance(train_data, paddle.io.Dataset):
-        raise TypeError("continuing a run (start_epoch/skip_steps) takes data loaders and the keyword arguments "
-                        "epochs, eval_freq, log_freq, verbose, callbacks" +
+        raise TypeError("TransferModel.fit on data loaders takes the keyword arguments epochs, eval_freq, "
+                        "log_freq, verbose, callbacks (and start_epoch, skip_steps); pass data sets for the rest "
+                        "of hapi's options" +
                         (f"; got {', '.join(sorted(unsupported))}" if unsupported else ""))
     cbks = config_callbacks(callbacks, model=model, epochs=epochs, steps=model._len_data_loader(train_data),
                             log_freq=log_freq, verbose=verbose, metrics=model._metrics_name())
