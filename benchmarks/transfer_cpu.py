@@ -1,7 +1,7 @@
 """Real-data transfer on a CPU: plain fine-tuning, RIFLE, L2-SP, L2-SP + DTNH and RIFLE + L2-SP, several seeds.
 
 The papers' tables need GPUs and downloads; this is the scaled-down, honest version that runs offline on 2 cores
-in about 40 minutes (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/fashion_mnist.yaml):
+in about an hour (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/fashion_mnist.yaml):
 
 1. source: ResNet-18 trained from scratch on 5 Fashion-MNIST classes (configs/fashion_mnist/source_resnet18.yaml,
    through ``rifle_paddle.pretrain``; cached in output/weights/ and reused);
@@ -11,13 +11,13 @@ in about 40 minutes (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/fas
    paired t-test, the per-layer weight change from the source weights (the RIFLE paper's mechanism) and the
    training-loss curves around the re-initializations, with the figures under ``benchmarks/results/``.
 
-    python benchmarks/transfer_cpu.py                          # 3 seeds, 2 runs at a time (~40 min on 2 cores)
-    python benchmarks/transfer_cpu.py --seeds 5                # adds seeds 3 and 4; finished runs are kept
+    python benchmarks/transfer_cpu.py                          # 5 seeds, 2 runs at a time (~1 h on 2 cores)
+    python benchmarks/transfer_cpu.py --seeds 8                # adds seeds 5 to 7; finished runs are kept
     python benchmarks/transfer_cpu.py --output-dir output/transfer_cpu_r2 -o rifle.num_reinits=2
 
 Every finished run is kept and skipped when the command is run again, so an interrupted benchmark continues where it
 stopped. Overrides (``-o``) apply to every transfer run; give them their own ``--output-dir``, or the runs made
-without them are reused. Data: ``apt-get install dataset-fashion-mnist`` (see datasets/fashion_mnist.md).
+without them are reused. Data: ``apt-get install dataset-fashion-mnist`` (see datasets/README.md).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ CURVE_METHODS = ("finetune", "rifle", "rifle_l2sp")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method (default 3)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per method (default 5)")
     p.add_argument("--methods", help="comma-separated subset of the table's methods (default: all)")
     p.add_argument("--output-dir", default=os.path.join("output", "transfer_cpu"), help="where the runs go")
     p.add_argument("--results", default=os.path.join("benchmarks", "RESULTS.md"), help="the report to write")

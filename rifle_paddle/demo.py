@@ -79,5 +79,5 @@ def main() -> int:
     print(f"\nrun directories: {', '.join(r['run_dir'] for r in results.values())}  "
           f"({time.time() - start:.0f} s in all)\n"
           "One seed on a 1,000-image test subset shows the mechanics, not the effect: on this small task RIFLE\n"
-          "costs accuracy in every schedule tried (benchmarks/RESULTS.md, 3 seeds, with the reasons).")
+          "costs accuracy in every schedule tried (benchmarks/RESULTS.md, 5 seeds, with the reasons).")
     return 0
