@@ -52,6 +52,11 @@ def load_published(path: str = PUBLISHED_PATH) -> dict[tuple[str, str], dict]:
     return published
 
 
+def sample_std(values: list[float]) -> float | None:
+    """Sample standard deviation (n - 1) over seeds; undefined (None) for one seed."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
 @dataclass
 class CellResult:
     dataset: str
@@ -71,8 +76,7 @@ class CellResult:
 
     @property
     def std(self) -> float | None:
-        """Sample standard deviation (n - 1); undefined for one seed."""
-        return float(np.std(self.values, ddof=1)) if self.n > 1 else None
+        return sample_std(self.values)
 
 
 @dataclass
@@ -97,7 +101,7 @@ class PairedDifference:
 
     @property
     def std(self) -> float | None:
-        return float(np.std(self.differences, ddof=1)) if self.n > 1 else None
+        return sample_std(self.differences)
 
     @property
     def wins(self) -> int:

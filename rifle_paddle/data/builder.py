@@ -71,7 +71,7 @@ def build_dataset(data_cfg: dict, split: str, seed: int = 0) -> ImageClassificat
     if split == "train":
         samples = stratified_subsample(samples, data_cfg["sample_rate"], sampling_seed(data_cfg, seed),
                                        per_class=data_cfg.get("train_per_class"))
-        transform = train_transform(data_cfg["image_size"], data_cfg.get("crop_scale", (0.08, 1.0)))
+        transform = train_transform(data_cfg["image_size"], data_cfg["crop_scale"])
     else:
         if data_cfg.get("test_per_class"):  # Caltech-256's reader has drawn its test split already: a no-op
             samples = stratified_subsample(samples, 1.0, sampling_seed(data_cfg, seed),
