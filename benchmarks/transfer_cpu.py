@@ -40,13 +40,14 @@ CURVE_METHODS = ("finetune", "rifle", "rifle_l2sp")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from rifle_paddle.sweep import positive_int
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per method (default 5)")
+    p.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 per method (default 5)")
     p.add_argument("--methods", help="comma-separated subset of the table's methods (default: all)")
     p.add_argument("--output-dir", default=os.path.join("output", "transfer_cpu"), help="where the runs go")
     p.add_argument("--results", default=os.path.join("benchmarks", "RESULTS.md"), help="the report to write")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                    help="runs at once, one process each (default: 2, or 1 on a single core)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every transfer run (repeatable)")

@@ -207,6 +207,17 @@ def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int) -> 
     return failures
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a worker count, a number of seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rifle_paddle.sweep", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -225,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="list the plan and the state of every run; run nothing")
     mode.add_argument("--print", action="store_true", help="print one train.py command per run still to do")
     p.add_argument("--keep-going", action="store_true", help="continue with the next run after a failed one")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=positive_int, default=1,
                    help="runs at once, each in its own process (CPU: up to the number of cores; GPU: 1)")
     return p
 

@@ -209,6 +209,13 @@ def test_workers_run_jobs_in_fresh_processes_and_report_failures(configs, tmp_pa
     assert len(pids) == len(jobs) == 4 and str(os.getpid()) not in pids
 
 
+@pytest.mark.parametrize("bad", ["0", "-2", "two"])
+def test_workers_must_be_a_positive_number(bad, capsys):
+    with pytest.raises(SystemExit):
+        sweep.main(["configs/tables/fashion_mnist_cpu.yaml", "--workers", bad, "--dry-run"])
+    assert "--workers" in capsys.readouterr().err
+
+
 def test_print_mode_gives_one_train_command_per_pending_run(configs, tmp_path, capsys, monkeypatch):
     configgen.main(["--configs", configs])
     monkeypatch.chdir(tmp_path)
