@@ -13,6 +13,22 @@ from rifle_paddle.config import load_config  # noqa: E402
 paddle.set_device("cpu")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rifle_logger():
+    """Undo what ``console.setup_logging`` (called by train, sweep, report ...) does to the ``rifle_paddle`` logger:
+    it stops propagation to the root logger, where pytest's ``caplog`` listens, so a later test would see no
+    records depending only on test order."""
+    import logging
+    logger = logging.getLogger("rifle_paddle")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    for handler in [h for h in logger.handlers if h not in handlers]:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory) -> str:
     """3 classes x 12 train / 4 test generated JPEGs at 32 px, in the ImageFolder layout."""
