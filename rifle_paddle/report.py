@@ -36,17 +36,21 @@ class ReportError(ValueError):
 
 
 def load_published(path: str = PUBLISHED_PATH) -> dict[tuple[str, str], dict]:
-    """``{(dataset, method): {'acc_top1': fraction, 'source': text}}``; every number must cite its source."""
+    """``{(dataset, method): {'acc_top1': fraction, 'kind': short label, 'source': text}}``; every number must
+    cite its source and say what kind of source it is (``kind``, printed beside it: e.g. "authors' code README",
+    never "paper" unless the number was read in the paper)."""
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     published, problems = {}, []
     for dataset, methods in data.items():
         for method, entry in (methods or {}).items():
-            value, source = (entry or {}).get("acc_top1"), (entry or {}).get("source")
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1 or not source:
-                problems.append(f"{dataset}/{method}: needs acc_top1 (a fraction) and a source")
+            entry = entry or {}
+            value, source, kind = entry.get("acc_top1"), entry.get("source"), entry.get("kind")
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1 or not source or not kind:
+                problems.append(f"{dataset}/{method}: needs acc_top1 (a fraction), a kind and a source")
                 continue
-            published[(dataset, method)] = {"acc_top1": float(value), "source": " ".join(str(source).split())}
+            published[(dataset, method)] = {"acc_top1": float(value), "kind": str(kind),
+                                            "source": " ".join(str(source).split())}
     if problems:
         raise ReportError(f"{path}: " + "; ".join(problems))
     return published
@@ -269,7 +273,7 @@ def to_markdown(report: Report, source_label: str = "") -> str:
         if pub is not None:
             if pub["source"] not in sources:
                 sources.append(pub["source"])
-            parts.append(f"· paper {_pct(pub['acc_top1'])} [{sources.index(pub['source']) + 1}]")
+            parts.append(f"· {pub['kind']} {_pct(pub['acc_top1'])} [{sources.index(pub['source']) + 1}]")
         return " ".join(parts) or "—"
 
     headers = ["Method"] + [dataset_title(d) for d in report.datasets]
@@ -279,7 +283,8 @@ def to_markdown(report: Report, source_label: str = "") -> str:
             f"Top-1 test accuracy {which}: mean ± sample standard deviation over {typical_n} "
             f"seed{'' if typical_n == 1 else 's'} "
             f"(cells with fewer are marked [n=...]); in parentheses the difference to "
-            f"{report.title(report.baseline)} on the same data set; 'paper' is the published number.", "",
+            f"{report.title(report.baseline)} on the same data set; after '·' a published number, labelled by the kind of "
+            f"source it was read in.", "",
             markdown_table(headers, rows)]
     paired = paired_markdown(report)
     if paired:

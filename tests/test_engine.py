@@ -13,7 +13,7 @@ from rifle_paddle.config import load_config
 
 
 def test_a_short_run_learns_and_writes_every_output(tiny_config):
-    cfg = tiny_config("train.epochs=4", "train.lr=0.01", "rifle.enabled=true", "rifle.num_reinits=1",
+    cfg = tiny_config("train.epochs=5", "train.lr=0.01", "rifle.enabled=true", "rifle.num_reinits=1",
                       "rifle.min_tail_epochs=2")
     result = train(cfg)
     run_dir = result["run_dir"]
@@ -21,7 +21,7 @@ def test_a_short_run_learns_and_writes_every_output(tiny_config):
         assert os.path.isfile(os.path.join(run_dir, name)), name
     assert os.listdir(os.path.join(run_dir, "vdl"))
     losses = [e["train_loss"] for e in result["epochs"]]
-    assert len(losses) == 4 and losses[-1] < 0.5 * losses[0]  # learns, and re-converges after the re-init
+    assert len(losses) == 5 and losses[-1] < 0.5 * losses[0]  # learns, and re-converges after the re-init
     assert [e["epoch"] for e in result["rifle_events"]] == [2]
     assert result["final"]["acc_top1"] == result["epochs"][-1]["test_acc_top1"]
     assert result["num_train"] == 36 and result["num_test"] == 12 and result["num_classes"] == 3

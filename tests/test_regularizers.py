@@ -110,10 +110,10 @@ def test_feature_distillation_value_and_gradient_match_the_formula():
     value = reg.penalty([paddle.to_tensor(x)])
     w, b = net.body.weight.numpy(), net.body.bias.numpy()
     delta = (x @ w + b) - (x @ w0 + b0)  # [B, D]: a 2-D feature, one "position" per channel
-    assert float(value) == pytest.approx(0.25 * (delta ** 2).sum(axis=1).mean(), rel=1e-5)
+    assert float(value) == pytest.approx(0.25 * (delta ** 2).sum(), rel=1e-5)  # summed over the batch
     grad_w, grad_b = _grads(value, [net.body.weight, net.body.bias])
-    np.testing.assert_allclose(grad_w, 0.5 / 5 * x.T @ delta, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(grad_b, 0.5 / 5 * delta.sum(axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(grad_w, 0.5 * x.T @ delta, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(grad_b, 0.5 * delta.sum(axis=0), rtol=1e-4, atol=1e-6)
     assert net.fc.weight.grad is None  # the teacher forward left the student's head alone
 
 
@@ -121,9 +121,11 @@ def test_feature_map_distance_of_4d_maps_with_channel_weights():
     rng = np.random.default_rng(0)
     s, t = rng.normal(size=(2, 3, 4, 5)).astype("float32"), rng.normal(size=(2, 3, 4, 5)).astype("float32")
     a = np.array([0.5, 1.0, 1.5], "float32")
+    per_image = (((s - t) ** 2).mean(axis=(2, 3)) * a).sum(axis=1)
     got = feature_map_distance(paddle.to_tensor(s), paddle.to_tensor(t), paddle.to_tensor(a))
-    want = (((s - t) ** 2).mean(axis=(2, 3)) * a).sum(axis=1).mean()
-    assert float(got) == pytest.approx(want, rel=1e-5)
+    assert float(got) == pytest.approx(per_image.sum(), rel=1e-5)
+    got = feature_map_distance(paddle.to_tensor(s), paddle.to_tensor(t), paddle.to_tensor(a), reduction="mean")
+    assert float(got) == pytest.approx(per_image.mean(), rel=1e-5)
     with pytest.raises(ValueError, match="differ in shape"):
         feature_map_distance(paddle.to_tensor(s), paddle.to_tensor(t[:, :2]))
 
@@ -182,7 +184,7 @@ def test_delta_supervised_attention_scores_the_informative_channel():
     importance = channel_importance(net, "fc", ["feat"], [_two_class_batch(0), _two_class_batch(1)], 2)["feat"]
     assert importance.shape == [2]
     assert float(importance[0]) > 0.1 and abs(float(importance[1])) < 1e-6  # zeroing a dead channel costs nothing
-    reg = DELTA(layers=["feat"], attention_batches=2).attach(net)
+    reg = DELTA(layers=["feat"], attention_batches=2, probe="fast").attach(net)
     with pytest.raises(RuntimeError, match="prepare"):
         reg.channel_weights("feat")
     reg.prepare([_two_class_batch(0), _two_class_batch(1), _two_class_batch(2)])
@@ -208,7 +210,7 @@ def test_delta_penalty_weights_channels_by_attention():
     value = float(reg.penalty([x]))
     with paddle.no_grad():
         s, t = net.feat(x).numpy(), reg.teacher.feat(x).numpy()
-    assert value == pytest.approx((((s - t) ** 2).mean(axis=(2, 3)) * [1.5, 0.5]).sum(1).mean(), rel=1e-5)
+    assert value == pytest.approx((((s - t) ** 2).mean(axis=(2, 3)) * [1.5, 0.5]).sum(1).sum(), rel=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------- BSS

@@ -46,7 +46,8 @@ def run_overrides(workspace, name: str) -> list[str]:
             "data.image_size=32", "data.resize_size=32", "data.batch_size=4", "data.eval_batch_size=8",
             "data.num_workers=0", f"train.epochs={EPOCHS}", "train.log_freq=1", "log.visualdl=false",
             "run.device=cpu", "run.seed=3", f"run.output_dir={workspace['output']}", f"run.name={name}",
-            "rifle.enabled=true", f"rifle.epochs=[{RIFLE_EPOCH}]", "rifle.min_tail_epochs=1"]
+            "rifle.enabled=true", f"rifle.epochs=[{RIFLE_EPOCH}]", "rifle.min_tail_epochs=1",
+            "rifle.reset_optimizer_state=true"]  # the reset accumulators are part of the state compared
 
 
 @pytest.fixture(scope="module")

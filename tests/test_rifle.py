@@ -38,29 +38,54 @@ def _snapshot(layer):
 
 # --- schedule -------------------------------------------------------------------------------------------------
 
+def authors_reinit_starts(num_epoch: int, cyclic_num: int) -> list[int]:
+    """A literal transcription of the authors' rule (haozhe-an/RIFLE-Paddle-Implementation, fine_tuning/run.py):
+    after 0-based epoch ``e_id`` the fc is re-drawn, i.e. the next epoch ``e_id + 1`` starts with a new head."""
+    starts = []
+    for e_id in range(num_epoch):
+        if (e_id + 1) % (num_epoch // cyclic_num) == 0:
+            if e_id > num_epoch - 5:
+                continue
+            starts.append(e_id + 1)
+    return starts
+
+
 def test_schedule_matches_the_authors_cyclic_num():
     assert rifle_schedule(40, num_reinits=3) == [10, 20, 30]  # cyclic_num=4 (the Cars setting)
     assert rifle_schedule(40, num_reinits=2) == [13, 26]      # cyclic_num=3 (the CUB setting)
     assert rifle_schedule(40, num_reinits=0) == []
+    assert rifle_schedule(12, num_reinits=3) == [3, 6]        # the third falls in the authors' 4-epoch tail
 
 
-def test_schedule_never_touches_the_tail():
-    for epochs in range(2, 60):
-        for k in range(0, epochs):
-            if epochs // (k + 1) == 0:
-                with pytest.raises(ValueError):
-                    rifle_schedule(epochs, k, 5)
+def test_schedule_is_the_authors_rule_for_every_run_length():
+    for epochs in range(1, 201):
+        for cyclic_num in range(1, 11):
+            if epochs // cyclic_num == 0:  # the authors' code divides by zero; we refuse
+                with pytest.raises(ValueError, match="need at least"):
+                    rifle_schedule(epochs, cyclic_num - 1)
                 continue
-            with pytest.warns(UserWarning) if 0 < epochs // (k + 1) < 5 and k else nullcontext():
-                sched = rifle_schedule(epochs, k, 5)
-            assert len(sched) == k
-            tail = epochs - max(sched, default=0)
-            assert tail >= min(5, epochs // (k + 1))  # the tail is at least min_tail, clipped to one cycle
+            assert rifle_schedule(epochs, cyclic_num - 1) == authors_reinit_starts(epochs, cyclic_num), \
+                (epochs, cyclic_num)
+
+
+def test_a_schedule_that_differs_from_num_reinits_is_announced(caplog):
+    import logging
+    logger = logging.getLogger("rifle_paddle.callbacks.rifle")
+    logger.addHandler(caplog.handler)  # directly: whether "rifle_paddle" propagates depends on earlier runs
+    try:
+        RifleController(TinyNet().fc, None, epochs=12, num_reinits=3)
+        assert "gives 2 re-initialization(s) [3, 6]" in caplog.text
+        caplog.clear()
+        RifleController(TinyNet().fc, None, epochs=40, num_reinits=3)
+        assert "re-initialization(s)" not in caplog.text
+    finally:
+        logger.removeHandler(caplog.handler)
 
 
 def test_explicit_schedule_is_validated():
     assert rifle_schedule(40, explicit=[30, 10, 20]) == [10, 20, 30]
-    with pytest.raises(ValueError, match="last 5 epochs"):
+    assert rifle_schedule(40, explicit=[36]) == [36]  # E - 4: the authors' rule allows it
+    with pytest.raises(ValueError, match="last 4 epochs"):
         rifle_schedule(40, explicit=[10, 37])
     with pytest.raises(ValueError, match="outside"):
         rifle_schedule(40, explicit=[0])
@@ -84,7 +109,7 @@ def _trained_net_and_optimizer():
 def test_reinit_redraws_weight_and_bias_and_leaves_the_backbone():
     net, opt = _trained_net_and_optimizer()
     before = _snapshot(net)
-    reinitialize_layer(net.fc, np.random.default_rng(0), "he_normal", opt)
+    reinitialize_layer(net.fc, np.random.default_rng(0), "authors", opt)
     after = _snapshot(net)
     for k in before:
         changed = not np.array_equal(before[k], after[k])
@@ -93,16 +118,40 @@ def test_reinit_redraws_weight_and_bias_and_leaves_the_backbone():
     assert any(p is net.fc.weight for p in opt._parameter_list)
 
 
-def test_he_normal_and_uniform_have_the_documented_scale():
-    layer = nn.Linear(2048, 512)
-    reinitialize_layer(layer, np.random.default_rng(1), "he_normal")
-    assert layer.weight.numpy().std() == pytest.approx(np.sqrt(2 / 2048), rel=0.02)
-    assert abs(layer.weight.numpy().mean()) < 1e-3
-    assert layer.bias.numpy().std() == pytest.approx(np.sqrt(2 / 2048), rel=0.2)  # bias uses the layer's fan_in
-    reinitialize_layer(layer, np.random.default_rng(1), "uniform")
-    bound = 1 / np.sqrt(2048)
-    w = layer.weight.numpy()
-    assert w.max() <= bound and w.min() >= -bound and w.max() > 0.95 * bound
+def _redraw_stats(init: str, fan_in: int = 1024, classes: int = 8000):
+    layer = nn.Linear(fan_in, classes)
+    bias_before = layer.bias.numpy().copy()
+    reinitialize_layer(layer, np.random.default_rng(1), init)
+    return layer.weight.numpy(), layer.bias.numpy(), bias_before
+
+
+def test_authors_redraw_uses_each_parameters_own_first_dimension():
+    """run.py: ``np.random.normal(0, np.sqrt(2 / var.shape[0]), var.shape)`` for every fc variable: the weight
+    [in, out] gets sqrt(2/in), the bias [C] gets sqrt(2/C)."""
+    w, b, _ = _redraw_stats("authors")
+    assert w.std() == pytest.approx(np.sqrt(2 / 1024), rel=0.05) and abs(w.mean()) < 1e-3
+    assert b.std() == pytest.approx(np.sqrt(2 / 8000), rel=0.05) and abs(b.mean()) < 1e-3
+
+
+def test_he_normal_draws_the_bias_on_the_weights_fan_in():
+    w, b, _ = _redraw_stats("he_normal")
+    assert w.std() == pytest.approx(np.sqrt(2 / 1024), rel=0.05)
+    assert b.std() == pytest.approx(np.sqrt(2 / 1024), rel=0.05)
+
+
+def test_uniform_draws_weight_and_bias_within_one_over_sqrt_fan_in():
+    bound = 1 / np.sqrt(1024)
+    for values in _redraw_stats("uniform")[:2]:
+        assert values.max() <= bound and values.min() >= -bound
+        assert values.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)
+
+
+def test_paddletransfer_redraws_the_weight_only_on_the_number_of_classes():
+    """paddletransfer/finetuning/img_cls/rifle.py: uniform(-1/sqrt(weight.shape[1]), +) on the weight only."""
+    w, b, bias_before = _redraw_stats("paddletransfer")
+    bound = 1 / np.sqrt(8000)
+    assert w.max() <= bound and w.min() >= -bound and w.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)
+    np.testing.assert_array_equal(b, bias_before)
 
 
 def test_momentum_is_reset_only_for_the_head_and_only_when_asked():
@@ -128,7 +177,7 @@ def test_adam_bias_correction_restarts_at_beta():
     opt = paddle.optimizer.Adam(0.01, parameters=net.parameters())
     paddle.nn.functional.cross_entropy(net(paddle.randn([4, 8])), paddle.to_tensor([0, 1, 2, 0])).backward()
     opt.step()
-    reinitialize_layer(net.fc, np.random.default_rng(0), "he_normal", opt)
+    reinitialize_layer(net.fc, np.random.default_rng(0), "he_normal", opt, reset_state=True)
     for acc_name, per_param in opt._accumulators.items():
         value = per_param[net.fc.weight.name].numpy()
         if "beta1_pow" in acc_name:
@@ -190,5 +239,33 @@ def test_fit_reinitializes_exactly_at_the_scheduled_epochs():
 
 
 def test_callback_rejects_an_unknown_initializer():
-    with pytest.raises(ValueError, match="he_normal"):
+    with pytest.raises(ValueError, match="authors, he_normal, uniform, paddletransfer"):
         RIFLE(init="glorot")
+
+
+# --- AMP O2: the optimizer state lives under the fp32 master weights ------------------------------------------
+
+def test_momentum_reset_reaches_the_master_keyed_velocity_of_amp_o2():
+    """With ``multi_precision`` Paddle keys the velocity by ``<param>_fp32_master_0``. The CPU build has no
+    float16 momentum kernel, but it creates the master weights and their velocity before failing: that is the
+    real O2 state, which the reset must find."""
+    paddle.seed(0)
+    head = nn.Linear(8, 3)
+    head.to(dtype="float16")
+    opt = paddle.optimizer.Momentum(0.1, momentum=0.9, parameters=head.parameters(), multi_precision=True)
+    sum((p.astype("float32") * 2).sum() for p in head.parameters()).backward()
+    try:
+        opt.step()
+    except RuntimeError:  # no float16 momentum kernel on CPU
+        pass
+    velocity = opt._accumulators["velocity"]
+    master_names = {opt._master_weights[p.name].name for p in head.parameters()}
+    assert master_names == set(velocity) and not {p.name for p in head.parameters()} & set(velocity)
+    for acc in velocity.values():
+        acc.set_value(paddle.ones_like(acc))
+    report = reinitialize_layer(head, np.random.default_rng(0), "authors", opt, reset_state=True)
+    assert sorted(report["reset_accumulators"]) == sorted(f"velocity[{n}]" for n in master_names)
+    for acc in velocity.values():
+        assert not acc.numpy().any()
+    for p in head.parameters():  # the master copy holds the new head too, or the next step would restore the old
+        np.testing.assert_allclose(opt._master_weights[p.name].numpy(), p.astype("float32").numpy(), atol=1e-3)

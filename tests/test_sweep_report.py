@@ -252,7 +252,7 @@ def synthetic_runs(tmp_path):
 
 
 def test_report_means_stds_and_deltas_are_exact(synthetic_runs):
-    published = {("alpha", "finetune"): {"acc_top1": 0.71, "source": "Paper X, Table 1"}}
+    published = {("alpha", "finetune"): {"acc_top1": 0.71, "kind": "paper", "source": "Paper X, Table 1"}}
     rep = report.build_report(find_runs(synthetic_runs), published=published,
                               order=(["beta", "alpha"], ["finetune", "rifle"], {"rifle": "RIFLE"}))
     assert rep.datasets == ["beta", "alpha"] and rep.methods == ["finetune", "rifle"]
@@ -334,3 +334,5 @@ def test_published_numbers_cite_their_source():
     for (dataset, method), entry in published.items():
         assert dataset in DATASET_TITLES and parse_run_name(run_name(dataset, method, 0))
         assert 0 < entry["acc_top1"] < 1 and "table" in entry["source"].lower()
+        # the label printed beside the number names the source it was read in: README numbers are not "paper"
+        assert ("README" in entry["source"]) == (entry["kind"] == "authors' code README")

@@ -228,7 +228,7 @@ def test_trick_rates_are_range_checked():
 
 def test_every_trick_trains_together_with_rifle(tiny_config):
     cfg = tiny_config("train.epochs=2", "rifle.enabled=true", "rifle.num_reinits=1", "rifle.min_tail_epochs=1",
-                      "tricks.dropout=true", "tricks.dropconnect=true", "tricks.stochastic_depth=true",
+                      "rifle.reset_optimizer_state=true", "tricks.dropout=true", "tricks.dropconnect=true", "tricks.stochastic_depth=true",
                       "tricks.disturb_label=true", "train.lr_schedule=cyclic", "train.cyclic_step_epochs=1",
                       "log.visualdl=false")
     result = train(cfg)

@@ -8,21 +8,33 @@ are small and the deep (early) layers stay near their pretrained values. Re-draw
 loss large again, and the resulting large, still meaningful gradients reach deep into the backbone. Stopping the
 re-initializations a few epochs before the end lets the head and the backbone converge together.
 
-Schedule (the authors' ``fine_tuning/run.py`` with ``cyclic_num = num_reinits + 1``): the run of ``E`` epochs is cut
-into ``num_reinits + 1`` cycles of ``E // (num_reinits + 1)`` epochs; the head is re-drawn at the start of every
-cycle but the first. Equal cycles always leave at least one cycle at the end, so ``min_tail_epochs`` only binds
-when the cycles are shorter than it: the tail is then clipped to one cycle, with a warning. An explicit list of
-epochs may be given instead (PaddleTransfer's ``reinit_epochs``); it must keep the tail free.
+Schedule: the rule of the authors' ``fine_tuning/run.py`` (haozhe-an/RIFLE-Paddle-Implementation), with
+``cyclic_num = num_reinits + 1``: after the 0-based epoch ``e`` the head is re-drawn when
+``(e + 1) % (E // cyclic_num) == 0`` unless ``e > E - 5``. In words: at the start of every epoch that is a multiple
+of ``E // cyclic_num`` and leaves at least ``min_tail_epochs = 4`` epochs after it. On 40 epochs that is
+[13, 26] (cyclic_num 3) and [10, 20, 30] (cyclic_num 4). The rule is the authors' for every ``E``, so on short or
+oddly sized runs it may give fewer re-initializations than ``num_reinits`` (``E = 12, cyclic_num = 4``: [3, 6]) or,
+when ``E mod cyclic_num >= min_tail_epochs``, one more (``E = 49, cyclic_num = 5``: 5 re-initializations); the
+callback logs the schedule it will use and warns when its length is not ``num_reinits``. An explicit list of
+epochs may be given instead (PaddleTransfer's ``reinit_epochs``); it must leave ``min_tail_epochs`` after it.
 
-What is re-drawn: the weight AND the bias of the whole classifier layer (the authors re-initialize every ``fc``
-parameter; PaddleTransfer only the weight), from He-normal ``N(0, sqrt(2 / fan_in))`` as the authors, or
-``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` as PaddleTransfer; ``fan_in`` is the layer's input width, for the bias too.
+What is re-drawn (``init``), each name meaning exactly one rule:
 
-Optimizer state: by default the re-drawn parameters' accumulators (SGD momentum velocity, Adam moments) are reset.
-The old velocity points along the gradient of a head that no longer exists; keeping it (as the authors' static
-graph implicitly did) adds one stale step of size ~ lr / (1 - momentum) to the fresh weights, which on a 0.9
-momentum run is about ten plain steps of noise into the new head. Set ``reset_optimizer_state=False`` to reproduce
-the authors exactly. The learning-rate schedule is not restarted (as the authors).
+- ``'authors'`` (default): every parameter ``p`` of the layer from ``N(0, sqrt(2 / p.shape[0]))``, literally the
+  authors' ``np.random.normal(0, np.sqrt(2 / var.shape[0]), var.shape)``. For a Linear layer (weight ``[in, out]``)
+  the weight gets ``sqrt(2 / in)`` (He-normal) and the bias ``[C]`` gets ``sqrt(2 / C)`` (0.100 for 200 classes).
+- ``'he_normal'``: weight and bias from ``N(0, sqrt(2 / fan_in))`` (the bias on the weight's fan-in; 0.031 for
+  ResNet-50).
+- ``'uniform'``: weight and bias from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, the distribution of the authors'
+  *initial* fc weight (``as_models/resnet.py``) and PyTorch's ``nn.Linear`` default.
+- ``'paddletransfer'``: the weight only, from ``U(-b, b)`` with ``b = 1/sqrt(weight.shape[1])`` (PaddleTransfer's
+  ``rifle.py``; Paddle's Linear weight is ``[in, out]``, so ``b = 1/sqrt(num_classes)``); the bias is kept.
+
+Optimizer state: kept by default, as the authors' static graph kept the momentum of the fc variables through a
+re-initialization. ``reset_optimizer_state=True`` (our option, a separate row in the tables) zeroes the re-drawn
+parameters' accumulators: the old velocity points along the gradient of a head that no longer exists, and adds one
+stale step of size ~ lr / (1 - momentum) to the fresh weights. Under AMP O2 the accumulators are keyed by the fp32
+master weights, and those are reset. The learning-rate schedule is not restarted (as the authors).
 
 Reproducibility and multi-GPU: the new weights are drawn from a NumPy generator seeded with ``(seed, epoch)`` and
 independent of Paddle's global RNG, so (1) they do not perturb data order or dropout streams, (2) a resumed run
@@ -44,42 +56,41 @@ from ..models.classifier import find_classifier
 
 log = logging.getLogger(__name__)
 
-INITIALIZERS = ("he_normal", "uniform")
+INITIALIZERS = ("authors", "he_normal", "uniform", "paddletransfer")
+AUTHORS_MIN_TAIL_EPOCHS = 4  # run.py skips a re-initialization after epoch e when e > E - 5
 
 
-def rifle_schedule(epochs: int, num_reinits: int = 3, min_tail_epochs: int = 5,
+def rifle_schedule(epochs: int, num_reinits: int = 3, min_tail_epochs: int = AUTHORS_MIN_TAIL_EPOCHS,
                    explicit: list[int] | None = None) -> list[int]:
-    """0-based epochs at whose start the classifier is re-initialized.
+    """0-based epochs at whose start the classifier is re-initialized (see the module docstring).
 
     >>> rifle_schedule(40, 3)      # the authors' cyclic_num=4 on 40 epochs
     [10, 20, 30]
     >>> rifle_schedule(40, 2)      # cyclic_num=3
     [13, 26]
+    >>> rifle_schedule(12, 3)      # the authors' rule on a short run: the third falls in the 4-epoch tail
+    [3, 6]
     """
     if epochs <= 0:
         raise ValueError(f"epochs must be positive, got {epochs}")
+    if min_tail_epochs < 0:
+        raise ValueError(f"min_tail_epochs must be >= 0, got {min_tail_epochs}")
+    latest = epochs - min_tail_epochs  # the last start that leaves min_tail_epochs epochs after it
     if explicit is not None:
         bad = [e for e in explicit if not 0 < e < epochs]
         if bad:
             raise ValueError(f"re-initialization epochs {bad} are outside 1..{epochs - 1}")
-        tail_start = epochs - min_tail_epochs
-        late = [e for e in explicit if e > tail_start]
+        late = [e for e in explicit if e > latest]
         if late:
             raise ValueError(f"re-initialization epochs {late} fall in the last {min_tail_epochs} epochs "
                              f"(min_tail_epochs), which are kept for convergence")
         return sorted(set(explicit))
     if num_reinits < 0:
         raise ValueError(f"num_reinits must be >= 0, got {num_reinits}")
-    if num_reinits == 0:
-        return []
     period = epochs // (num_reinits + 1)
     if period == 0:
         raise ValueError(f"{num_reinits} re-initializations need at least {num_reinits + 1} epochs, got {epochs}")
-    if period < min_tail_epochs:
-        warnings.warn(f"RIFLE: cycles of {period} epochs are shorter than min_tail_epochs={min_tail_epochs}; "
-                      f"the convergence tail is clipped to {epochs - num_reinits * period} epochs",
-                      stacklevel=2)
-    return [i * period for i in range(1, num_reinits + 1)]
+    return list(range(period, min(latest, epochs - 1) + 1, period))
 
 
 def _fan_in(layer: nn.Layer, weight: paddle.Tensor) -> int:
@@ -89,11 +100,21 @@ def _fan_in(layer: nn.Layer, weight: paddle.Tensor) -> int:
     return int(np.prod(shape[1:]))  # conv: [out, in/groups, *kernel]
 
 
-def _draw(rng: np.random.Generator, init: str, shape: list[int], fan_in: int) -> np.ndarray:
+def draw(rng: np.random.Generator, init: str, param: paddle.Tensor, weight: paddle.Tensor,
+         fan_in: int) -> np.ndarray | None:
+    """New values for ``param`` of a layer whose weight is ``weight`` under the rule ``init``; None: keep it."""
+    shape = list(param.shape)
+    if init == "authors":
+        return rng.normal(0.0, math.sqrt(2.0 / shape[0]), size=shape)
     if init == "he_normal":
         return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=shape)
     if init == "uniform":
         bound = 1.0 / math.sqrt(fan_in)
+        return rng.uniform(-bound, bound, size=shape)
+    if init == "paddletransfer":
+        if param is not weight:
+            return None
+        bound = 1.0 / math.sqrt(shape[1])
         return rng.uniform(-bound, bound, size=shape)
     raise ValueError(f"unknown initializer '{init}', expected one of {', '.join(INITIALIZERS)}")
 
@@ -101,10 +122,12 @@ def _draw(rng: np.random.Generator, init: str, shape: list[int], fan_in: int) ->
 def reset_optimizer_state(optimizer: paddle.optimizer.Optimizer, params: list[paddle.Tensor]) -> list[str]:
     """Reset the optimizer's per-parameter accumulators of ``params`` to their initial values.
 
-    Accumulators are created lazily at the first step, so there may be nothing to reset yet. Returns the
-    accumulator names that were reset (for the log).
+    Accumulators are created lazily at the first step, so there may be nothing to reset yet. With
+    ``multi_precision`` (AMP O2) Paddle keys them by the fp32 master weight's name (``<name>_fp32_master_0``), not
+    the parameter's. Returns the accumulator names that were reset (for the log).
     """
-    names = {p.name for p in params}
+    master = getattr(optimizer, "_master_weights", {}) or {}
+    names = {p.name for p in params} | {master[p.name].name for p in params if p.name in master}
     touched = []
     for acc_name, per_param in getattr(optimizer, "_accumulators", {}).items():
         for pname, acc in per_param.items():
@@ -122,10 +145,10 @@ def reset_optimizer_state(optimizer: paddle.optimizer.Optimizer, params: list[pa
 
 
 @paddle.no_grad()
-def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "he_normal",
+def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "authors",
                        optimizer: paddle.optimizer.Optimizer | None = None,
-                       reset_state: bool = True) -> dict:
-    """Re-draw every parameter of ``layer`` in place; return norms before/after per parameter.
+                       reset_state: bool = False) -> dict:
+    """Re-draw the parameters of ``layer`` in place as ``init`` says; return norms before/after per parameter.
 
     In place (``set_value``) so the Parameter objects, and with them the optimizer's parameter list and any
     DataParallel buckets, stay valid. With AMP O2 the optimizer's fp32 master copy is overwritten too, otherwise
@@ -135,18 +158,23 @@ def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "h
     if not params:
         raise ValueError(f"{type(layer).__name__} has no parameters to re-initialize")
     weight = getattr(layer, "weight", None)
-    fan_in = _fan_in(layer, weight if weight is not None else params[0])
+    weight = weight if weight is not None else params[0]
+    fan_in = _fan_in(layer, weight)
     master = getattr(optimizer, "_master_weights", {}) if optimizer is not None else {}
     report = {}
+    redrawn = []
     for p in params:
+        value = draw(rng, init, p, weight, fan_in)
+        if value is None:
+            continue
+        redrawn.append(p)
         before = float(paddle.linalg.norm(p.astype("float32")))
-        value = _draw(rng, init, list(p.shape), fan_in)
         p.set_value(paddle.to_tensor(value, dtype=p.dtype, place=p.place))
         if p.name in master:
             master[p.name].set_value(paddle.to_tensor(value, dtype=master[p.name].dtype, place=p.place))
         report[p.name] = {"norm_before": before, "norm_after": float(paddle.linalg.norm(p.astype("float32")))}
     if optimizer is not None and reset_state:
-        report["reset_accumulators"] = reset_optimizer_state(optimizer, params)
+        report["reset_accumulators"] = reset_optimizer_state(optimizer, redrawn)
     return report
 
 
@@ -164,10 +192,10 @@ class RifleController:
     optimizer: paddle.optimizer.Optimizer | None
     epochs: int
     num_reinits: int = 3
-    min_tail_epochs: int = 5
+    min_tail_epochs: int = AUTHORS_MIN_TAIL_EPOCHS
     schedule_epochs: list[int] | None = None
-    init: str = "he_normal"
-    reset_optimizer_state: bool = True
+    init: str = "authors"
+    reset_optimizer_state: bool = False
     seed: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -175,6 +203,11 @@ class RifleController:
         if self.init not in INITIALIZERS:
             raise ValueError(f"unknown initializer '{self.init}', expected one of {', '.join(INITIALIZERS)}")
         self.schedule = rifle_schedule(self.epochs, self.num_reinits, self.min_tail_epochs, self.schedule_epochs)
+        if self.schedule_epochs is None and len(self.schedule) != self.num_reinits:
+            log.warning("RIFLE: the authors' rule gives %d re-initialization(s) %s on %d epochs with cyclic_num=%d "
+                        "(num_reinits=%d) and a %d-epoch tail; list rifle.epochs to choose them yourself",
+                        len(self.schedule), self.schedule, self.epochs, self.num_reinits + 1, self.num_reinits,
+                        self.min_tail_epochs)
 
     def on_epoch_begin(self, epoch: int) -> dict | None:
         """Re-initialize if ``epoch`` is scheduled and not done yet; returns the event record, or None.
@@ -197,18 +230,19 @@ class RIFLE(paddle.callbacks.Callback):
     """RIFLE as a ``paddle.Model.fit`` callback: ``model.fit(train, callbacks=[RIFLE(num_reinits=3)])``.
 
     Args:
-        num_reinits: re-initializations, evenly spaced (``cyclic_num - 1`` in the authors' code).
+        num_reinits: ``cyclic_num - 1`` of the authors' code; the schedule is their rule (module docstring).
         epochs: explicit 0-based epochs at whose start to re-initialize (overrides ``num_reinits``).
-        min_tail_epochs: last epochs kept free of re-initialization.
-        init: ``'he_normal'`` (authors) or ``'uniform'`` (PaddleTransfer).
-        reset_optimizer_state: reset the re-drawn parameters' momentum (see the module docstring).
+        min_tail_epochs: epochs that must follow the last re-initialization (the authors': 4).
+        init: ``'authors'`` (default), ``'he_normal'``, ``'uniform'`` or ``'paddletransfer'`` (module docstring).
+        reset_optimizer_state: zero the re-drawn parameters' momentum (our option; the authors keep it).
         layer: dotted name of the layer to re-draw; default the model's classifier (``find_classifier``).
         seed: seeds the new weights together with the epoch.
         writer: optional ``visualdl.LogWriter`` for the norms before and after each re-initialization.
     """
 
-    def __init__(self, num_reinits: int = 3, epochs: list[int] | None = None, min_tail_epochs: int = 5,
-                 init: str = "he_normal", reset_optimizer_state: bool = True, layer: str | None = None,
+    def __init__(self, num_reinits: int = 3, epochs: list[int] | None = None,
+                 min_tail_epochs: int = AUTHORS_MIN_TAIL_EPOCHS, init: str = "authors",
+                 reset_optimizer_state: bool = False, layer: str | None = None,
                  seed: int = 0, writer=None):
         super().__init__()
         if init not in INITIALIZERS:

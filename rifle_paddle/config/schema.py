@@ -1,9 +1,14 @@
 """The one declaration of every configuration key: its default, its type and its meaning.
 
 Everything that reads a config (the loader, the validator, the README's key table, `train.py --help-config`)
-derives from ``SCHEMA``; a key that is not declared here does not exist. Defaults reproduce the RIFLE authors'
-protocol (ResNet-50, ImageNet weights, SGD momentum 0.9, weight decay 1e-4, batch 32, 40 epochs, lr 0.01 with
-per-iteration cosine decay) so that a config only has to say what differs from the paper.
+derives from ``SCHEMA``; a key that is not declared here does not exist.
+
+Defaults: the methods (RIFLE, the regularizers) default to their authors' rules, so that a user who switches one
+on gets the published method; the training protocol defaults to the RIFLE authors' recipe (ResNet-50, ImageNet
+weights, SGD momentum 0.9, weight decay 1e-4, batch 32, 40 epochs, lr 0.01) except where their choice would hurt an
+arbitrary data set (per-epoch reshuffling, a kept last batch, Inception crops, per-iteration cosine).
+``configs/base.yaml`` pins the authors' protocol key by key for the paper tables; ``docs/fidelity.md`` lists
+every difference and the key that selects each side.
 """
 from __future__ import annotations
 
@@ -105,6 +110,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
                              nullable=True, check=_positive),
         "head": Field(None, STR, "Name of the classifier sub-layer (RIFLE's target). Null: the model's own "
                       "get_classifier(), else the last Linear layer.", nullable=True),
+        "head_init": Field("authors", STR, "Initial classifier: 'authors' (weight U(-1/sqrt(fan_in), "
+                           "1/sqrt(fan_in)), bias 0, as the RIFLE authors' fc) or 'paddle' (Paddle's Linear "
+                           "default: Xavier-uniform weight, bias 0).", choices=("authors", "paddle")),
+        "pretrained_bn_stats": Field(True, BOOL, "Load the pretrained batch-norm running mean/variance. The RIFLE "
+                                     "authors' loader loads trainable variables only, so theirs start at 0/1 and "
+                                     "are re-estimated during training (false). Applied to the network being "
+                                     "fine-tuned only, never to a regularizer's frozen teacher."),
         "checkpoint": Field(None, STR, "Weights to evaluate (eval.py) — a run directory or a .pdparams file.",
                             nullable=True),
     },
@@ -121,6 +133,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "image_size": Field(224, INT, "Side of the square crop fed to the network.", check=_positive),
         "resize_size": Field(256, INT, "Shorter side after resizing, before the evaluation center crop.",
                              check=_positive),
+        "train_transform": Field("random_resized_crop", STR, "Training augmentation: 'random_resized_crop' "
+                                 "(Inception crop of data.crop_scale of the area, resized to image_size, + flip) "
+                                 "or 'authors' (resize the shorter side to resize_size, random image_size crop, + "
+                                 "flip: the RIFLE authors' reader).", choices=("random_resized_crop", "authors")),
+        "resampling": Field("antialiased", STR, "How images are shrunk: 'antialiased' (integer-block averaging, "
+                            "then bilinear; large JPEGs decoded at a reduced scale) or 'bilinear' (a full decode and "
+                            "plain cv2.resize, as the RIFLE authors' reader; aliases when shrinking 2x or more).",
+                            choices=("antialiased", "bilinear")),
+        "order": Field("reshuffle", STR, "Training order: 'reshuffle' (a new seeded permutation every epoch) or "
+                       "'fixed' (the RIFLE authors' reader: one seeded permutation for the whole run, so every epoch "
+                       "has the same batches in the same order; only the order inside a batch changes).",
+                       choices=("reshuffle", "fixed")),
+        "drop_last": Field(False, BOOL, "Drop the last incomplete training batch every epoch (the authors). false: "
+                           "keep it, unless it would hold a single image (batch norm cannot train on one)."),
         "crop_scale": Field([0.08, 1.0], LIST, "Training random-resized-crop: [min, max] fraction of the image "
                             "area kept (Inception's 0.08-1 by default; raise min for tiny images).",
                             check=_crop_scale),
@@ -154,9 +180,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "train": {
         "epochs": Field(40, INT, "Number of epochs.", check=_positive),
         "lr": Field(0.01, FLOAT, "Peak learning rate.", check=_positive),
-        "lr_schedule": Field("cosine", STR, "'cosine' (per-iteration cosine decay to 0, as the RIFLE authors), "
-                             "'constant', or 'cyclic' (Smith's cyclical learning rate, a RIFLE baseline; see "
-                             "cyclic_*).", choices=("cosine", "constant", "cyclic")),
+        "lr_schedule": Field("cosine", STR, "'cosine' (per-iteration cosine decay to 0), 'cosine_epoch' (the RIFLE "
+                             "authors' fluid cosine_decay: constant within an epoch, lr/2 (cos(pi floor(step / "
+                             "ceil(N/B)) / E) + 1)), 'constant', or 'cyclic' (Smith's cyclical learning rate, a "
+                             "RIFLE baseline; see cyclic_*).", choices=("cosine", "cosine_epoch", "constant", "cyclic")),
         "cyclic_base_lr_ratio": Field(0.1, FLOAT, "lr_schedule=cyclic: lowest learning rate of a cycle, as a "
                                       "fraction of train.lr (the peak).", check=_probability),
         "cyclic_step_epochs": Field(5.0, FLOAT, "lr_schedule=cyclic: epochs from the lowest to the peak learning "
@@ -166,7 +193,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                              "'triangular2' (amplitude halved every cycle).", choices=("triangular", "triangular2")),
         "warmup_epochs": Field(0, INT, "Linear warm-up epochs before the schedule.", check=_non_negative),
         "momentum": Field(0.9, FLOAT, "SGD momentum.", check=_probability),
-        "weight_decay": Field(1e-4, FLOAT, "L2 weight decay applied by the optimizer.", check=_non_negative),
+        "weight_decay": Field(1e-4, FLOAT, "L2 weight decay applied by the optimizer (coupled: added to the "
+                              "gradient), to every parameter. Under DTNH it is added after the projection, outside "
+                              "the never-hurt guarantee; the DELTA authors use none with L2-SP/DELTA.",
+                              check=_non_negative),
         "label_smoothing": Field(0.0, FLOAT, "Label smoothing epsilon for the cross-entropy.",
                                  check=_probability),
         "grad_clip": Field(None, FLOAT, "Clip gradients by global norm (null: off).", nullable=True,
@@ -186,17 +216,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "rifle": {
         "enabled": Field(False, BOOL, "Re-initialize the classifier during fine-tuning (RIFLE)."),
-        "num_reinits": Field(3, INT, "Re-initializations, evenly spaced: after every epochs//(num_reinits+1) "
-                             "epochs (the authors' cyclic_num = num_reinits + 1).", check=_non_negative),
+        "num_reinits": Field(3, INT, "The authors' cyclic_num - 1: re-initialize at the start of every epoch that is "
+                             "a multiple of epochs//(num_reinits+1) and leaves min_tail_epochs after it (their "
+                             "rule exactly; short runs may get fewer, with a warning).", check=_non_negative),
         "epochs": Field(None, LIST, "Explicit 0-based epochs at whose start to re-initialize (overrides "
                         "num_reinits), e.g. [10, 20, 30].", nullable=True, check=_non_negative_ints),
-        "min_tail_epochs": Field(5, INT, "Epochs at the end left free of re-initialization so the head "
-                                 "converges; clipped to one cycle on short runs.", check=_non_negative),
-        "init": Field("he_normal", STR, "Initializer for weight and bias: 'he_normal' N(0, sqrt(2/fan_in)) as the "
-                      "authors, 'uniform' U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PaddleTransfer.",
-                      choices=("he_normal", "uniform")),
-        "reset_optimizer_state": Field(True, BOOL, "Zero the optimizer's accumulators (momentum) of the "
-                                       "re-initialized parameters."),
+        "min_tail_epochs": Field(4, INT, "Epochs that must follow the last re-initialization so the head "
+                                 "converges (the authors': 4, from their 'e > E - 5' rule).", check=_non_negative),
+        "init": Field("authors", STR, "How the head is re-drawn: 'authors' (each parameter p from N(0, "
+                      "sqrt(2/p.shape[0])): weight sqrt(2/fan_in), bias sqrt(2/num_classes)), 'he_normal' (weight "
+                      "and bias N(0, sqrt(2/fan_in))), 'uniform' (weight and bias U(+-1/sqrt(fan_in))) or "
+                      "'paddletransfer' (weight only, U(+-1/sqrt(num_classes)); bias kept).",
+                      choices=("authors", "he_normal", "uniform", "paddletransfer")),
+        "reset_optimizer_state": Field(False, BOOL, "Zero the optimizer's accumulators (momentum) of the "
+                                       "re-initialized parameters (our option; the authors keep them)."),
         "layer": Field(None, STR, "Sub-layer to re-initialize; null: the model's classifier.", nullable=True),
     },
     "tricks": {
@@ -228,14 +261,25 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "beta": Field(None, FLOAT, "Weight of beta/2 ||w_head||^2 on the new classifier. Null: the method's "
                       "default (l2sp, delta 0.01; kd, bss 0).", nullable=True, check=_non_negative),
         "layers": Field(None, LIST, "delta/kd: sub-layers whose output feature maps are compared with the "
-                        "pretrained network's. Null: delta the four ResNet stages, kd [layer4].", nullable=True,
-                        check=_layer_names),
+                        "pretrained network's. Null: delta the last convolution of each ResNet stage's last block "
+                        "(the DELTA authors' layer1.2.conv3 ... on ResNet-50, before BN and the residual add), kd "
+                        "[layer4]. [layer1, layer2, layer3, layer4] compares the stage outputs instead.",
+                        nullable=True, check=_layer_names),
+        "feature_reduction": Field("sum", STR, "delta/kd: how the feature term combines the images of a batch: "
+                                   "'sum' (the DELTA authors and tllib) or 'mean' (independent of the batch size; "
+                                   "alpha then acts batch_size times weaker).", choices=("sum", "mean")),
         "bss_k": Field(1, INT, "bss: number of smallest singular values penalized.", check=_positive),
         "delta_attention": Field("supervised", STR, "delta: channel weights from the pretrained network's "
                                  "per-channel importance for the target task ('supervised', the paper) or all "
                                  "equal ('uniform').", choices=("supervised", "uniform")),
-        "attention_batches": Field(10, INT, "delta: training batches used to score the channels (one frozen "
-                                   "forward per channel and batch, once before training).", check=_positive),
+        "attention_probe": Field("authors", STR, "delta: the classifier that scores the channels: 'authors' (a new "
+                                 "fc trained 10 epochs on the training loader over a frozen copy of the pretrained "
+                                 "network, as channel_eval.py) or 'fast' (a linear probe fitted with Adam on the "
+                                 "features of the scoring batches; seconds instead of 10 forward epochs).",
+                                 choices=("authors", "fast")),
+        "attention_batches": Field(4, INT, "delta: training batches used to score the channels, once before "
+                                   "training (one frozen forward per channel and batch; 4 as the DELTA authors).",
+                                   check=_positive),
     },
     "dtnh": {
         "enabled": Field(False, BOOL, "DTNH (Wan et al. 2019): compute the task and regularizer gradients "

@@ -8,7 +8,7 @@ from .errors import DataError
 from .loader import ImageLoader
 from .registry import Split, get_reader, label_levels
 from .sampler import SeededBatchSampler
-from .transforms import Normalize, eval_transform, train_transform
+from .transforms import Normalize, authors_train_transform, eval_transform, train_transform
 
 
 def sampling_seed(data_cfg: dict, seed: int) -> int:
@@ -68,15 +68,19 @@ def build_dataset(data_cfg: dict, split: str, seed: int = 0) -> ImageClassificat
     """
     found = read_split(data_cfg, split, seed)
     samples = found.samples
+    antialias = data_cfg.get("resampling", "antialiased") == "antialiased"
     if split == "train":
         samples = stratified_subsample(samples, data_cfg["sample_rate"], sampling_seed(data_cfg, seed),
                                        per_class=data_cfg.get("train_per_class"))
-        transform = train_transform(data_cfg["image_size"], data_cfg["crop_scale"])
+        if data_cfg.get("train_transform", "random_resized_crop") == "authors":
+            transform = authors_train_transform(data_cfg["image_size"], data_cfg["resize_size"], antialias)
+        else:
+            transform = train_transform(data_cfg["image_size"], data_cfg["crop_scale"])
     else:
         if data_cfg.get("test_per_class"):  # Caltech-256's reader has drawn its test split already: a no-op
             samples = stratified_subsample(samples, 1.0, sampling_seed(data_cfg, seed),
                                            per_class=data_cfg["test_per_class"])
-        transform = eval_transform(data_cfg["image_size"], data_cfg["resize_size"])
+        transform = eval_transform(data_cfg["image_size"], data_cfg["resize_size"], antialias)
     return ImageClassificationDataset.from_split(
         found._replace(samples=samples), transform, name=f"{data_cfg['name']}:{split}",
         batch_transform=Normalize(data_cfg["mean"], data_cfg["std"]), strict=data_cfg.get("strict", False))
@@ -92,16 +96,22 @@ def build_datasets(data_cfg: dict, seed: int = 0) -> tuple[ImageClassificationDa
     return train, test
 
 
-def build_loader(dataset, batch_size: int, train: bool, num_workers: int, seed: int = 0) -> ImageLoader:
+def build_loader(dataset, batch_size: int, train: bool, num_workers: int, seed: int = 0, drop_last: bool = False,
+                 reshuffle: bool = True) -> ImageLoader:
     """An ``ImageLoader`` over a ``SeededBatchSampler`` (a ``DistributedBatchSampler``), so one code path serves
     one card and many.
 
-    Training shuffles in an order drawn from ``seed`` (the run's) and the epoch, and drops the last partial batch
-    only when it would hold a single image (batch norm cannot normalize a batch of one); evaluation keeps order and
-    every sample.
+    Training shuffles in an order drawn from ``seed`` (the run's) and, with ``reshuffle``, the epoch (without: one
+    order for the whole run, ``data.order=fixed``). It drops the last partial batch when ``drop_last`` (the
+    authors), else only when that batch would hold a single image (batch norm cannot normalize a batch of one).
+    Evaluation keeps order and every sample.
     """
     per_rank = len(dataset) // max(1, paddle.distributed.get_world_size())
-    drop_last = train and per_rank > batch_size and per_rank % batch_size == 1
-    sampler = SeededBatchSampler(dataset, batch_size=batch_size, seed=seed, shuffle=train, drop_last=drop_last)
+    drop_last = train and (drop_last or (per_rank > batch_size and per_rank % batch_size == 1))
+    if train and drop_last and per_rank < batch_size:
+        raise DataError(f"data.drop_last=true with {per_rank} training images per process and batch_size "
+                        f"{batch_size}: no batch would be left; lower data.batch_size or set data.drop_last=false")
+    sampler = SeededBatchSampler(dataset, batch_size=batch_size, seed=seed, shuffle=train, drop_last=drop_last,
+                                 reshuffle=reshuffle)
     return ImageLoader(dataset, batch_sampler=sampler, num_workers=num_workers, return_list=True,
                        use_shared_memory=num_workers > 0)

@@ -42,8 +42,9 @@ class Compose:
         return "Compose(" + ", ".join(map(repr, self.transforms)) + ")"
 
 
-def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with antialiasing where it matters, at bilinear speed.
+def resize(img: np.ndarray, width: int, height: int, antialias: bool = True) -> np.ndarray:
+    """Resize with antialiasing where it matters, at bilinear speed (``antialias=False``: plain bilinear, OpenCV's
+    ``cv2.resize`` default, which the RIFLE authors' reader uses and which aliases when it shrinks by 2x or more).
 
     Shrinking by 2x or more first averages integer blocks (OpenCV's INTER_AREA at an integer factor, a fast path),
     then bilinear covers the remaining factor below 2, where bilinear sampling still sees every source pixel.
@@ -52,7 +53,7 @@ def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     """
     in_h, in_w = img.shape[:2]
     ky, kx = max(1, in_h // height), max(1, in_w // width)
-    if ky > 1 or kx > 1:
+    if antialias and (ky > 1 or kx > 1):
         img = cv2.resize(img[:in_h - in_h % ky, :in_w - in_w % kx], (in_w // kx, in_h // ky),
                          interpolation=cv2.INTER_AREA)
     if img.shape[:2] == (height, width):
@@ -133,23 +134,43 @@ class RandomHorizontalFlip:
 
 
 class ResizeShorter:
-    """Resize so the shorter side is ``size``, keeping the aspect ratio; decodes a large JPEG at a reduced scale
-    when the result keeps at least ``size`` pixels on the shorter side."""
+    """Resize so the shorter side is ``size``, keeping the aspect ratio (sides rounded as the RIFLE authors'
+    ``resize_short``); decodes a large JPEG at a reduced scale when the result keeps at least ``size`` pixels on the
+    shorter side. ``antialias=False``: the authors' pixels, a full decode and plain bilinear."""
 
     decodes = True
 
-    def __init__(self, size: int, max_reduction: int = 8):
-        self.size, self.max_reduction = size, max_reduction
+    def __init__(self, size: int, max_reduction: int = 8, antialias: bool = True):
+        self.size, self.antialias = size, antialias
+        self.max_reduction = max_reduction if antialias else 1
 
     def __call__(self, img):
         height, width = img.size if isinstance(img, EncodedImage) else img.shape[:2]
         pixels, _, _ = _decode_for(img, min(height, width) / self.size, self.max_reduction)
         h, w = pixels.shape[:2]
         scale = self.size / min(h, w)
-        return resize(pixels, max(1, round(w * scale)), max(1, round(h * scale)))
+        return resize(pixels, max(1, round(w * scale)), max(1, round(h * scale)), self.antialias)
 
     def __repr__(self):
-        return f"ResizeShorter({self.size})"
+        return f"ResizeShorter({self.size}{'' if self.antialias else ', antialias=False'})"
+
+
+class RandomCrop:
+    """A ``size`` x ``size`` crop at a uniformly drawn position (left, then top: the authors' ``crop_image``)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, img):
+        h, w = img.shape[:2]
+        if h < self.size or w < self.size:
+            raise ValueError(f"image of {w}x{h} is smaller than the {self.size}px crop")
+        left = np.random.randint(0, w - self.size + 1)
+        top = np.random.randint(0, h - self.size + 1)
+        return img[top:top + self.size, left:left + self.size]
+
+    def __repr__(self):
+        return f"RandomCrop({self.size})"
 
 
 class CenterCrop:
@@ -207,10 +228,19 @@ class Normalize:
 
 
 def train_transform(image_size: int, scale=(0.08, 1.0)) -> Compose:
-    """Random-resized crop, horizontal flip (the authors' training augmentation), as uint8 CHW."""
+    """Inception-style random-resized crop + horizontal flip (``data.train_transform=random_resized_crop``), as
+    uint8 CHW."""
     return Compose([RandomResizedCrop(image_size, scale=tuple(scale)), RandomHorizontalFlip(), ToCHW()])
 
 
-def eval_transform(image_size: int, resize_size: int) -> Compose:
-    """Resize the shorter side, center crop: the standard single-crop evaluation, as uint8 CHW."""
-    return Compose([ResizeShorter(resize_size), CenterCrop(image_size), ToCHW()])
+def authors_train_transform(image_size: int, resize_size: int, antialias: bool = True) -> Compose:
+    """The RIFLE authors' training augmentation (``as_data_reader/readers.py``): resize the shorter side to
+    ``resize_size`` (256), a uniformly placed ``image_size`` (224) crop, horizontal flip; as uint8 CHW."""
+    return Compose([ResizeShorter(resize_size, antialias=antialias), RandomCrop(image_size),
+                    RandomHorizontalFlip(), ToCHW()])
+
+
+def eval_transform(image_size: int, resize_size: int, antialias: bool = True) -> Compose:
+    """Resize the shorter side, center crop at ``((w - size) // 2, (h - size) // 2)``: the standard single-crop
+    evaluation and the authors' test transform, as uint8 CHW."""
+    return Compose([ResizeShorter(resize_size, antialias=antialias), CenterCrop(image_size), ToCHW()])

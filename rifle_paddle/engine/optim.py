@@ -1,13 +1,27 @@
 """Optimizer and learning-rate schedule from the ``train`` section (the RIFLE authors' recipe by default)."""
 from __future__ import annotations
 
+import math
+
 import paddle
 
 
-def build_lr_scheduler(train_cfg: dict, steps_per_epoch: int) -> paddle.optimizer.lr.LRScheduler:
+def staircase_cosine(lr: float, step: int, stair: int, epochs: int) -> float:
+    """The RIFLE authors' ``fluid.layers.cosine_decay(lr, step_each_epoch=stair, epochs)`` at 0-based ``step``:
+    ``lr/2 * (cos(pi * floor(step / stair) / epochs) + 1)``, constant within a stair."""
+    return lr / 2 * (math.cos(math.pi * (step // stair) / epochs) + 1)
+
+
+def build_lr_scheduler(train_cfg: dict, steps_per_epoch: int,
+                       epoch_stair: int | None = None) -> paddle.optimizer.lr.LRScheduler:
     """Per-iteration schedule (hapi's LRScheduler callback steps it after every batch).
 
     Cosine decays from ``lr`` to 0 over all iterations after warm-up; RIFLE does not restart it.
+    ``cosine_epoch`` is the authors' staircase (``staircase_cosine``). Its stair is ``epoch_stair`` steps: the
+    authors pass ``ceil(N / batch)`` while their reader drops the last incomplete batch, so with ``N`` not a
+    multiple of the batch a stair is one step longer than an epoch (CUB: 188-step stairs, 187-step epochs) and
+    the last epochs do not reach the last stair; the caller passes ``ceil(N / batch)`` to reproduce that exactly.
+    Default: ``steps_per_epoch``.
     Cyclic is Smith's cyclical learning rate ("Cyclical Learning Rates for Training Neural Networks", WACV 2017),
     a RIFLE baseline: from ``lr * cyclic_base_lr_ratio`` up to ``lr`` in ``cyclic_step_epochs`` and back down,
     repeated (Paddle's ``CyclicLR``). The default 10-epoch cycle is the spacing of RIFLE's re-initializations with
@@ -20,6 +34,9 @@ def build_lr_scheduler(train_cfg: dict, steps_per_epoch: int) -> paddle.optimize
     total = train_cfg["epochs"] * steps_per_epoch
     if train_cfg["lr_schedule"] == "cosine":
         schedule = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=max(1, total - warmup))
+    elif train_cfg["lr_schedule"] == "cosine_epoch":
+        stair, epochs = epoch_stair or steps_per_epoch, train_cfg["epochs"]
+        schedule = paddle.optimizer.lr.LambdaDecay(lr, lambda step: staircase_cosine(1.0, step, stair, epochs))
     elif train_cfg["lr_schedule"] == "constant":
         schedule = paddle.optimizer.lr.LambdaDecay(lr, lambda _: 1.0)
     elif train_cfg["lr_schedule"] == "cyclic":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
 import random
 
@@ -22,7 +23,8 @@ from ..config.checks import gpu_available, require_paths
 from ..console import setup_logging
 from ..data import build_datasets, build_loader
 from ..data.builder import build_dataset
-from ..models import create_model, find_classifier, load_pretrained, resolve_pretrained
+from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
+                      reset_batchnorm_statistics, resolve_pretrained)
 from ..tricks import install_tricks, wrap_train_step
 from .errors import RunError
 from .model import TrainStep, TransferModel
@@ -85,9 +87,11 @@ def run_config_yaml(cfg: dict) -> str:
 
 
 def build_network(cfg: dict, num_classes: int) -> tuple[paddle.nn.Layer, str]:
-    """The backbone with a ``num_classes`` head and its pretrained weights (all but the head)."""
+    """The backbone with a ``num_classes`` head (drawn as ``model.head_init``) and its pretrained weights (all
+    but the head)."""
     network = create_model(cfg["model"]["arch"], num_classes=num_classes)
-    head_name, _ = find_classifier(network, cfg["model"]["head"])
+    head_name, head = find_classifier(network, cfg["model"]["head"])
+    initialize_classifier(head, cfg["model"]["head_init"])
     weights = resolve_pretrained(cfg["model"]["arch"], cfg["model"]["pretrained"])
     if weights is not None:
         loaded = load_pretrained(network, weights, head_name)
@@ -108,15 +112,21 @@ def amp_configs(train_cfg: dict, device: str) -> dict | None:
     return {"level": train_cfg["amp_level"], "init_loss_scaling": 2.0 ** 15}
 
 
+def lr_stair(num_train: int, batch_size: int) -> int:
+    """The stair of ``lr_schedule: cosine_epoch``: the authors' ``step_each_epoch = ceil(N / batch)`` (per rank)."""
+    per_rank = math.ceil(num_train / max(1, paddle.distributed.get_world_size()))
+    return max(1, math.ceil(per_rank / batch_size))
+
+
 def build_model(cfg: dict, network: paddle.nn.Layer, steps_per_epoch: int, device: str,
-                train_step: TrainStep | None = None) -> TransferModel:
+                train_step: TrainStep | None = None, epoch_stair: int | None = None) -> TransferModel:
     size = cfg["data"]["image_size"]
     model = TransferModel(network, inputs=[InputSpec([None, 3, size, size], "float32", "image")],
                           labels=[InputSpec([None], "int64", "label")], train_step=train_step)
     optimizer = None
     if steps_per_epoch:
         optimizer = build_optimizer(network.parameters(), cfg["train"],
-                                    build_lr_scheduler(cfg["train"], steps_per_epoch))
+                                    build_lr_scheduler(cfg["train"], steps_per_epoch, epoch_stair))
     num_classes = find_classifier(network, cfg["model"]["head"])[1].weight.shape[-1]
     # top-5 of <= 5 classes is always 1; a single-k Accuracy is named 'acc', so name it as the two-k one would
     metrics = (paddle.metric.Accuracy(topk=(1, 5)) if num_classes > 5 else
@@ -170,7 +180,8 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     log.info("data: %d train / %d test images, %d classes", len(train_set), len(test_set), num_classes)
     data_cfg = cfg["data"]
     train_loader = build_loader(train_set, data_cfg["batch_size"], True, data_cfg["num_workers"],
-                                seed=cfg["run"]["seed"])  # each seed its own batch order
+                                seed=cfg["run"]["seed"], drop_last=data_cfg["drop_last"],
+                                reshuffle=data_cfg["order"] == "reshuffle")  # each seed its own batch order
     test_loader = build_loader(test_set, data_cfg["eval_batch_size"], False, data_cfg["num_workers"])
 
     network, head_name = build_network(cfg, num_classes)
@@ -178,8 +189,16 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
         log.info("trick: %s", trick)
     from ..regularizers import RegularizationMonitor, build_train_step  # late: regularizers build on the engine
     regularized_step = build_train_step(cfg, network, head_name, train_loader)  # None: plain fine-tuning
+    if not cfg["model"]["pretrained_bn_stats"]:  # after the regularizer's teacher copy, which keeps them
+        log.info("batch norm: running statistics of %d layers reset to 0/1 (model.pretrained_bn_stats=false)",
+                 reset_batchnorm_statistics(network))
+    if cfg["dtnh"]["enabled"] and cfg["train"]["weight_decay"]:
+        log.warning("DTNH with train.weight_decay=%g: the optimizer adds the decay after DTNH's projection, outside "
+                    "its never-hurt guarantee (the DELTA authors use no weight decay with L2-SP/DELTA)",
+                    cfg["train"]["weight_decay"])
     model = build_model(cfg, network, len(train_loader), device,
-                        train_step=wrap_train_step(regularized_step, cfg["tricks"], num_classes))
+                        train_step=wrap_train_step(regularized_step, cfg["tricks"], num_classes),
+                        epoch_stair=lr_stair(len(train_set), data_cfg["batch_size"]))
 
     writer = _log_writer(run_dir, cfg["log"]["visualdl"])
     callbacks = list(callbacks or [])

@@ -104,3 +104,21 @@ def load_pretrained(model: nn.Layer, path: str, head_name: str) -> list[str]:
     full.update({k: state[k] for k in own})
     model.set_state_dict(full)
     return sorted(own)
+
+
+@paddle.no_grad()
+def reset_batchnorm_statistics(model: nn.Layer) -> int:
+    """Set every batch norm's running mean to 0 and variance to 1 (their initial values); returns how many.
+
+    The RIFLE authors' loader (``fine_tuning/run.py``, ``_predicate``) loads trainable variables only, so the
+    pretrained moving mean/variance never reach their network: these are what it starts from
+    (``model.pretrained_bn_stats=false``). Training-mode batch norm normalizes with batch statistics, so this changes
+    only what evaluation sees until the running averages have caught up.
+    """
+    count = 0
+    for layer in model.sublayers(include_self=True):
+        if isinstance(layer, nn.layer.norm._BatchNormBase):
+            layer._mean.set_value(paddle.zeros_like(layer._mean))
+            layer._variance.set_value(paddle.ones_like(layer._variance))
+            count += 1
+    return count

@@ -7,8 +7,11 @@ Why: keeping *every* channel of the outer feature maps close to the pretrained n
 preserves channels that are useless, or harmful, for the target task. DELTA weighs each channel by how much the
 target task relies on it in the pretrained network, so the useful behaviour is kept and the rest may adapt::
 
-    Omega(w) = alpha/2 * 1/B * sum_i sum_l sum_c  a_{l,c} * mean_{h,w} (FM_l(w, x_i) - FM_l(w0, x_i))_{c,h,w}^2
+    Omega(w) = alpha/2 * sum_i sum_l sum_c  a_{l,c} * mean_{h,w} (FM_l(w, x_i) - FM_l(w0, x_i))_{c,h,w}^2
                + beta/2 * ||w_new||^2
+
+summed over the images ``i`` of the batch, as the DELTA authors' ``reg_att_fea_map`` (``train.py``):
+``0.5 * sum(c * w_c * ||FM_t - FM_s||^2 / (h w))`` with ``w = softmax(z / 5)``, i.e. ``a_{l,c} = C_l w_c``.
 
 (``feature_map_distance`` in ``feature_distillation.py``.) The attention of channel ``c`` of layer ``l`` comes from
 the pretrained network ``w0`` with a linear classifier fitted on the target data on top of it (the paper's
@@ -17,11 +20,21 @@ the pretrained network ``w0`` with a linear classifier fitted on the target data
     delta_{l,c} = mean over batches ( CE(w0 with channel (l, c) removed) - CE(w0) ),
 
 standardized over the channels of the layer and turned into weights ``a_{l,.} = C_l * softmax(delta_{l,.} / T)``,
-``T = 5`` (the normalization of tllib's reference implementation; the factor ``C_l`` makes the weights average 1,
-so ``alpha`` means the same as for plain distillation). ``attention='uniform'`` sets every ``a = 1``.
+``T = 5`` (the DELTA authors' ``train.py``: ``(js - mean) / std``, then ``softmax(cw / 5)``, later multiplied by
+the channel count ``c``; the factor ``C_l`` makes the weights average 1, so ``alpha`` means the same as for plain
+distillation). ``attention='uniform'`` sets every ``a = 1``.
 
-Defaults: the four ResNet stage outputs ``layer1..layer4`` (the DELTA authors' ``res2c, res3*, res4*, res5c``),
-``alpha = beta = 0.01`` (the DELTA settings also used as tllib's defaults).
+Defaults, the DELTA authors': the output of the last convolution of each stage's last block, before its batch
+norm and the residual add (``layer1.2.conv3, layer2.3.conv3, layer3.5.conv3, layer4.2.conv3`` on ResNet-50; the
+last block's ``conv2`` on the basic-block ResNet-18/34, which the authors did not use); channels scored by zeroing
+that convolution's output channel, which is what their ``channel_eval.py`` does by zeroing the filter; 4 scoring
+batches; ``alpha = beta = 0.01``. ``layers=['layer1', ..., 'layer4']`` compares the stage outputs instead.
+The "discriminator" (``probe``): ``'authors'`` trains a new fc on a copy of the pretrained network as
+``channel_eval.py``'s ``train_classifier`` does: 10 epochs over the training loader, SGD lr 0.01 momentum 0.9 weight
+decay 1e-4, the learning rate multiplied by ``exp(ln 0.1 / 6)`` every epoch, backbone frozen but in training mode
+(``model.train()``: batch statistics, running statistics updated), then scores the channels with that copy in
+eval mode. ``'fast'`` (ours, for quick runs) fits a linear probe with Adam on the frozen eval-mode features of the
+scoring batches only.
 
 Cost: the attention is computed once, before training (``prepare(loader)``): a frozen forward of every batch
 per channel — 960 channels for a ResNet-18, 3840 for a ResNet-50 — over ``attention_batches`` batches (several
@@ -32,11 +45,13 @@ forward without gradient per step, like distillation.
 from __future__ import annotations
 
 import logging
+import math
 
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from .base import frozen_copy
 from .capture import INPUT, FeatureCapture, resolve_layers
 from .feature_distillation import RESNET_STAGES, FeatureDistillation
 
@@ -78,8 +93,48 @@ class _ZeroChannels:
         return (replicas * keep.reshape([k, 1, -1] + trailing)).reshape(output.shape)
 
 
+PROBES = ("authors", "fast")
+
+
+def train_probe_like_the_authors(network: nn.Layer, head_name: str, loader, num_classes: int, epochs: int = 10,
+                                 lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 1e-4,
+                                 decay_epochs: int = 6) -> nn.Linear:
+    """A new classifier on top of ``network`` (frozen), trained as the DELTA authors' ``channel_eval.py``.
+
+    ``network`` runs in training mode, as their ``model.train()``: batch norm normalizes with batch statistics and
+    updates its running statistics, so pass a copy. The new fc starts as PyTorch's ``nn.Linear``
+    (``U(+-1/sqrt(in))`` for weight and bias); epoch ``e`` uses ``lr * gamma**e``, ``gamma = exp(ln(0.1) /
+    decay_epochs)`` (``ExponentialLR`` stepped at each epoch's start, in the PyTorch of 2019).
+    """
+    head_input = FeatureCapture(network, [head_name], what=INPUT)
+    in_features = dict(network.named_sublayers())[head_name].weight.shape[0]
+    probe = nn.Linear(in_features, num_classes)
+    bound = 1.0 / math.sqrt(in_features)
+    for p in probe.parameters():
+        nn.initializer.Uniform(-bound, bound)(p)
+    gamma = math.exp(math.log(0.1) / decay_epochs)
+    opt = paddle.optimizer.Momentum(learning_rate=lr, momentum=momentum, parameters=probe.parameters(),
+                                    weight_decay=paddle.regularizer.L2Decay(weight_decay))
+    network.train()
+    try:
+        for epoch in range(epochs):
+            opt.set_lr(lr * gamma ** epoch)
+            for batch in loader:
+                with paddle.no_grad(), head_input.recording() as recorded:
+                    network(batch[0])
+                features = paddle.flatten(recorded[head_name], 1).astype("float32")
+                loss = F.cross_entropy(probe(features), paddle.reshape(batch[1], [-1]).astype("int64"))
+                loss.backward()
+                opt.step()
+                opt.clear_grad()
+    finally:
+        network.eval()
+        head_input.remove()
+    return probe
+
+
 def channel_importance(teacher: nn.Layer, head_name: str, layers: list[str], batches: list, num_classes: int,
-                       images_per_forward: int = 128) -> dict[str, paddle.Tensor]:
+                       images_per_forward: int = 128, probe: nn.Linear | None = None) -> dict[str, paddle.Tensor]:
     """Mean increase of a fitted linear probe's cross-entropy when each channel of each layer is zeroed.
 
     Several channels are scored per forward pass: the batch is replicated, one channel zeroed per replica (same
@@ -92,6 +147,7 @@ def channel_importance(teacher: nn.Layer, head_name: str, layers: list[str], bat
         batches: ``[(images, labels), ...]`` of the target training data.
         num_classes: target classes.
         images_per_forward: cap on the replicated batch.
+        probe: the classifier on the head's input; None: fit one on ``batches`` (``_probe``).
     Returns: ``{layer: [C_l] float32}``.
     """
     head_input = FeatureCapture(teacher, [head_name], what=INPUT)
@@ -102,7 +158,8 @@ def channel_importance(teacher: nn.Layer, head_name: str, layers: list[str], bat
                 teacher(images)
             return paddle.flatten(recorded[head_name], 1).astype("float32")
 
-        probe = _probe(paddle.concat([probe_input(x) for x, _ in batches]), paddle.concat(labels), num_classes)
+        if probe is None:
+            probe = _probe(paddle.concat([probe_input(x) for x, _ in batches]), paddle.concat(labels), num_classes)
 
         def replica_losses(k: int) -> paddle.Tensor:  # [k]: mean loss of each of k replicas, over all batches
             total = paddle.zeros([k], dtype="float32")
@@ -133,6 +190,27 @@ def channel_importance(teacher: nn.Layer, head_name: str, layers: list[str], bat
         head_input.remove()
 
 
+def last_convolutions(network: nn.Layer, stages=RESNET_STAGES) -> list[str]:
+    """The last convolution of the last block of each ResNet stage (``layer1.2.conv3`` ... on ResNet-50).
+
+    These are the DELTA authors' ``hook_layers``: the block's residual branch output before its batch norm and the
+    residual add. Basic blocks (ResNet-18/34) end in ``conv2``.
+    """
+    names = dict(network.named_sublayers())
+    found = []
+    for stage in stages:
+        blocks = names.get(stage)
+        if blocks is None or not len(blocks):
+            raise ValueError(f"{type(network).__name__} has no ResNet stage '{stage}': name the feature layers to "
+                             f"regularize with regularizer.layers (or layers=[...])")
+        last = f"{stage}.{len(blocks) - 1}"
+        conv = next((f"{last}.{c}" for c in ("conv3", "conv2") if f"{last}.{c}" in names), None)
+        if conv is None:
+            raise ValueError(f"{last} has neither conv3 nor conv2: name the feature layers with regularizer.layers")
+        found.append(conv)
+    return found
+
+
 def attention_from_importance(importance: paddle.Tensor, temperature: float = 5.0) -> paddle.Tensor:
     """``C * softmax(standardized importance / T)``: positive weights averaging 1 over the ``C`` channels."""
     centered = importance - importance.mean()
@@ -147,25 +225,32 @@ class DELTA(FeatureDistillation):
     Args:
         alpha: weight of the feature term.
         beta: weight of the classifier's squared norm.
-        layers: sub-layers whose outputs are compared (default: the four ResNet stages).
+        layers: sub-layers whose outputs are compared (default: ``last_convolutions``, the DELTA authors').
         attention: ``'supervised'`` (the paper) or ``'uniform'`` (every channel 1).
         attention_batches: training batches used to score the channels.
+        probe: the discriminator of the supervised attention, ``'authors'`` or ``'fast'`` (module docstring).
         temperature: softmax temperature of the attention.
     """
 
     name = "delta"
     DEFAULTS = {"alpha": 0.01, "beta": 0.01}
-    DEFAULT_LAYERS = RESNET_STAGES
 
     def __init__(self, alpha: float = 0.01, beta: float = 0.01, layers=None, attention: str = "supervised",
-                 attention_batches: int = 10, temperature: float = 5.0):
-        super().__init__(alpha=alpha, beta=beta, layers=layers)
+                 attention_batches: int = 4, temperature: float = 5.0, reduction: str = "sum",
+                 probe: str = "authors"):
+        super().__init__(alpha=alpha, beta=beta, layers=layers, reduction=reduction)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
+        if probe not in PROBES:
+            raise ValueError(f"probe must be one of {', '.join(PROBES)}, got {probe!r}")
+        self.probe = probe
         if attention_batches <= 0:
             raise ValueError(f"attention_batches must be > 0, got {attention_batches}")
         self.attention_kind, self.attention_batches, self.temperature = attention, attention_batches, temperature
         self.attention: dict[str, paddle.Tensor] = {}
+
+    def default_layers(self, network) -> list[str]:
+        return last_convolutions(network)
 
     def prepare(self, loader) -> None:
         """Score the channels on ``attention_batches`` batches of ``loader`` (no-op if loaded or uniform)."""
@@ -181,9 +266,14 @@ class DELTA(FeatureDistillation):
                 break
         head = dict(self.teacher.named_sublayers())[self.head_name]
         num_classes = head.weight.shape[-1]
+        scorer, probe = self.teacher, None
+        if self.probe == "authors":
+            log.info("DELTA: training the discriminator as the authors (10 epochs, backbone frozen)")
+            scorer = frozen_copy(self.teacher)  # its batch norm statistics move while the fc trains
+            probe = train_probe_like_the_authors(scorer, self.head_name, loader, num_classes)
         log.info("DELTA: scoring the channels of %s on %d batches (a frozen forward of each batch per channel)",
                  ", ".join(self.layers), len(batches))
-        importance = channel_importance(self.teacher, self.head_name, self.layers, batches, num_classes)
+        importance = channel_importance(scorer, self.head_name, self.layers, batches, num_classes, probe=probe)
         self.attention = {name: attention_from_importance(score, self.temperature)
                           for name, score in importance.items()}
         if paddle.distributed.get_world_size() > 1:  # each rank scored its own shard: use rank 0's everywhere
@@ -221,4 +311,4 @@ class DELTA(FeatureDistillation):
 
     def describe(self) -> str:
         return (f"DELTA alpha={self.alpha:g} on {', '.join(self.layers or [])} ({self.attention_kind} channel "
-                f"attention), beta={self.beta:g} on the head")
+                f"attention, batch {self.reduction}), beta={self.beta:g} on the head")

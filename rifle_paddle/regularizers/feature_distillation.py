@@ -8,12 +8,18 @@ without its descent-direction correction; DELTA (``delta.py``) is the same dista
 Formula, for the batch ``x_1..x_B`` and the chosen layers ``l`` with feature maps ``FM_l`` of shape
 ``[B, C_l, H_l, W_l]`` (``w0``: the frozen pretrained network)::
 
-    Omega(w) = alpha/2 * 1/B * sum_i sum_l sum_c  a_{l,c} * mean_{h,w} (FM_l(w, x_i) - FM_l(w0, x_i))_{c,h,w}^2
+    Omega(w) = alpha/2 * sum_i sum_l sum_c  a_{l,c} * mean_{h,w} (FM_l(w, x_i) - FM_l(w0, x_i))_{c,h,w}^2
                + beta/2 * ||w_new||^2
 
 with ``a_{l,c} = 1`` here (DELTA: an attention averaging 1 over the channels). The per-channel *mean* over the
-spatial positions keeps ``alpha`` comparable across layers and resolutions; the mean over the batch keeps it
-independent of the batch size. A 2-D feature ``[B, D]`` is treated as ``D`` channels of one position.
+spatial positions keeps ``alpha`` comparable across layers and resolutions. The images of the batch are *summed*
+(``reduction='sum'``), as the DELTA authors (``train.py``, ``reg_att_fea_map``) and tllib do, so ``alpha = 0.01``
+means what it means there; ``reduction='mean'`` divides by the batch size ``B`` (alpha then acts ``B`` times
+weaker). A 2-D feature ``[B, D]`` is treated as ``D`` channels of one position.
+
+Source of the formula: DTNH's code is not public. This is DELTA's feature term with every channel weight 1. The
+DELTA authors' own unweighted baseline (``reg_fea_map``) sums the squares over the positions without the
+``1/(H W)`` factor; that variant is not offered (``docs/fidelity.md``).
 
 Default layer ``layer4`` (the last stage of a ResNet: the teacher's "outer-layer" feature maps, as in DTNH's
 description of the KD baseline); ``alpha = 0.01`` as DELTA's feature term, ``beta = 0`` (pure distillation; the
@@ -54,23 +60,30 @@ def default_layers(network, stages: tuple[str, ...]) -> list[str]:
                      f"with regularizer.layers (or layers=[...])")
 
 
+REDUCTIONS = ("sum", "mean")
+
+
 def feature_map_distance(student: paddle.Tensor, teacher: paddle.Tensor,
-                         channel_weights: paddle.Tensor | None = None) -> paddle.Tensor:
-    """``1/B sum_i sum_c a_c mean_{spatial} (student - teacher)^2`` in float32.
+                         channel_weights: paddle.Tensor | None = None, reduction: str = "sum") -> paddle.Tensor:
+    """``sum_i sum_c a_c mean_{spatial} (student - teacher)^2`` in float32 (``reduction='mean'``: ``1/B sum_i``).
 
     Args:
         student: ``[B, C, ...]`` (any number of trailing spatial dims, or none).
         teacher: same shape, no gradient needed.
         channel_weights: ``[C]`` or ``None`` (all ones).
+        reduction: over the batch, ``'sum'`` (the DELTA authors) or ``'mean'``.
     Returns: a 0-d tensor.
     """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     if student.shape != teacher.shape:
         raise ValueError(f"student and teacher features differ in shape: {student.shape} vs {teacher.shape}")
     squared = (as_float32(student) - as_float32(teacher)) ** 2
     per_channel = squared.mean(axis=list(range(2, squared.ndim))) if squared.ndim > 2 else squared  # [B, C]
     if channel_weights is not None:
         per_channel = per_channel * channel_weights
-    return per_channel.sum(axis=1).mean()
+    per_image = per_channel.sum(axis=1)
+    return per_image.sum() if reduction == "sum" else per_image.mean()
 
 
 class FeatureDistillation(Regularizer):
@@ -80,17 +93,20 @@ class FeatureDistillation(Regularizer):
         alpha: weight of the feature distance.
         beta: weight of the classifier's squared norm.
         layers: dotted names of the sub-layers whose outputs are compared (default: ``['layer4']``).
+        reduction: ``'sum'`` (default, the DELTA authors) or ``'mean'`` over the images of a batch.
     """
 
     name = "kd"
     DEFAULTS = {"alpha": 0.01, "beta": 0.0}
     DEFAULT_LAYERS: tuple[str, ...] = ("layer4",)
 
-    def __init__(self, alpha: float = 0.01, beta: float = 0.0, layers=None):
+    def __init__(self, alpha: float = 0.01, beta: float = 0.0, layers=None, reduction: str = "sum"):
         super().__init__(beta=beta)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
-        self.alpha = float(alpha)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        self.alpha, self.reduction = float(alpha), reduction
         self.layers = list(layers) if layers else None
         self.teacher = None
         self._student_features: FeatureCapture | None = None
@@ -98,11 +114,15 @@ class FeatureDistillation(Regularizer):
 
     def _attach(self) -> None:
         if self.layers is None:
-            self.layers = default_layers(self.network, self.DEFAULT_LAYERS)
+            self.layers = self.default_layers(self.network)
         resolve_layers(self.network, self.layers)  # fail before copying a large network
         self.teacher = frozen_copy(self.network)  # before the student's hooks, so the copy has none of them
         self._student_features = FeatureCapture(self.network, self.layers)
         self._teacher_features = FeatureCapture(self.teacher, self.layers)
+
+    def default_layers(self, network) -> list[str]:
+        """The layers compared when none are named: ``DEFAULT_LAYERS`` of our ResNets."""
+        return default_layers(network, self.DEFAULT_LAYERS)
 
     def observe(self):
         self._require_attached()
@@ -124,7 +144,8 @@ class FeatureDistillation(Regularizer):
         if self.alpha == 0:
             return None
         targets = self.teacher_features(inputs)
-        terms = [feature_map_distance(self._student_features.get(name), targets[name], self.channel_weights(name))
+        terms = [feature_map_distance(self._student_features.get(name), targets[name], self.channel_weights(name),
+                                      self.reduction)
                  for name in self.layers]
         return (0.5 * self.alpha) * paddle.add_n(terms)
 
@@ -138,4 +159,5 @@ class FeatureDistillation(Regularizer):
                      "teacher.", f"{type(self).__name__} teacher")
 
     def describe(self) -> str:
-        return f"feature distillation alpha={self.alpha:g} on {', '.join(self.layers or [])}, beta={self.beta:g}"
+        return (f"feature distillation alpha={self.alpha:g} on {', '.join(self.layers or [])} (batch "
+                f"{self.reduction}), beta={self.beta:g}")
