@@ -125,26 +125,35 @@ class PairedDifference:
         return f"{direction} on average, not significant at {level} (p = {self.p_value:.2f}, {self.n} pairs)"
 
 
+def paired_difference(dataset: str, method: str, baseline: dict[int, float],
+                      values: dict[int, float]) -> PairedDifference | None:
+    """``values`` against ``baseline`` (both ``{seed: accuracy}``) over the seeds both have; None if none."""
+    from scipy import stats  # late: only the reports need SciPy
+    seeds = [s for s in values if s in baseline]
+    if not seeds:
+        return None
+    diffs = [values[s] - baseline[s] for s in seeds]
+    p = None
+    if len(diffs) >= 2 and np.ptp(diffs) > 0:
+        p = float(stats.ttest_1samp(diffs, 0.0).pvalue)  # = ttest_rel(method, baseline)
+    return PairedDifference(dataset, method, seeds, diffs, p)
+
+
 def paired_differences(report: "Report") -> list[PairedDifference]:
     """Every non-baseline cell against the baseline of its data set, over the seeds both have."""
-    from scipy import stats  # late: only the report needs SciPy
     out = []
     for dataset in report.datasets:
         base = report.cells.get((dataset, report.baseline))
         if base is None:
             continue
-        base_by_seed = dict(zip(base.seeds, base.values))
         for method in report.methods:
             cell = report.cells.get((dataset, method))
             if method == report.baseline or cell is None:
                 continue
-            seeds = [s for s in cell.seeds if s in base_by_seed]
-            diffs = [v - base_by_seed[s] for s, v in zip(cell.seeds, cell.values) if s in base_by_seed]
-            p = None
-            if len(diffs) >= 2 and np.ptp(diffs) > 0:
-                p = float(stats.ttest_1samp(diffs, 0.0).pvalue)  # = ttest_rel(method, baseline)
-            if seeds:
-                out.append(PairedDifference(dataset, method, seeds, diffs, p))
+            pair = paired_difference(dataset, method, dict(zip(base.seeds, base.values)),
+                                     dict(zip(cell.seeds, cell.values)))
+            if pair is not None:
+                out.append(pair)
     return out
 
 

@@ -17,6 +17,7 @@ before the first run starts, so a typo fails in a second, not after hours.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
@@ -190,8 +191,12 @@ def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int) -> 
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     failures, queue, running = [], list(enumerate(pending, 1)), {}
+    from .engine.trainer import CPU_THREADS_ENV
     context = multiprocessing.get_context("spawn")  # a fork of a process that has run Paddle is not safe
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1) as pool:
+    # each process gets its share of the cores (run.cpu_threads, when a config sets it, still wins)
+    threads = os.environ.get(CPU_THREADS_ENV) or str(max(1, (os.cpu_count() or 1) // workers))
+    with _environment(CPU_THREADS_ENV, threads), \
+            ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1) as pool:
         while queue or running:
             while queue and len(running) < workers and (keep_going or not failures):
                 i, job = queue.pop(0)
@@ -205,6 +210,20 @@ def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int) -> 
                 if future.exception() is not None:
                     failures.append(_failure(job, future.exception()))
     return failures
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    """``os.environ[name] = value`` for the block (spawned processes inherit it), then as it was."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
 
 
 def positive_int(text: str) -> int:

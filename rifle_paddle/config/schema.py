@@ -101,6 +101,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "device": Field("auto", STR, "'auto' (GPU when Paddle was built with CUDA), 'cpu' or 'gpu'.",
                         choices=("auto", "cpu", "gpu")),
         "overwrite": Field(False, BOOL, "Allow writing into an existing, non-empty run directory."),
+        "cpu_threads": Field(None, INT, "Threads of Paddle's CPU kernels (which use one unless told). Null: "
+                             "$RIFLE_PADDLE_CPU_THREADS if set (the sweep's --workers sets cores // workers), else "
+                             "every core. Ignored on a GPU.", nullable=True, check=_positive),
     },
     "model": {
         "arch": Field("resnet50", STR, "Backbone name from the model registry (resnet18/34/50/101/152)."),

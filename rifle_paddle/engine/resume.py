@@ -40,7 +40,7 @@ STATE_FORMAT = 1
 
 #: keys that change how a run executes, not what it computes: they may differ when it is resumed
 EXECUTION_KEYS = frozenset({
-    "run.name", "run.output_dir", "run.overwrite", "run.device", "model.checkpoint", "data.root",
+    "run.name", "run.output_dir", "run.overwrite", "run.device", "run.cpu_threads", "model.checkpoint", "data.root",
     "data.num_workers", "data.eval_batch_size", "data.strict", "train.eval_freq", "train.log_freq",
     "train.save_best", "train.resume", "train.nan_policy", "log.visualdl"})
 
