@@ -34,6 +34,8 @@ DATASET_TITLES = {
     "cub200": "CUB-200-2011", "stanford_cars": "Stanford Cars", "fgvc_aircraft": "FGVC-Aircraft",
     "stanford_dogs": "Stanford Dogs", "flowers102": "Flowers-102", "indoor67": "MIT Indoor-67",
     "caltech256": "Caltech-256", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist": "Fashion-MNIST",
+    # the CPU evidence's regimes (docs/evidence.md): Fashion-MNIST with N labels per target class
+    **{f"fashion_mnist_{n}": f"Fashion-MNIST, {n} labels/class" for n in (32, 96, 192, 640)},
 }
 
 
