@@ -110,3 +110,28 @@ def test_eval_rejects_a_checkpoint_of_another_shape(tiny_config, tmp_path):
     from rifle_paddle.engine import evaluate
     with pytest.raises(RunError, match="fc.weight"):
         evaluate(tiny_config(f"model.checkpoint={path}"))
+
+
+def test_cpu_threads_come_from_the_config_then_the_sweep_then_every_core(monkeypatch):
+    from rifle_paddle.engine.trainer import CPU_THREADS_ENV, cpu_threads
+    monkeypatch.delenv(CPU_THREADS_ENV, raising=False)
+    assert cpu_threads(None) == (os.cpu_count() or 1)
+    monkeypatch.setenv(CPU_THREADS_ENV, "1")
+    assert cpu_threads(None) == 1 and cpu_threads(3) == 3  # the config wins
+    monkeypatch.setenv(CPU_THREADS_ENV, "two")
+    with pytest.raises(RunError, match="RIFLE_PADDLE_CPU_THREADS"):
+        cpu_threads(None)
+
+
+def test_the_sweep_gives_each_worker_its_share_of_the_cores(monkeypatch):
+    from types import SimpleNamespace
+
+    from rifle_paddle import sweep
+    from rifle_paddle.engine.trainer import CPU_THREADS_ENV
+    from sweep_probe import report_threads
+    monkeypatch.delenv(CPU_THREADS_ENV, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    jobs = [SimpleNamespace(name=f"job{i}", config_path="x.yaml", state="todo") for i in range(2)]
+    failures = sweep._run_in_pool(jobs, keep_going=True, runner=report_threads, workers=2)
+    assert sorted(error for _, error in failures) == ["RuntimeError: threads=2"] * 2  # 4 cores // 2 workers
+    assert CPU_THREADS_ENV not in os.environ  # the parent's environment is as it was

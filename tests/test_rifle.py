@@ -269,3 +269,39 @@ def test_momentum_reset_reaches_the_master_keyed_velocity_of_amp_o2():
         assert not acc.numpy().any()
     for p in head.parameters():  # the master copy holds the new head too, or the next step would restore the old
         np.testing.assert_allclose(opt._master_weights[p.name].numpy(), p.astype("float32").numpy(), atol=1e-3)
+
+
+# --- a RIFLE that says when it cannot pay off -------------------------------------------------------------------
+
+def test_a_short_tail_is_warned_about_and_a_long_one_is_not():
+    paddle.seed(0)
+    short = RifleController(TinyNet().fc, None, epochs=40, num_reinits=3, steps_per_epoch=5)
+    assert short.schedule == [10, 20, 30]
+    assert "only 50 optimizer steps (10 epochs of 5 steps)" in short.warning
+    long = RifleController(TinyNet().fc, None, epochs=40, num_reinits=3, steps_per_epoch=100)
+    assert long.warning is None  # 1,000 steps
+    assert RifleController(TinyNet().fc, None, epochs=40, num_reinits=3).warning is None  # steps unknown
+
+
+def test_min_tail_steps_moves_the_last_reinitialization_earlier():
+    # 5 steps an epoch: 100 steps are 20 epochs, so only re-initializations at or before epoch 20 remain
+    assert rifle_schedule(40, 3, steps_per_epoch=5, min_tail_steps=100) == [10, 20]
+    assert rifle_schedule(40, 3, steps_per_epoch=100, min_tail_steps=100) == [10, 20, 30]  # already 1,000
+    with pytest.raises(ValueError, match="last 20 epochs"):
+        rifle_schedule(40, explicit=[25], steps_per_epoch=5, min_tail_steps=100)
+    controller = RifleController(TinyNet().fc, None, epochs=40, num_reinits=3, steps_per_epoch=5,
+                                 min_tail_steps=500)
+    assert controller.schedule == [] and controller.warning is None  # no re-initialization leaves 500 steps
+
+
+def test_the_engine_records_the_warning_in_metrics_and_the_log(tiny_config):
+    from rifle_paddle.engine import train
+    # 36 images / batch 12 = 3 steps an epoch; the authors' rule on 3 epochs re-draws before epochs 1 and 2
+    result = train(tiny_config("train.epochs=3", "rifle.enabled=true", "rifle.num_reinits=1",
+                               "rifle.min_tail_epochs=1", "log.visualdl=false"))
+    assert "only 3 optimizer steps" in result["rifle_warning"]
+    with open(f"{result['run_dir']}/train.log") as f:
+        assert "only 3 optimizer steps" in f.read()
+    spared = train(tiny_config("train.epochs=3", "rifle.enabled=true", "rifle.num_reinits=1",
+                               "rifle.min_tail_steps=500", "log.visualdl=false", "run.name=spared"))
+    assert spared["rifle_warning"] is None and spared["rifle_events"] == []  # no re-draw could leave 500 steps

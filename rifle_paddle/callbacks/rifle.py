@@ -59,10 +59,39 @@ log = logging.getLogger(__name__)
 INITIALIZERS = ("authors", "he_normal", "uniform", "paddletransfer")
 AUTHORS_MIN_TAIL_EPOCHS = 4  # run.py skips a re-initialization after epoch e when e > E - 5
 
+#: Below this many optimizer steps after the last re-initialization RIFLE is warned against. PROVISIONAL, set before
+#: the regime curve of docs/evidence.md was measured, from the evidence then at hand: RIFLE lost 8.5 points to plain
+#: fine-tuning with a 50-step tail (5 seeds) and about 0.5 with 300-420 steps (2 seeds), while the paper's gains
+#: came with about 1,900-2,600 (CUB-200). To be replaced by the curve's crossing point (benchmarks/RESULTS.md).
+SHORT_TAIL_STEPS = 500
+
+
+def tail_steps(schedule: list[int], epochs: int, steps_per_epoch: int) -> int | None:
+    """Optimizer steps the last re-drawn head trains for (None without re-initialization)."""
+    return (epochs - max(schedule)) * steps_per_epoch if schedule else None
+
+
+def short_tail_warning(schedule: list[int], epochs: int, steps_per_epoch: int | None,
+                       threshold: int = SHORT_TAIL_STEPS) -> str | None:
+    """The warning RIFLE gives before training when its last head would train too briefly to pay off, else None."""
+    if not steps_per_epoch:
+        return None
+    tail = tail_steps(schedule, epochs, steps_per_epoch)
+    if tail is None or tail >= threshold:
+        return None
+    return (f"RIFLE: the last re-drawn head trains for only {tail} optimizer steps ({epochs - max(schedule)} epochs "
+            f"of {steps_per_epoch} steps), fewer than {threshold}. With tails this short RIFLE has lost to plain "
+            f"fine-tuning in our evidence (benchmarks/RESULTS.md): use fewer re-initializations (rifle.num_reinits), "
+            f"more epochs, more data per epoch, or rifle.min_tail_steps={threshold}")
+
 
 def rifle_schedule(epochs: int, num_reinits: int = 3, min_tail_epochs: int = AUTHORS_MIN_TAIL_EPOCHS,
-                   explicit: list[int] | None = None) -> list[int]:
+                   explicit: list[int] | None = None, min_tail_steps: int = 0,
+                   steps_per_epoch: int | None = None) -> list[int]:
     """0-based epochs at whose start the classifier is re-initialized (see the module docstring).
+
+    ``min_tail_steps`` (with ``steps_per_epoch``) is the tail in optimizer steps: it raises the tail in epochs to
+    ``ceil(min_tail_steps / steps_per_epoch)`` when that is more than ``min_tail_epochs``.
 
     >>> rifle_schedule(40, 3)      # the authors' cyclic_num=4 on 40 epochs
     [10, 20, 30]
@@ -73,8 +102,10 @@ def rifle_schedule(epochs: int, num_reinits: int = 3, min_tail_epochs: int = AUT
     """
     if epochs <= 0:
         raise ValueError(f"epochs must be positive, got {epochs}")
-    if min_tail_epochs < 0:
-        raise ValueError(f"min_tail_epochs must be >= 0, got {min_tail_epochs}")
+    if min_tail_epochs < 0 or min_tail_steps < 0:
+        raise ValueError(f"min_tail_epochs and min_tail_steps must be >= 0, got {min_tail_epochs}, {min_tail_steps}")
+    if min_tail_steps and steps_per_epoch:
+        min_tail_epochs = max(min_tail_epochs, math.ceil(min_tail_steps / steps_per_epoch))
     latest = epochs - min_tail_epochs  # the last start that leaves min_tail_epochs epochs after it
     if explicit is not None:
         bad = [e for e in explicit if not 0 < e < epochs]
@@ -182,7 +213,7 @@ def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "a
 class RifleController:
     """RIFLE for a hand-written dygraph loop: call ``controller.on_epoch_begin(epoch)`` before each epoch.
 
-    >>> rifle = RifleController(model.fc, optimizer, epochs=40, num_reinits=3)
+    >>> rifle = RifleController(model.fc, optimizer, epochs=40, num_reinits=3, steps_per_epoch=len(loader))
     >>> for epoch in range(40):
     ...     rifle.on_epoch_begin(epoch)      # re-draws model.fc at epochs 10, 20, 30
     ...     train_one_epoch(...)
@@ -198,11 +229,18 @@ class RifleController:
     reset_optimizer_state: bool = False
     seed: int = 0
     history: list[dict] = field(default_factory=list)
+    min_tail_steps: int = 0
+    steps_per_epoch: int | None = None
 
     def __post_init__(self):
         if self.init not in INITIALIZERS:
             raise ValueError(f"unknown initializer '{self.init}', expected one of {', '.join(INITIALIZERS)}")
-        self.schedule = rifle_schedule(self.epochs, self.num_reinits, self.min_tail_epochs, self.schedule_epochs)
+        self.schedule = rifle_schedule(self.epochs, self.num_reinits, self.min_tail_epochs, self.schedule_epochs,
+                                       self.min_tail_steps, self.steps_per_epoch)
+        #: the short-tail warning (None when the tail is long enough or the steps per epoch are unknown)
+        self.warning = short_tail_warning(self.schedule, self.epochs, self.steps_per_epoch)
+        if self.warning:
+            log.warning(self.warning)
         if self.schedule_epochs is None and len(self.schedule) != self.num_reinits:
             log.warning("RIFLE: the authors' rule gives %d re-initialization(s) %s on %d epochs with cyclic_num=%d "
                         "(num_reinits=%d) and a %d-epoch tail; list rifle.epochs to choose them yourself",
@@ -233,6 +271,7 @@ class RIFLE(paddle.callbacks.Callback):
         num_reinits: ``cyclic_num - 1`` of the authors' code; the schedule is their rule (module docstring).
         epochs: explicit 0-based epochs at whose start to re-initialize (overrides ``num_reinits``).
         min_tail_epochs: epochs that must follow the last re-initialization (the authors': 4).
+        min_tail_steps: optimizer steps that must follow it (raises the tail in epochs; 0: no constraint).
         init: ``'authors'`` (default), ``'he_normal'``, ``'uniform'`` or ``'paddletransfer'`` (module docstring).
         reset_optimizer_state: zero the re-drawn parameters' momentum (our option; the authors keep it).
         layer: dotted name of the layer to re-draw; default the model's classifier (``find_classifier``).
@@ -243,13 +282,13 @@ class RIFLE(paddle.callbacks.Callback):
     def __init__(self, num_reinits: int = 3, epochs: list[int] | None = None,
                  min_tail_epochs: int = AUTHORS_MIN_TAIL_EPOCHS, init: str = "authors",
                  reset_optimizer_state: bool = False, layer: str | None = None,
-                 seed: int = 0, writer=None):
+                 seed: int = 0, writer=None, min_tail_steps: int = 0):
         super().__init__()
         if init not in INITIALIZERS:
             raise ValueError(f"unknown initializer '{init}', expected one of {', '.join(INITIALIZERS)}")
         self.num_reinits, self.explicit_epochs, self.min_tail_epochs = num_reinits, epochs, min_tail_epochs
         self.init, self.reset_state, self.layer_name, self.seed = init, reset_optimizer_state, layer, seed
-        self.writer = writer
+        self.writer, self.min_tail_steps = writer, min_tail_steps
         self.controller: RifleController | None = None
         self._restored_history: list[dict] = []
 
@@ -275,7 +314,8 @@ class RIFLE(paddle.callbacks.Callback):
             layer=layer, optimizer=self.model._optimizer, epochs=self.params["epochs"],
             num_reinits=self.num_reinits, min_tail_epochs=self.min_tail_epochs,
             schedule_epochs=self.explicit_epochs, init=self.init, reset_optimizer_state=self.reset_state,
-            seed=self.seed, history=list(self._restored_history))
+            seed=self.seed, history=list(self._restored_history), min_tail_steps=self.min_tail_steps,
+            steps_per_epoch=self.params.get("steps"))
         log.info("RIFLE: re-initializing '%s' at the start of epochs %s of %d", name,
                  self.controller.schedule, self.params["epochs"])
 

@@ -226,12 +226,14 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
         r = cfg["rifle"]
         rifle_cb = RIFLE(num_reinits=r["num_reinits"], epochs=r["epochs"], min_tail_epochs=r["min_tail_epochs"],
                          init=r["init"], reset_optimizer_state=r["reset_optimizer_state"],
-                         layer=r["layer"] or head_name, seed=cfg["run"]["seed"], writer=writer)
+                         layer=r["layer"] or head_name, seed=cfg["run"]["seed"], writer=writer,
+                         min_tail_steps=r["min_tail_steps"])
         callbacks.append(rifle_cb)
     recorder = RunRecorder(run_dir, save_best=cfg["train"]["save_best"], rank=paddle.distributed.get_rank(),
                            extra={"run_dir": run_dir, "num_classes": num_classes, "num_train": len(train_set),
                                   "num_test": len(test_set),
                                   "rifle_events": (lambda: rifle_cb.history) if rifle_cb else [],
+                                  "rifle_warning": (lambda: getattr(rifle_cb.controller, "warning", None)) if rifle_cb else None,
                                   "unreadable_images": lambda: {"train": train_set.unreadable_files(),
                                                                 "test": test_set.unreadable_files()}})
     if regularized_step is not None:  # before the recorder, so each epoch's line is in metrics.json at its end
