@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -40,14 +39,6 @@ LAST_FIRST = ("fashion_mnist_640", "delta")  # run after everything else, in thi
 
 
 # ------------------------------------------------------------------------------------------------ the source
-def md5(path: str) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def source_path() -> str:
     from rifle_paddle.config import load_config
     table = _tables()["regimes"]
@@ -60,6 +51,11 @@ def source_run_dirs() -> list[str]:
     from rifle_paddle.config import load_config
     cfg = load_config(SOURCE_CONFIG)
     return [os.path.join(folder, cfg["run"]["name"]) for folder in (OUTPUT_DIR, cfg["run"]["output_dir"])]
+
+
+def md5(path: str) -> str:
+    from rifle_paddle.models.pretrained import file_md5
+    return file_md5(path)
 
 
 def source_summary(path: str) -> dict | None:

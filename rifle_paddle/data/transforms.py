@@ -155,37 +155,33 @@ class ResizeShorter:
         return f"ResizeShorter({self.size}{'' if self.antialias else ', antialias=False'})"
 
 
-class RandomCrop:
-    """A ``size`` x ``size`` crop at a uniformly drawn position (left, then top: the authors' ``crop_image``)."""
-
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, img):
-        h, w = img.shape[:2]
-        if h < self.size or w < self.size:
-            raise ValueError(f"image of {w}x{h} is smaller than the {self.size}px crop")
-        left = np.random.randint(0, w - self.size + 1)
-        top = np.random.randint(0, h - self.size + 1)
-        return img[top:top + self.size, left:left + self.size]
-
-    def __repr__(self):
-        return f"RandomCrop({self.size})"
-
-
 class CenterCrop:
+    """A ``size`` x ``size`` crop at ``((w - size) // 2, (h - size) // 2)``; subclasses choose another place."""
+
     def __init__(self, size: int):
         self.size = size
+
+    def corner(self, height: int, width: int) -> tuple[int, int]:
+        """``(top, left)`` of the crop."""
+        return (height - self.size) // 2, (width - self.size) // 2
 
     def __call__(self, img):
         h, w = img.shape[:2]
         if h < self.size or w < self.size:
             raise ValueError(f"image of {w}x{h} is smaller than the {self.size}px crop")
-        top, left = (h - self.size) // 2, (w - self.size) // 2
+        top, left = self.corner(h, w)
         return img[top:top + self.size, left:left + self.size]
 
     def __repr__(self):
-        return f"CenterCrop({self.size})"
+        return f"{type(self).__name__}({self.size})"
+
+
+class RandomCrop(CenterCrop):
+    """A crop at a uniformly drawn position (left, then top: the authors' ``crop_image(img, size, center=False)``)."""
+
+    def corner(self, height: int, width: int) -> tuple[int, int]:
+        left = np.random.randint(0, width - self.size + 1)
+        return np.random.randint(0, height - self.size + 1), left
 
 
 class ToCHW:

@@ -30,7 +30,7 @@ def weights_dir() -> str:
     return os.path.expanduser(os.environ.get(WEIGHTS_DIR_ENV) or WEIGHTS_HOME)
 
 
-def _md5(path: str) -> str:
+def file_md5(path: str) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -60,7 +60,7 @@ def resolve_pretrained(arch: str, spec: str | None) -> str | None:
     directory = weights_dir()
     cached = os.path.join(directory, os.path.basename(url))
     if os.path.isfile(cached):
-        if _md5(cached) == md5:
+        if file_md5(cached) == md5:
             return cached
         log.warning("cached %s has the wrong md5 (partial download?); fetching it again", cached)
     try:

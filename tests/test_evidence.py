@@ -1,0 +1,40 @@
+"""The CPU evidence's bookkeeping (benchmarks/evidence.py): tails, pairing and the resumable plan."""
+import pytest
+
+from benchmarks import evidence
+
+
+def _summary(dataset, method, seed, acc, rifle_epochs=(), steps_per_epoch=5, epochs=40):
+    return {"run": f"{dataset}-{method}-s{seed}", "dataset": dataset, "method": method, "seed": seed,
+            "acc_top1": acc, "steps": steps_per_epoch * epochs, "epochs": [{"epoch": e} for e in range(epochs)],
+            "rifle_epochs": list(rifle_epochs), "elapsed_s": 60.0, "source_md5": "x",
+            "weight_change": {"conv1.weight": 0.1, "layer1.0.conv1.weight": 0.2, "layer1.0.conv2.weight": 0.4}}
+
+
+def test_steps_after_the_last_reinitialization():
+    assert evidence.steps_after_last_reinit(_summary("r", "rifle", 0, 0.5, [10, 20, 30], 5)) == 50
+    assert evidence.steps_after_last_reinit(_summary("r", "rifle_k3", 0, 0.5, [13, 26], 100)) == 1400
+    assert evidence.steps_after_last_reinit(_summary("r", "finetune", 0, 0.5)) is None
+
+
+def test_regime_rows_pair_seeds_and_compute_the_difference():
+    runs = [_summary("fashion_mnist_32", "finetune", s, a) for s, a in [(0, 0.80), (1, 0.70), (2, 0.90)]]
+    runs += [_summary("fashion_mnist_32", "rifle", s, a, [10, 20, 30]) for s, a in [(0, 0.78), (1, 0.71)]]
+    (row,) = evidence.regime_rows(runs, ["fashion_mnist_32"], ["rifle", "rifle_k3"])
+    assert row["pair"].seeds == [0, 1] and row["pair"].differences == pytest.approx([-0.02, 0.01])
+    assert row["tail_steps"] == 50 and row["steps_per_epoch"] == 5
+    assert row["plain"] == [0.80, 0.70]  # only the paired seeds
+
+
+def test_stage_change_averages_the_layers_of_a_stage():
+    assert evidence.stage_change(_summary("r", "finetune", 0, 0.5)) == pytest.approx({"conv1": 0.1, "layer1": 0.3})
+
+
+def test_the_plan_covers_both_tables_once_cheap_cells_first(monkeypatch):
+    monkeypatch.chdir(evidence.REPO)
+    jobs = evidence.plan_jobs([0, 1])
+    names = [j.name for j in jobs]
+    assert len(names) == len(set(names)) == 2 * (4 * 3 + 8 - 3)  # 192/finetune, rifle, rifle_k3 are shared
+    late = [i for i, j in enumerate(jobs) if "640" in j.cell.dataset or j.cell.method.name == "delta"]
+    assert late == list(range(len(jobs) - len(late), len(jobs)))  # the expensive regime and DELTA come last
+    assert names.index("fashion_mnist_32-finetune-s1") < names.index("fashion_mnist_640-finetune-s0")
