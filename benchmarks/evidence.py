@@ -254,6 +254,24 @@ def regime_rows(summaries: list[dict], regimes: list[str], methods: list[str]) -
     return rows
 
 
+def warning_threshold(rows: list[dict], min_seeds: int = 5) -> tuple[int | None, bool]:
+    """The tail (in steps) below which RIFLE warns, by the rule of docs/evidence.md part 3, and whether any measured
+    tail sufficed: the smallest tail from which every point with a longer or equal tail has a mean paired difference
+    >= 0, rounded up to a multiple of 50; one more than the longest tail when the longest is still negative.
+    (None, False) without any point of ``min_seeds`` seeds."""
+    points = sorted((r["tail_steps"], r["pair"].mean) for r in rows if r["pair"].n >= min_seeds)
+    if not points:
+        return None, False
+    if points[-1][1] < 0:
+        return points[-1][0] + 1, False
+    threshold = points[-1][0]
+    for tail, mean in reversed(points):
+        if mean < 0:
+            break
+        threshold = tail
+    return -(-threshold // 50) * 50, True
+
+
 def plot_regime_curve(rows: list[dict], path: str) -> str:
     from rifle_paddle.artifacts import pyplot, save_figure
     plt = pyplot()
@@ -315,6 +333,16 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
              f"{100 * r['pair'].mean:+.2f} ± {100 * (r['pair'].std or 0):.2f}",
              " ".join(f"{100 * d:+.1f}" for d in r["pair"].differences), r["pair"].verdict()] for r in rows]
     text += [markdown_table(headers, body) if body else "No run of part 1 is finished yet.", ""]
+    threshold, sufficed = warning_threshold(rows)
+    if threshold is None:
+        text += ["The threshold of RIFLE's warning (docs/evidence.md part 3) needs cells with 5 paired seeds; none "
+                 "has them yet.", ""]
+    elif sufficed:
+        text += [f"**Threshold of RIFLE's warning** (docs/evidence.md part 3): {threshold} optimizer steps after the "
+                 "last re-initialization; from there on RIFLE did not lose to plain fine-tuning on average.", ""]
+    else:
+        text += [f"**Threshold of RIFLE's warning** (docs/evidence.md part 3): {threshold} steps. RIFLE lost on "
+                 "average even at the longest tail measured, so no measured tail sufficed.", ""]
     if rows:
         png = plot_regime_curve(rows, os.path.join(figures, "evidence_regime_curve.png"))
         text += [f"![regime curve](results/{os.path.basename(png)})", ""]

@@ -38,3 +38,24 @@ def test_the_plan_covers_both_tables_once_cheap_cells_first(monkeypatch):
     late = [i for i, j in enumerate(jobs) if "640" in j.cell.dataset or j.cell.method.name == "delta"]
     assert late == list(range(len(jobs) - len(late), len(jobs)))  # the expensive regime and DELTA come last
     assert names.index("fashion_mnist_32-finetune-s1") < names.index("fashion_mnist_640-finetune-s0")
+
+
+def _row(tail, differences):
+    from rifle_paddle.report import paired_difference
+    plain = {s: 0.5 for s in range(len(differences))}
+    pair = paired_difference("r", "rifle", plain, {s: 0.5 + d for s, d in enumerate(differences)})
+    return {"tail_steps": tail, "pair": pair}
+
+
+def test_warning_threshold_follows_the_preregistered_rule():
+    up, down = [0.01] * 5, [-0.01] * 5
+    # negative up to 210 steps, non-negative from 300 on -> 300 (already a multiple of 50)
+    rows = [_row(50, down), _row(150, down), _row(210, down), _row(300, up), _row(420, up), _row(1000, up)]
+    assert evidence.warning_threshold(rows) == (300, True)
+    # a negative point above a positive one resets the run: only the tails after the last loss count; 1010 -> 1050
+    rows = [_row(50, up), _row(420, down), _row(1010, up), _row(1400, up)]
+    assert evidence.warning_threshold(rows) == (1050, True)
+    # RIFLE loses even at the longest tail: one more than that tail, and no measured tail sufficed
+    assert evidence.warning_threshold([_row(50, up), _row(1400, down)]) == (1401, False)
+    # cells with fewer than 5 seeds do not count
+    assert evidence.warning_threshold([_row(50, [0.01] * 4)]) == (None, False)
