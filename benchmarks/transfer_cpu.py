@@ -7,7 +7,7 @@ in about an hour (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/fashio
    through ``rifle_paddle.pretrain``; cached in output/weights/ and reused);
 2. target: the 5 other classes with 20 labels each, every method from those weights, seeds 0..N-1, through the
    sweep (seed ``s`` of every method trains on the same images, so the comparison is paired);
-3. ``benchmarks/RESULTS.md``: mean +- std top-1 per method, the paired difference to plain fine-tuning with a
+3. ``benchmarks/results/transfer_cpu.md``: mean +- std top-1 per method, the paired difference to plain fine-tuning with a
    paired t-test, the per-layer weight change from the source weights (the RIFLE paper's mechanism) and the
    training-loss curves around the re-initializations, with the figures under ``benchmarks/results/``.
 
@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 per method (default 5)")
     p.add_argument("--methods", help="comma-separated subset of the table's methods (default: all)")
     p.add_argument("--output-dir", default=os.path.join("output", "transfer_cpu"), help="where the runs go")
-    p.add_argument("--results", default=os.path.join("benchmarks", "RESULTS.md"), help="the report to write")
+    p.add_argument("--results", default=os.path.join("benchmarks", "results", "transfer_cpu.md"),
+                   help="the report to write (benchmarks/RESULTS.md is the current evidence's: benchmarks/evidence.py)")
     p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1),
                    help="runs at once, one process each (default: 2, or 1 on a single core)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
@@ -133,7 +134,7 @@ def write_results(args, report, complete_runs: list, pretrain_s: float, sweep_s:
     from rifle_paddle.analyze import plot_weight_change, stage_means
     from rifle_paddle.artifacts import markdown_table, write_text
     from rifle_paddle.report import bar_chart, to_markdown
-    figures = os.path.join(os.path.dirname(args.results), "results")
+    figures = os.path.join("benchmarks", "results")
     runs = {m: [r for r in complete_runs if r.cell[1] == m] for m in report.methods}
     by_method = {m: [r.path for r in sorted(rs, key=lambda r: r.cell[2])] for m, rs in runs.items() if rs}
     changes = mean_weight_change(by_method)

@@ -5,7 +5,7 @@ from scratch on 5 Fashion-MNIST classes (the "pretrained" source model, cached i
 fine-tuned on the 5 other classes with 20 labels each, once plain and once with RIFLE, same seed and same images,
 through the configs of the benchmark (configs/fashion_mnist/) and the ordinary engine. It prints both accuracies
 and where the weights moved. One seed on a 1,000-image test subset shows the mechanics, not the effect size: that
-is what the benchmark's seeds and benchmarks/RESULTS.md are for.
+is what the benchmark's seeds and benchmarks/results/transfer_cpu.md are for.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ TARGET_CONFIG = os.path.join(CONFIGS, "fashion_mnist", "resnet18_{method}.yaml")
 _SOURCE = ["data.train_per_class=300", "train.epochs=3", "train.eval_freq=3", "data.test_per_class=100"]
 _TARGET = ["train.epochs=20", "train.eval_freq=20", "data.test_per_class=200", "run.seed=0"]
 # 100 images are 5 steps an epoch: the paper's schedule (3 re-initializations, the last 5 epochs before the end)
-# would leave the last head 25 steps at a nearly decayed learning rate, and it fails (benchmarks/RESULTS.md). Two
+# would leave the last head 25 steps at a nearly decayed learning rate, and it fails (benchmarks/results/transfer_cpu.md). Two
 # re-initializations that leave half the run to the last head are the least harmful schedule the benchmark found.
 _RIFLE = ["rifle.epochs=[5, 10]"]
 _COMMON = [f"run.output_dir={DEMO_DIR}", "run.overwrite=true", "train.log_freq=100"]
@@ -57,7 +57,7 @@ def main() -> int:
           "  1. train ResNet-18 from scratch on 5 Fashion-MNIST classes (the source model; cached in output/demo)\n"
           "  2. fine-tune on the 5 other classes, 20 labels each: plain, then RIFLE (re-initializations before\n"
           "     epochs 6 and 11 of 20, leaving half the run to the last head: at 5 steps an epoch the paper's\n"
-          "     3 re-initializations leave it too few steps; see benchmarks/RESULTS.md)\n"
+          "     3 re-initializations leave it too few steps; see benchmarks/results/transfer_cpu.md)\n"
           "  3. compare accuracy and how far each layer moved from the source weights\n"
           "For real work: python train.py -c configs/cub200/resnet50_rifle.yaml -o data.root=...\n")
     try:
@@ -79,5 +79,5 @@ def main() -> int:
     print(f"\nrun directories: {', '.join(r['run_dir'] for r in results.values())}  "
           f"({time.time() - start:.0f} s in all)\n"
           "One seed on a 1,000-image test subset shows the mechanics, not the effect: on this small task RIFLE\n"
-          "costs accuracy in every schedule tried (benchmarks/RESULTS.md, 5 seeds, with the reasons).")
+          "costs accuracy in every schedule tried (benchmarks/results/transfer_cpu.md, 5 seeds, with the reasons).")
     return 0

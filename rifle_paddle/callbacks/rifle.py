@@ -61,8 +61,9 @@ AUTHORS_MIN_TAIL_EPOCHS = 4  # run.py skips a re-initialization after epoch e wh
 
 #: Below this many optimizer steps after the last re-initialization RIFLE is warned against. PROVISIONAL, set before
 #: the regime curve of docs/evidence.md was measured, from the evidence then at hand: RIFLE lost 8.5 points to plain
-#: fine-tuning with a 50-step tail (5 seeds) and about 0.5 with 300-420 steps (2 seeds), while the paper's gains
-#: came with about 1,900-2,600 (CUB-200). To be replaced by the curve's crossing point (benchmarks/RESULTS.md).
+#: fine-tuning with a 50-step tail (5 seeds, benchmarks/results/transfer_cpu.md) and about 0.5 with 300-420 steps (2
+#: seeds), while the paper's gains came with about 1,900-2,600 (CUB-200). To be replaced by the rule of
+#: docs/evidence.md part 3 applied to the regime curve (benchmarks/RESULTS.md).
 SHORT_TAIL_STEPS = 500
 
 
