@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["rifle_paddle", "rifle_paddle.*"]),
-    package_data={"rifle_paddle": ["published.yaml"]},
+    package_data={"rifle_paddle": ["published.yaml", "configs/*.yaml", "configs/*/*.yaml"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.6",

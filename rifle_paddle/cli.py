@@ -16,7 +16,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Config keys: run with --help-config. Example:\n  python train.py -c "
-                                       "configs/cub200/resnet50_rifle.yaml -o data.root=/data/CUB_200_2011")
+                                       "rifle_paddle/configs/cub200/resnet50_rifle.yaml -o data.root=/data/CUB_200_2011")
     p.add_argument("-c", "--config", help="YAML config file (may inherit others with _base_)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. -o train.epochs=40 (repeatable; value is YAML)")

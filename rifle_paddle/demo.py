@@ -3,7 +3,7 @@
 A small version of ``benchmarks/transfer_cpu.py`` that fits in a few minutes on 2 cores: ResNet-18 is trained
 from scratch on 5 Fashion-MNIST classes (the "pretrained" source model, cached in ``output/demo/``), then
 fine-tuned on the 5 other classes with 20 labels each, once plain and once with RIFLE, same seed and same images,
-through the configs of the benchmark (configs/fashion_mnist/) and the ordinary engine. It prints both accuracies
+through the configs of the benchmark (rifle_paddle/configs/fashion_mnist/) and the ordinary engine. It prints both accuracies
 and where the weights moved. One seed on a 1,000-image test subset shows the mechanics, not the effect size: that
 is what the benchmark's seeds and benchmarks/results/transfer_cpu.md are for.
 """
@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 import time
 
-from .config import load_config
+from .config import CONFIGS_DIR, load_config
 
 DEMO_DIR = os.path.join("output", "demo")
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-SOURCE_CONFIG = os.path.join(CONFIGS, "fashion_mnist", "source_resnet18.yaml")
-TARGET_CONFIG = os.path.join(CONFIGS, "fashion_mnist", "resnet18_{method}.yaml")
+SOURCE_CONFIG = os.path.join(CONFIGS_DIR, "fashion_mnist", "source_resnet18.yaml")
+TARGET_CONFIG = os.path.join(CONFIGS_DIR, "fashion_mnist", "resnet18_{method}.yaml")
 
 # Smaller than the benchmark so the demo stays within a few minutes; everything else is the benchmark's protocol.
 _SOURCE = ["data.train_per_class=300", "train.epochs=3", "train.eval_freq=3", "data.test_per_class=100"]
@@ -59,7 +58,7 @@ def main() -> int:
           "     epochs 6 and 11 of 20, leaving half the run to the last head: at 5 steps an epoch the paper's\n"
           "     3 re-initializations leave it too few steps; see benchmarks/results/transfer_cpu.md)\n"
           "  3. compare accuracy and how far each layer moved from the source weights\n"
-          "For real work: python train.py -c configs/cub200/resnet50_rifle.yaml -o data.root=...\n")
+          "For real work: python train.py -c rifle_paddle/configs/cub200/resnet50_rifle.yaml -o data.root=...\n")
     try:
         read_split({"name": "fashion_mnist", "root": None}, "test")
     except DataError as e:

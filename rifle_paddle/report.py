@@ -10,8 +10,8 @@ data set, and the published number where ``published.yaml`` has one, with its so
 
 Metric: ``final`` (default) is the accuracy after the last epoch, the protocol of the RIFLE authors' code;
 ``best`` is the best epoch's, which selects on the test set and flatters every method, so it is opt-in.
-Rows and columns follow the tables in ``configs/tables/`` (their order and titles) when that folder is found;
-``--table configs/tables/<name>.yaml`` restricts the report to that table's cells.
+Rows and columns follow the tables in ``rifle_paddle/configs/tables/`` (their order and titles) when that folder is found;
+``--table rifle_paddle/configs/tables/<name>.yaml`` restricts the report to that table's cells.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from .artifacts import csv_text, markdown_table, pyplot, save_figure, write_text
+from .config import CONFIGS_DIR
 from .matrix import TableError, dataset_title, load_table
 from .runs import Run, find_runs
 
@@ -191,7 +192,7 @@ class Report:
         return self.method_titles.get(method, method)
 
 
-def table_order(configs_dir: str = "configs") -> tuple[list[str], list[str], dict[str, str]]:
+def table_order(configs_dir: str = CONFIGS_DIR) -> tuple[list[str], list[str], dict[str, str]]:
     """Data set order, method order and method titles from every table in ``configs_dir/tables``."""
     datasets, methods, titles = [], [], {}
     for path in sorted(glob.glob(os.path.join(configs_dir, "tables", "*.yaml"))):
@@ -375,7 +376,8 @@ def main(argv=None) -> int:
                         help="accuracy after the last epoch (default) or at the best epoch")
     parser.add_argument("--table", help="only the cells of this table file, in its order, against its baseline")
     parser.add_argument("--baseline", help="method every delta is taken against (default: the table's, finetune)")
-    parser.add_argument("--configs", default="configs", help="configs folder whose tables give the row order")
+    parser.add_argument("--configs", default=CONFIGS_DIR,
+                        help="configs folder whose tables give the row order (default: the packaged configs)")
     parser.add_argument("--published", default=PUBLISHED_PATH, help="published numbers (YAML, with sources)")
     args = parser.parse_args(argv)
     try:
