@@ -135,6 +135,7 @@ def plan_jobs(seeds: list[int]) -> list:
 def summarize(run_dir: str, source: dict) -> dict:
     """The committed record of one finished run (a few KB), read from its run directory."""
     from rifle_paddle.analyze import load_state, relative_weight_change
+    from rifle_paddle.callbacks.epoch_numbers import epoch_index
     from rifle_paddle.runs import read_run
     run = read_run(run_dir)
     metrics, cfg = run.metrics, run.config
@@ -145,8 +146,10 @@ def summarize(run_dir: str, source: dict) -> dict:
         "run": run.name, "dataset": dataset, "method": method, "seed": seed, "source_md5": source["md5"],
         "acc_top1": metrics["final"]["acc_top1"], "num_train": metrics["num_train"], "num_test": metrics["num_test"],
         "steps": metrics["steps"], "elapsed_s": metrics["elapsed_s"],
-        "epochs": [{k: e[k] for k in ("epoch", "train_loss", "lr") if k in e} for e in metrics["epochs"]],
-        "rifle_epochs": [e["epoch"] for e in metrics.get("rifle_events") or []],
+        # the summaries keep the 0-based epoch indices they were first written with, whatever metrics.json uses
+        "epochs": [{"epoch": epoch_index(e, metrics), **{k: e[k] for k in ("train_loss", "lr") if k in e}}
+                   for e in metrics["epochs"]],
+        "rifle_epochs": [epoch_index(e, metrics) for e in metrics.get("rifle_events") or []],
         "rifle_warning": metrics.get("rifle_warning"),
         "weight_change": {k: round(v, 6) for k, v in changes.items()},
         "config": cfg, "date": datetime.date.today().isoformat(),

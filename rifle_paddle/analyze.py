@@ -133,22 +133,51 @@ def _fmt(rows: list[list]) -> list[list]:
     return [[f"{v:.4f}" if isinstance(v, float) else v for v in row] for row in rows]
 
 
-def plot_weight_change(changes: "OrderedDict[str, OrderedDict[str, float]]", path: str) -> str:
+def plot_weight_change_figure(changes: "OrderedDict[str, OrderedDict[str, float]]",
+                              highlight: list[str] | None = None):
+    """Two panels, layers input to output: each run's relative change on a log axis (the layers span orders of
+    magnitude), and each run's change divided by the first run's (the baseline), where "RIFLE moves the deep layers
+    more" is a line above 1.
+
+    ``highlight`` (default: the runs whose label contains ``rifle``) are drawn last, thick and opaque, so the method
+    the figure is about is never hidden under the others; the rest are thin and translucent."""
     plt = pyplot()
-    layers = list(next(iter(changes.values())))
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.12 * len(layers)), 4.0))
-    for label, per_layer in changes.items():
-        ax.plot(range(len(layers)), [per_layer.get(k, np.nan) for k in layers], marker=".", label=label)
-    step = max(1, len(layers) // 30)
-    ax.set_xticks(range(0, len(layers), step))
-    ax.set_xticklabels([layers[i].removesuffix(".weight") for i in range(0, len(layers), step)], rotation=90,
-                       fontsize=7)
-    ax.set_xlabel("layer (input to output)")
+    labels = list(changes)
+    layers = list(changes[labels[0]])
+    emphasized = set(highlight if highlight is not None else [lab for lab in labels if "rifle" in lab.lower()])
+    order = [lab for lab in labels if lab not in emphasized] + [lab for lab in labels if lab in emphasized]
+    colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
+    fig, (ax, ratio_ax) = plt.subplots(2, 1, sharex=True, figsize=(max(7.0, 0.12 * len(layers)), 6.5),
+                                       gridspec_kw={"height_ratios": [3, 2]})
+    x = np.arange(len(layers))
+    base = np.array([changes[labels[0]].get(k, np.nan) for k in layers])
+    for z, label in enumerate(order):
+        values = np.array([changes[label].get(k, np.nan) for k in layers])
+        style = ({"linewidth": 2.2, "alpha": 1.0, "marker": "."} if label in emphasized else
+                 {"linewidth": 1.0, "alpha": 0.55, "marker": None})
+        ax.plot(x, values, label=label, color=colors[label], zorder=2 + z, **style)
+        if label != labels[0]:
+            ratio_ax.plot(x, values / base, color=colors[label], zorder=2 + z, **style)
+    ax.set_yscale("log")
     ax.set_ylabel("||w - w0|| / ||w0||")
     ax.set_title("Relative change of each layer from its pretrained weights")
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    ratio_ax.axhline(1.0, color="black", linewidth=0.8)
+    ratio_ax.set_yscale("log")
+    ratio_ax.set_ylabel(f"ratio to {labels[0]}")
+    ratio_ax.grid(alpha=0.3, which="both")
+    step = max(1, len(layers) // 30)
+    ratio_ax.set_xticks(range(0, len(layers), step))
+    ratio_ax.set_xticklabels([layers[i].removesuffix(".weight") for i in range(0, len(layers), step)],
+                             rotation=90, fontsize=7)
+    ratio_ax.set_xlabel("layer (input to output)")
+    return fig
+
+
+def plot_weight_change(changes: "OrderedDict[str, OrderedDict[str, float]]", path: str,
+                       highlight: list[str] | None = None) -> str:
+    return save_figure(plot_weight_change_figure(changes, highlight), path)
 
 
 def weight_change(run_dirs: list[str], pretrained: str | None = None, weights: str = "last",

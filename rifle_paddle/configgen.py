@@ -44,6 +44,8 @@ def render(table: Table, cell: Cell) -> str:
     body = dict(cell.config)
     if table.arch != "resnet50":  # base.yaml pins ResNet-50
         body = {"model": {"arch": table.arch}, **body}
+    # the cell travels with every run of this config (config.yaml), so the report never trusts folder names
+    body = {**body, "run": {**(body.get("run") or {}), "cell": f"{cell.dataset}/{cell.method.name}"}}
     if body:
         lines.append(yaml.safe_dump(body, sort_keys=False, default_flow_style=False).rstrip("\n"))
     return "\n".join(lines) + "\n"

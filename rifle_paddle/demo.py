@@ -71,7 +71,7 @@ def main() -> int:
         results[method] = train(cfg)
     print("\nmethod     test top-1   re-initialized before epochs (1-based)")
     for method, r in results.items():
-        events = [e["epoch"] + 1 for e in r.get("rifle_events", [])]
+        events = [e["epoch"] for e in r.get("rifle_events", [])]  # metrics.json counts epochs from 1
         print(f"{method:<10} {r['final']['acc_top1']:>10.4f}   {events or '-'}")
     print("\nrelative weight change ||w - w0|| / ||w0|| from the source model, mean per stage (conv1: input side):")
     print(_stage_changes([r["run_dir"] for r in results.values()], weights))

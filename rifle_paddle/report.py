@@ -3,8 +3,9 @@
     python -m rifle_paddle.report output/                   # -> output/report/results.{md,csv,png}
     python -m rifle_paddle.report output/ --metric best --out results/
 
-Every table run under the folder (named ``<dataset>-<method>-s<seed>`` by the sweep, with a finished
-``metrics.json``) counts once in its cell. Per cell: the mean and the sample standard deviation (n - 1) of the
+Every finished run under the folder (a ``metrics.json`` with its final accuracy) counts once in its cell, which
+is read from the run's ``config.yaml`` (``run.cell`` and ``run.seed``; see ``runs.Run.cell``), never trusted from
+the folder's name: a folder whose name says otherwise is reported as its config says, with a warning. Per cell: the mean and the sample standard deviation (n - 1) of the
 top-1 test accuracy over seeds, the difference of that mean to the baseline row (plain fine-tuning) of the same
 data set, and the published number where ``published.yaml`` has one, with its source.
 
@@ -187,6 +188,7 @@ class Report:
     method_titles: dict[str, str] = field(default_factory=dict)
     incomplete: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def title(self, method: str) -> str:
         return self.method_titles.get(method, method)
@@ -221,6 +223,7 @@ def build_report(runs: list[Run], metric: str = "final", baseline: str = "finetu
     by_cell: dict[tuple[str, str], dict[int, float]] = {}
     where: dict[tuple[str, str, int], str] = {}
     incomplete, ignored = [], []
+    warnings = [run.mismatch for run in runs if run.mismatch]
     for run in runs:
         if run.cell is None:
             ignored.append(run.path)
@@ -230,7 +233,8 @@ def build_report(runs: list[Run], metric: str = "final", baseline: str = "finetu
             continue
         dataset, method, seed = run.cell
         if (dataset, method, seed) in where:
-            raise ReportError(f"two runs of {run.name}: {where[(dataset, method, seed)]} and {run.path}; "
+            raise ReportError(f"two runs of {dataset}/{method}, seed {seed}: {where[(dataset, method, seed)]} and "
+                              f"{run.path}; "
                               f"report one output folder at a time")
         value = run.accuracy(metric)
         if value is None:  # finished, but never evaluated during training: no best epoch
@@ -239,8 +243,7 @@ def build_report(runs: list[Run], metric: str = "final", baseline: str = "finetu
         where[(dataset, method, seed)] = run.path
         by_cell.setdefault((dataset, method), {})[seed] = float(value)
     if not by_cell:
-        raise ReportError("no complete table run (a '<dataset>-<method>-s<seed>' folder with a finished "
-                          "metrics.json) was found" + (f"; {len(incomplete)} incomplete" if incomplete else ""))
+        raise ReportError("no complete run (a folder with config.yaml and a finished metrics.json) was found" + (f"; {len(incomplete)} incomplete" if incomplete else ""))
     published = published or {}
     cells = {}
     for (dataset, method), per_seed in by_cell.items():
@@ -255,7 +258,8 @@ def build_report(runs: list[Run], metric: str = "final", baseline: str = "finetu
     return Report(metric=metric, baseline=baseline,
                   datasets=_ordered({d for d, _ in cells}, dataset_order),
                   methods=_ordered({m for _, m in cells}, method_order, first=baseline),
-                  cells=cells, method_titles=titles, incomplete=incomplete, ignored=ignored)
+                  cells=cells, method_titles=titles, incomplete=incomplete, ignored=ignored,
+                  warnings=warnings)
 
 
 def _pct(x: float) -> str:
@@ -303,6 +307,8 @@ def to_markdown(report: Report, source_label: str = "") -> str:
         text += ["Sources of the published numbers:", ""] + [f"{i}. {s}" for i, s in enumerate(sources, 1)] + [""]
     if report.incomplete:
         text += [f"Not counted, unfinished: {', '.join(os.path.basename(p) for p in report.incomplete)}.", ""]
+    if report.warnings:
+        text += ["Warnings:", ""] + [f"- {w}" for w in report.warnings] + [""]
     return "\n".join(text)
 
 
@@ -323,16 +329,21 @@ def to_csv(report: Report) -> str:
     return csv_text(headers, rows)
 
 
-def bar_chart(report: Report, path: str) -> str:
-    """Grouped bars: one group per data set, one bar per method (std as error bar), published numbers as marks."""
+def bar_chart_figure(report: Report):
+    """Grouped bars from 0 % (bar lengths compare honestly), one group per data set and one bar per method, with
+    every seed's accuracy as a dot on its bar and the published number, where there is one, as a black mark.
+
+    The bars hide nothing and exaggerate nothing: their origin is zero, and the spread is shown as the seeds
+    themselves rather than as an error bar that two seeds cannot support. Differences of a point or two are read
+    from the table's paired differences, not from bar heights."""
     plt = pyplot()
     n_methods = len(report.methods)
     width = 0.8 / n_methods
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 + 0.35 * n_methods * len(report.datasets)), 4.2))
     colors = plt.get_cmap("tab10" if n_methods <= 10 else "tab20")
-    lows, marked = [], False
+    marked = seeds_marked = False
     for j, method in enumerate(report.methods):
-        xs, means, errs, pub_x, pub_y = [], [], [], [], []
+        xs, means, pub_x, pub_y, seed_x, seed_y = [], [], [], [], [], []
         for i, dataset in enumerate(report.datasets):
             cell = report.cells.get((dataset, method))
             if cell is None:
@@ -340,24 +351,31 @@ def bar_chart(report: Report, path: str) -> str:
             x = i - 0.4 + (j + 0.5) * width
             xs.append(x)
             means.append(100 * cell.mean)
-            errs.append(100 * (cell.std or 0.0))
+            offsets = np.linspace(-0.25, 0.25, cell.n) * width if cell.n > 1 else [0.0]
+            seed_x += [x + o for o in offsets]
+            seed_y += [100 * v for v in cell.values]
             if cell.published:
                 pub_x.append(x)
                 pub_y.append(100 * cell.published["acc_top1"])
-        lows += means + pub_y
-        ax.bar(xs, means, width * 0.92, yerr=errs, capsize=2, color=colors(j % colors.N),
-               label=report.title(method))
+        ax.bar(xs, means, width * 0.92, color=colors(j % colors.N), label=report.title(method))
+        ax.scatter(seed_x, seed_y, s=9, color="black", alpha=0.6, zorder=3, linewidths=0,
+                   label=None if seeds_marked else "one seed")
+        seeds_marked = True
         if pub_x:
-            ax.scatter(pub_x, pub_y, marker="_", s=160, color="black", zorder=3,
+            ax.scatter(pub_x, pub_y, marker="_", s=160, color="black", zorder=4,
                        label=None if marked else "published")
             marked = True
     ax.set_xticks(range(len(report.datasets)))
     ax.set_xticklabels([dataset_title(d) for d in report.datasets])
     ax.set_ylabel("top-1 test accuracy (%)")
-    ax.set_ylim(max(0.0, np.floor(min(lows) - 5)), min(100.0, np.ceil(max(lows) + 2)))
+    ax.set_ylim(0.0, 100.0)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(4, n_methods + 1), loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    return save_figure(fig, path)
+    ax.legend(fontsize=8, ncol=min(4, n_methods + 2), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return fig
+
+
+def bar_chart(report: Report, path: str) -> str:
+    return save_figure(bar_chart_figure(report), path)
 
 
 def write_report(report: Report, out_dir: str, source_label: str = "") -> list[str]:
@@ -397,8 +415,10 @@ def main(argv=None) -> int:
         return 2
     paths = write_report(report, args.out or os.path.join(args.runs, "report"), source_label=args.runs)
     print(to_markdown(report, args.runs))
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if report.ignored:
-        print(f"({len(report.ignored)} run directories not named <dataset>-<method>-s<seed> were left out)",
+        print(f"({len(report.ignored)} run directories with an unreadable config.yaml were left out)",
               file=sys.stderr)
     print("written: " + ", ".join(paths))
     return 0

@@ -4,8 +4,10 @@ A run directory (written by ``engine.trainer.train``) holds ``config.yaml`` (wri
 (updated every epoch; the ``final`` entry is written only once training has finished). So a directory with a
 ``config.yaml`` is a run, and a run is *complete* when its ``metrics.json`` has ``final.acc_top1``.
 
-Table runs are named ``<dataset>-<method>-s<seed>`` (``run_name``): the name says which table cell and seed a run
-belongs to, independently of how its config was written.
+Which table cell and seed a run belongs to is read from its ``config.yaml`` (``Run.cell``): ``run.cell`` (set by
+every generated table config) and ``run.seed``. Folder names (``<dataset>-<method>-s<seed>``, ``run_name``) are
+what the sweep calls its runs, but a folder can be renamed or copied: where its name says something else than its
+config, the config wins and ``Run.mismatch`` says so.
 """
 from __future__ import annotations
 
@@ -46,6 +48,30 @@ def _read_yaml(path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+#: trick switches and the method names the tables give them
+_TRICKS = (("dropout", "dropout"), ("dropconnect", "dropconnect"), ("stochastic_depth", "stochastic_depth"),
+           ("disturb_label", "disturblabel"))
+
+
+def method_from_switches(config: dict) -> str:
+    """A method name for a run outside the tables, built from its switches in the tables' own words
+    (``rifle_l2sp``, ``l2sp_dtnh``, ``dropout``, ``cyclic_lr``; ``finetune`` when none is on)."""
+    parts = []
+    rifle = config.get("rifle") or {}
+    if rifle.get("enabled"):
+        parts.append("rifle_reset" if rifle.get("reset_optimizer_state") else "rifle")
+    regularizer = (config.get("regularizer") or {}).get("name") or "none"
+    if regularizer != "none":
+        parts.append(regularizer)
+    if (config.get("dtnh") or {}).get("enabled"):
+        parts.append("dtnh")
+    tricks = config.get("tricks") or {}
+    parts += [name for key, name in _TRICKS if tricks.get(key)]
+    if (config.get("train") or {}).get("lr_schedule") == "cyclic":
+        parts.append("cyclic_lr")
+    return "_".join(parts) or "finetune"
+
+
 @dataclass
 class Run:
     path: str
@@ -58,8 +84,48 @@ class Run:
 
     @property
     def cell(self) -> tuple[str, str, int] | None:
-        """``(dataset, method, seed)`` from the run name, or None for a run outside the tables."""
-        return parse_run_name(self.name)
+        """``(dataset, method, seed)`` of the run, from its config.
+
+        ``run.cell`` and ``run.seed`` when the config names its cell. A config from before ``run.cell`` existed
+        takes the folder name's cell when the name agrees with the config (data set, seed, RIFLE on or off), and
+        otherwise ``data.name`` and ``method_from_switches``. None only when ``config.yaml`` is unreadable and the
+        name is not a table run's."""
+        if self.config is None:
+            return parse_run_name(self.name)
+        run = self.config.get("run") or {}
+        seed = int(run.get("seed", 0))
+        if run.get("cell"):
+            dataset, _, method = str(run["cell"]).partition("/")
+            return dataset, method, seed
+        named = parse_run_name(self.name)
+        if named is not None and not self._disagreements(named):
+            return named
+        return (self.config.get("data") or {}).get("name", "unknown"), method_from_switches(self.config), seed
+
+    def _disagreements(self, named: tuple[str, str, int]) -> list[str]:
+        """What the folder name ``named`` says that the config contradicts."""
+        dataset, method, seed = named
+        data_name = (self.config.get("data") or {}).get("name", "")
+        run = self.config.get("run") or {}
+        found = []
+        if run.get("cell") and run["cell"] != f"{dataset}/{method}":
+            found.append(f"cell {dataset}/{method} (config: {run['cell']})")
+        elif not run.get("cell") and data_name not in ("folder", "filelist") and not dataset.startswith(data_name):
+            found.append(f"data set {dataset} (config: data.name={data_name})")
+        if not run.get("cell") and method.startswith("rifle") != bool((self.config.get("rifle") or {}).get("enabled")):
+            found.append(f"method {method} (config: rifle.enabled={(self.config.get('rifle') or {}).get('enabled')})")
+        if "seed" in run and int(run["seed"]) != seed:
+            found.append(f"seed {seed} (config: run.seed={run['seed']})")
+        return found
+
+    @property
+    def mismatch(self) -> str | None:
+        """A warning when the folder's name claims a cell or seed its config contradicts (the config wins)."""
+        named = parse_run_name(self.name)
+        if named is None or self.config is None:
+            return None
+        found = self._disagreements(named)
+        return f"{self.path}: the folder name says {', '.join(found)}; reported as its config says" if found else None
 
     @property
     def complete(self) -> bool:

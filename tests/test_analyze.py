@@ -98,3 +98,23 @@ def test_clear_errors(runs, tmp_path, capsys):
     paddle.save({"something.weight": _tensor(np.ones([2, 2]))}, str(other))
     with pytest.raises(analyze.AnalysisError, match="no layer"):
         analyze.weight_change([plain], str(other))
+
+
+def test_weight_change_plot_keeps_rifle_visible_and_shows_the_ratio_to_the_baseline():
+    from collections import OrderedDict
+    layers = ["conv1.weight", "layer1.0.conv1.weight", "layer4.1.conv2.weight"]
+    changes = OrderedDict((label, OrderedDict(zip(layers, values))) for label, values in [
+        ("finetune", [0.001, 0.01, 0.1]), ("rifle", [0.002, 0.01, 0.3]), ("l2sp", [0.0005, 0.005, 0.05]),
+        ("dropout", [0.001, 0.011, 0.09])])
+    fig = analyze.plot_weight_change_figure(changes)
+    ax, ratio_ax = fig.axes
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines][-1] == "rifle"  # drawn last: on top of the others
+    rifle = lines[-1]
+    assert rifle.get_zorder() > max(line.get_zorder() for line in lines[:-1])
+    assert rifle.get_linewidth() > max(line.get_linewidth() for line in lines[:-1])
+    assert ax.get_yscale() == "log" and ratio_ax.get_yscale() == "log"
+    ratios = {tuple(np.round(line.get_ydata(), 6)) for line in ratio_ax.get_lines() if len(line.get_ydata()) == 3}
+    assert (2.0, 1.0, 3.0) in ratios and (0.5, 0.5, 0.5) in ratios  # rifle / finetune and l2sp / finetune
+    import matplotlib.pyplot as plt
+    plt.close(fig)

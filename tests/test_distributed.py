@@ -32,10 +32,10 @@ def test_two_process_launch_shards_data_and_agrees_on_rifle(tmp_path, tiny_folde
     # rank 0 alone shows the progress bar
     assert re.search(r"step 3/3 ", logs[0]) and not re.search(r"step \d+/\d+ ", logs[1])
     # both ranks re-drew the same head: identical norms after the re-initialization
-    norms = [re.findall(r"re-initialized the classifier at the start of epoch 1 \((.*)\)", text) for text in logs]
+    norms = [re.findall(r"re-initialized the classifier before epoch 2 \((.*)\)", text) for text in logs]
     assert norms[0] and norms[0] == norms[1]
     metrics = json.loads((tmp_path / "output" / "ddp" / "metrics.json").read_text())
-    assert [e["epoch"] for e in metrics["rifle_events"]] == [1] and len(metrics["epochs"]) == 2
+    assert [e["epoch"] for e in metrics["rifle_events"]] == [2] and len(metrics["epochs"]) == 2
 
 
 def test_amp_is_configured_for_gpu_and_refused_on_cpu():

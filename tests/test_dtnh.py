@@ -188,11 +188,11 @@ def test_rifle_l2sp_dtnh_run_logs_the_conflict_statistics_everywhere(tiny_config
                       "rifle.min_tail_epochs=1", "train.grad_clip=1.0")
     result = train(cfg)
     records = result["regularization"]
-    assert [r["epoch"] for r in records] == [0, 1]
+    assert [r["epoch"] for r in records] == [1, 2]
     for r in records:
         assert 0 <= r["conflict_fraction"] <= 1 and -1 <= r["mean_cosine"] <= 1 and r["steps"] == 3
     assert records[1]["layers"] > 1  # after a step the backbone has moved: L2-SP's gradient reaches it
-    assert [e["epoch"] for e in result["rifle_events"]] == [1]
+    assert [e["epoch"] for e in result["rifle_events"]] == [2]
     assert "DTNH: g_L and g_R conflicted in" in _log(result)
     with open(os.path.join(result["run_dir"], "metrics.json")) as f:
         assert json.load(f)["regularization"] == records

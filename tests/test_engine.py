@@ -22,13 +22,13 @@ def test_a_short_run_learns_and_writes_every_output(tiny_config):
     assert os.listdir(os.path.join(run_dir, "vdl"))
     losses = [e["train_loss"] for e in result["epochs"]]
     assert len(losses) == 5 and losses[-1] < 0.5 * losses[0]  # learns, and re-converges after the re-init
-    assert [e["epoch"] for e in result["rifle_events"]] == [2]
+    assert [e["epoch"] for e in result["rifle_events"]] == [3]  # rifle.epochs index 2 is the 3rd epoch
     assert result["final"]["acc_top1"] == result["epochs"][-1]["test_acc_top1"]
     assert result["num_train"] == 36 and result["num_test"] == 12 and result["num_classes"] == 3
     with open(os.path.join(run_dir, "metrics.json")) as f:
         assert json.load(f)["best"]["test_acc_top1"] == max(e["test_acc_top1"] for e in result["epochs"])
     log_text = open(os.path.join(run_dir, "train.log")).read()
-    assert "re-initialized the classifier at the start of epoch 2" in log_text
+    assert "re-initialized the classifier before epoch 3" in log_text
     # the run's config is self-contained and reloads to the same run
     again = load_config(os.path.join(run_dir, "config.yaml"))
     assert again["rifle"] == cfg["rifle"] and again["train"] == cfg["train"]
@@ -48,7 +48,7 @@ def test_the_saved_config_describes_the_run_and_does_not_resume(tiny_config):
 def test_tests_after_every_eval_freq_epochs_and_after_the_last(tiny_config):
     result = train(tiny_config("train.epochs=5", "train.eval_freq=2", "train.lr=0.001"))
     tested = [e["epoch"] for e in result["epochs"] if "test_acc_top1" in e]
-    assert tested == [1, 3, 4]  # 0-based: after epochs 2 and 4 (1-based), and the last; never after the first
+    assert tested == [2, 4, 5]  # metrics.json counts from 1: after epochs 2 and 4, and the last; never the first
     assert result["final"]["acc_top1"] == result["epochs"][-1]["test_acc_top1"]
 
 
@@ -58,7 +58,7 @@ def test_lr_is_cosine_per_iteration_and_not_restarted(tiny_config):
     steps = 3  # 36 images / batch 12
     total = 3 * steps
     for record in result["epochs"]:  # lr logged after the epoch's last step
-        done = (record["epoch"] + 1) * steps
+        done = record["epoch"] * steps  # 1-based: the steps of this epoch and those before
         assert record["lr"] == pytest.approx(0.01 * (1 + np.cos(np.pi * done / total)) / 2, abs=1e-7)
 
 

@@ -101,7 +101,7 @@ def assert_same_run(run_dir: str, reference: dict) -> None:
     resumed = metrics(run_dir)
     assert resumed["steps"] == reference["steps"] == EPOCHS * STEPS_PER_EPOCH
     assert rifle_events(resumed) == rifle_events(reference)
-    assert [e["epoch"] for e in resumed["rifle_events"]] == [RIFLE_EPOCH]
+    assert [e["epoch"] for e in resumed["rifle_events"]] == [RIFLE_EPOCH + 1]  # metrics.json counts from 1
     keys = ("epoch", "train_loss", "train_acc_top1", "lr", "test_acc_top1")
     for got, want in zip(resumed["epochs"], reference["epochs"], strict=True):
         assert {k: got.get(k) for k in keys} == pytest.approx({k: want.get(k) for k in keys}, abs=1e-6)
@@ -188,7 +188,7 @@ def test_the_regularization_history_survives_a_mid_epoch_resume(workspace):
     run_dir = os.path.join(workspace["output"], "monitor")
     assert CheckpointStore(run_dir).latest()[0] == Position(1, 2)
     resumed = train(load_config(None, overrides("monitor") + ["train.resume=auto"]))
-    assert [r["epoch"] for r in reference["regularization"]] == [0, 1, 2]
+    assert [r["epoch"] for r in reference["regularization"]] == [1, 2, 3]
     assert all(r["steps"] == STEPS_PER_EPOCH for r in reference["regularization"])
     assert metrics(run_dir)["regularization"] == resumed["regularization"]
     for got, want in zip(resumed["regularization"], reference["regularization"], strict=True):
@@ -203,7 +203,7 @@ class CtrlCBeforeTraining(paddle.callbacks.Callback):
 def test_ctrl_c_before_the_first_batch_saves_the_starting_state(workspace, reference):
     overrides = run_overrides(workspace, "early")
     handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(TrainingInterrupted, match="interrupted at the start of epoch 0"):
+    with pytest.raises(TrainingInterrupted, match="interrupted at the start of epoch 1"):
         train(load_config(None, overrides), callbacks=[CtrlCBeforeTraining()])
     assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C is back to what it was
     train(load_config(None, overrides + ["train.resume=auto"]))

@@ -127,8 +127,12 @@ def test_the_repository_configs_are_generated_and_up_to_date():
 
 # --- the sweep planner -----------------------------------------------------------------------------------------
 
-def _finished_run(run_dir, acc=0.5, best=None, seed=0):
-    _write(os.path.join(run_dir, "config.yaml"), yaml.safe_dump({"run": {"seed": seed}}))
+def _finished_run(run_dir, acc=0.5, best=None, seed=None, config=None):
+    """A finished run; its config names the cell its folder name says, as a generated table config does."""
+    if config is None:
+        dataset, method, named_seed = parse_run_name(os.path.basename(run_dir))
+        config = {"run": {"seed": named_seed if seed is None else seed, "cell": f"{dataset}/{method}"}}
+    _write(os.path.join(run_dir, "config.yaml"), yaml.safe_dump(config))
     _write(os.path.join(run_dir, "metrics.json"), json.dumps({
         "epochs": [], "best": {"epoch": 0, "test_acc_top1": acc if best is None else best},
         "final": {"acc_top1": acc, "loss": 1.0}}))
@@ -247,7 +251,6 @@ def synthetic_runs(tmp_path):
     _finished_run(os.path.join(root, "beta-finetune-s0"), 0.50)
     _finished_run(os.path.join(root, "beta-rifle-s4"), 0.56)
     _unfinished_run(os.path.join(root, "alpha-dropout-s0"))  # interrupted: not counted
-    _finished_run(os.path.join(root, "demo", "finetune"), 0.99)  # not a table run: ignored
     return root
 
 
@@ -265,7 +268,7 @@ def test_report_means_stds_and_deltas_are_exact(synthetic_runs):
     beta = rep.cells[("beta", "rifle")]
     assert beta.n == 1 and beta.std is None and beta.delta == pytest.approx(0.06, abs=1e-12)
     assert [os.path.basename(p) for p in rep.incomplete] == ["alpha-dropout-s0"]
-    assert [os.path.basename(p) for p in rep.ignored] == ["finetune"]
+    assert rep.ignored == [] and rep.warnings == []
 
     md = report.to_markdown(rep)
     assert "| Method | beta | alpha |" in md
@@ -321,11 +324,51 @@ def test_report_refuses_empty_and_ambiguous_folders(tmp_path, capsys):
     assert report.main([str(tmp_path / "missing")]) == 2
     _finished_run(str(tmp_path / "a" / "alpha-rifle-s0"))
     _finished_run(str(tmp_path / "b" / "alpha-rifle-s0"))
-    with pytest.raises(report.ReportError, match="two runs of alpha-rifle-s0"):
+    with pytest.raises(report.ReportError, match="two runs of alpha/rifle, seed 0"):
         report.build_report(find_runs(str(tmp_path)))
     _unfinished_run(str(tmp_path / "c" / "alpha-rifle-s1"))
-    with pytest.raises(report.ReportError, match="no complete table run"):
+    with pytest.raises(report.ReportError, match="no complete run"):
         report.build_report(find_runs(str(tmp_path / "c")))
+
+
+def test_report_reads_each_runs_cell_from_its_config_not_its_folder_name(tmp_path, capsys):
+    root = tmp_path / "output"
+    fashion = {"name": "fashion_mnist"}
+    # the demo's runs: no run.cell, names outside the tables -> data.name and the method their switches make
+    _finished_run(str(root / "demo" / "finetune"), 0.81, config={"run": {"seed": 0}, "data": fashion})
+    _finished_run(str(root / "demo" / "rifle"), 0.83,
+                  config={"run": {"seed": 0}, "data": fashion, "rifle": {"enabled": True}})
+    # a Fashion-MNIST run renamed as a CUB-200 one (a config from before run.cell): reported as Fashion-MNIST
+    _finished_run(str(root / "cub200-rifle-s3"), 0.85,
+                  config={"run": {"seed": 3}, "data": fashion, "rifle": {"enabled": True}})
+    # a generated table config whose folder was renamed: its run.cell and run.seed win
+    _finished_run(str(root / "cub200-finetune-s0"), 0.79, config={"run": {"seed": 5, "cell": "fashion_mnist/l2sp"}})
+    # an older run whose name agrees with its config: the name's cell (regimes like fashion_mnist_192 live there)
+    _finished_run(str(root / "fashion_mnist_192-finetune-s2"), 0.90, config={"run": {"seed": 2}, "data": fashion})
+    published = {("cub200", "rifle"): {"acc_top1": 0.80, "kind": "paper", "source": "RIFLE, Table 1"}}
+    rep = report.build_report(find_runs(str(root)), published=published)
+    assert {key: cell.seeds for key, cell in rep.cells.items()} == {
+        ("fashion_mnist", "finetune"): [0], ("fashion_mnist", "rifle"): [0, 3], ("fashion_mnist", "l2sp"): [5],
+        ("fashion_mnist_192", "finetune"): [2]}
+    assert all(cell.published is None for cell in rep.cells.values())  # never beside CUB-200's paper number
+    assert len(rep.warnings) == 2
+    renamed = next(w for w in rep.warnings if "cub200-rifle-s3" in w)
+    assert "data set cub200 (config: data.name=fashion_mnist)" in renamed
+    moved = next(w for w in rep.warnings if "cub200-finetune-s0" in w)
+    assert "cell cub200/finetune (config: fashion_mnist/l2sp)" in moved and "seed 0 (config: run.seed=5)" in moved
+    assert report.main([str(root), "--configs", "/nonexistent"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: ") == 2 and "reported as its config says" in err
+
+
+def test_method_names_of_adhoc_runs_follow_the_tables():
+    from rifle_paddle.runs import method_from_switches
+    assert method_from_switches({}) == "finetune"
+    assert method_from_switches({"rifle": {"enabled": True}, "regularizer": {"name": "l2sp"}}) == "rifle_l2sp"
+    assert method_from_switches({"regularizer": {"name": "delta"}, "dtnh": {"enabled": True}}) == "delta_dtnh"
+    assert method_from_switches({"rifle": {"enabled": True, "reset_optimizer_state": True}}) == "rifle_reset"
+    assert method_from_switches({"tricks": {"disturb_label": True}}) == "disturblabel"
+    assert method_from_switches({"train": {"lr_schedule": "cyclic"}}) == "cyclic_lr"
 
 
 def test_published_numbers_cite_their_source():
@@ -336,3 +379,16 @@ def test_published_numbers_cite_their_source():
         assert 0 < entry["acc_top1"] < 1 and "table" in entry["source"].lower()
         # the label printed beside the number names the source it was read in: README numbers are not "paper"
         assert ("README" in entry["source"]) == (entry["kind"] == "authors' code README")
+
+
+def test_bar_chart_starts_at_zero_and_shows_every_seed(synthetic_runs):
+    rep = report.build_report(find_runs(synthetic_runs))
+    fig = report.bar_chart_figure(rep)
+    (ax,) = fig.axes
+    assert ax.get_ylim()[0] == 0
+    bars = sorted(round(patch.get_height(), 6) for patch in ax.patches)
+    assert bars == sorted(round(100 * cell.mean, 6) for cell in rep.cells.values())
+    dots = sorted(round(y, 6) for collection in ax.collections for _, y in collection.get_offsets())
+    assert dots == sorted(round(100 * v, 6) for cell in rep.cells.values() for v in cell.values)
+    import matplotlib.pyplot as plt
+    plt.close(fig)

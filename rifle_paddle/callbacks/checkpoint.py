@@ -18,7 +18,12 @@ import time
 
 import paddle
 
+from .epoch_numbers import NUMBERING, shown, shown_record
+
 log = logging.getLogger(__name__)
+
+#: the keys of ``metrics.json`` holding per-epoch records, written with their epochs counted from 1
+EPOCH_RECORDS = ("epochs", "rifle_events", "regularization")
 
 
 def fsync_path(path: str) -> None:
@@ -71,12 +76,19 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
     ``metrics.json`` holds one record per epoch (train loss and accuracy, learning rate, test metrics when
     evaluated, ``nonfinite_batches`` when some training losses were NaN/Inf), the best epoch, and ``extra`` (run
     facts from the engine; a callable value is called at each write, so live records such as RIFLE's events are
-    always current).
+    always current). Epochs in the file count from 1 (``epoch_numbers``); the recorder's own state counts from 0,
+    as hapi does.
+
+    With a VisualDL ``writer``, each finished record is also written there (``train/loss``, ``train/acc_top1``,
+    ``train/lr``, ``test/...`` at the 1-based epoch): the same numbers as ``metrics.json``, from the same record,
+    so the two cannot tell different stories. hapi's per-batch values are ``VisualDLLogger``'s, under
+    ``train_step/``.
     """
 
-    def __init__(self, run_dir: str, save_best: bool = True, extra: dict | None = None, rank: int = 0):
+    def __init__(self, run_dir: str, save_best: bool = True, extra: dict | None = None, rank: int = 0,
+                 writer=None):
         super().__init__(save_freq=1, save_dir=None)
-        self.run_dir, self.save_best, self.rank = run_dir, save_best, rank
+        self.run_dir, self.save_best, self.rank, self.writer = run_dir, save_best, rank, writer
         self.extra = dict(extra or {})
         self.epochs: list[dict] = []
         self.best: dict | None = None
@@ -91,9 +103,23 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
     def record(self) -> dict:
         """What ``metrics.json`` holds, as plain JSON-compatible values."""
         extra = {k: (v() if callable(v) else v) for k, v in self.extra.items()}
-        record = {"epochs": self.epochs, "best": self.best, "elapsed_s": round(time.time() - self._start, 2),
+        record = {"epoch_numbering": NUMBERING, "epochs": self.epochs, "best": shown_record(self.best),
+                  "elapsed_s": round(time.time() - self._start, 2),
                   "nonfinite_batches": sum(e.get("nonfinite_batches", 0) for e in self.epochs), **extra}
+        for key in EPOCH_RECORDS:
+            if isinstance(record.get(key), list):
+                record[key] = [shown_record(entry) for entry in record[key]]
         return json.loads(json.dumps(record, default=_scalar))
+
+    def _write_scalars(self, prefix: str) -> None:
+        """The current epoch's ``<prefix>_*`` numbers to VisualDL as ``<prefix>/*`` at its 1-based epoch."""
+        if self.writer is None or self.rank != 0:
+            return
+        for key, value in self._current.items():
+            if key.startswith(prefix + "_") and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"{prefix}/{key[len(prefix) + 1:]}", float(value), shown(self._current["epoch"]))
+        if prefix == "train" and "lr" in self._current:
+            self.writer.add_scalar("train/lr", self._current["lr"], shown(self._current["epoch"]))
 
     def write_metrics(self) -> None:
         if self.rank == 0:
@@ -138,6 +164,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
             self._current["nonfinite_batches"] = self._nonfinite
         self._current["lr"] = float(self.model._optimizer.get_lr())
         self.epochs.append(self._current)
+        self._write_scalars("train")
         self.write_metrics()
 
     def on_eval_end(self, logs=None):
@@ -145,6 +172,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
             return
         logs = dict(logs or {})
         self._current.update({f"test_{k}": _scalar(v) for k, v in logs.items() if k not in ("step", "batch_size")})
+        self._write_scalars("test")
         top1 = self._current.get("test_acc_top1")
         if top1 is not None and (self.best is None or top1 > self.best["test_acc_top1"]):
             self.best = dict(self._current)

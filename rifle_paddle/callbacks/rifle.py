@@ -54,6 +54,8 @@ from paddle import nn
 
 from ..models.classifier import find_classifier
 
+from .epoch_numbers import shown
+
 log = logging.getLogger(__name__)
 
 INITIALIZERS = ("authors", "he_normal", "uniform", "paddletransfer")
@@ -179,14 +181,18 @@ def reset_optimizer_state(optimizer: paddle.optimizer.Optimizer, params: list[pa
 @paddle.no_grad()
 def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "authors",
                        optimizer: paddle.optimizer.Optimizer | None = None,
-                       reset_state: bool = False) -> dict:
+                       reset_state: bool = False, name: str = "") -> dict:
     """Re-draw the parameters of ``layer`` in place as ``init`` says; return norms before/after per parameter.
+
+    The report names each parameter by its place in the model (``name`` + ``.weight``, e.g. ``fc.weight``), not
+    by Paddle's internal ``linear_1.w_0``, which changes with how many layers the process has built.
 
     In place (``set_value``) so the Parameter objects, and with them the optimizer's parameter list and any
     DataParallel buckets, stay valid. With AMP O2 the optimizer's fp32 master copy is overwritten too, otherwise
     the next step would restore the old head from it.
     """
-    params = [p for p in layer.parameters(include_sublayers=True)]
+    named = list(layer.named_parameters(prefix=name))
+    params = [p for _, p in named]
     if not params:
         raise ValueError(f"{type(layer).__name__} has no parameters to re-initialize")
     weight = getattr(layer, "weight", None)
@@ -195,7 +201,7 @@ def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "a
     master = getattr(optimizer, "_master_weights", {}) if optimizer is not None else {}
     report = {}
     redrawn = []
-    for p in params:
+    for pname, p in named:
         value = draw(rng, init, p, weight, fan_in)
         if value is None:
             continue
@@ -204,7 +210,7 @@ def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "a
         p.set_value(paddle.to_tensor(value, dtype=p.dtype, place=p.place))
         if p.name in master:
             master[p.name].set_value(paddle.to_tensor(value, dtype=master[p.name].dtype, place=p.place))
-        report[p.name] = {"norm_before": before, "norm_after": float(paddle.linalg.norm(p.astype("float32")))}
+        report[pname] = {"norm_before": before, "norm_after": float(paddle.linalg.norm(p.astype("float32")))}
     if optimizer is not None and reset_state:
         report["reset_accumulators"] = reset_optimizer_state(optimizer, redrawn)
     return report
@@ -232,6 +238,8 @@ class RifleController:
     history: list[dict] = field(default_factory=list)
     min_tail_steps: int = 0
     steps_per_epoch: int | None = None
+    #: the layer's dotted name in the model (``fc``), prefixed to the parameter names in the events
+    layer_name: str = ""
 
     def __post_init__(self):
         if self.init not in INITIALIZERS:
@@ -256,12 +264,13 @@ class RifleController:
         if epoch not in self.schedule or any(event["epoch"] == epoch for event in self.history):
             return None
         rng = np.random.default_rng([self.seed, epoch])
-        report = reinitialize_layer(self.layer, rng, self.init, self.optimizer, self.reset_optimizer_state)
+        report = reinitialize_layer(self.layer, rng, self.init, self.optimizer, self.reset_optimizer_state,
+                                    self.layer_name)
         event = {"epoch": epoch, **report}
         self.history.append(event)
         norms = ", ".join(f"{name} {r['norm_before']:.3f}->{r['norm_after']:.3f}"
                           for name, r in report.items() if isinstance(r, dict))
-        log.info("RIFLE: re-initialized the classifier at the start of epoch %d (%s)", epoch, norms)
+        log.info("RIFLE: re-initialized the classifier before epoch %d (%s)", shown(epoch), norms)
         return event
 
 
@@ -316,9 +325,10 @@ class RIFLE(paddle.callbacks.Callback):
             num_reinits=self.num_reinits, min_tail_epochs=self.min_tail_epochs,
             schedule_epochs=self.explicit_epochs, init=self.init, reset_optimizer_state=self.reset_state,
             seed=self.seed, history=list(self._restored_history), min_tail_steps=self.min_tail_steps,
-            steps_per_epoch=self.params.get("steps"))
-        log.info("RIFLE: re-initializing '%s' at the start of epochs %s of %d", name,
-                 self.controller.schedule, self.params["epochs"])
+            steps_per_epoch=self.params.get("steps"), layer_name=name)
+        log.info("RIFLE: re-initializing '%s' before epochs %s of %d (rifle.epochs %s: epochs finished before "
+                 "each)", name, [shown(e) for e in self.controller.schedule], self.params["epochs"],
+                 self.controller.schedule)
 
     def on_epoch_begin(self, epoch, logs=None):
         event = self.controller.on_epoch_begin(epoch)
@@ -326,5 +336,15 @@ class RIFLE(paddle.callbacks.Callback):
             return
         for pname, r in event.items():
             if isinstance(r, dict):
-                self.writer.add_scalar(f"rifle/{pname}/norm_before", r["norm_before"], epoch)
-                self.writer.add_scalar(f"rifle/{pname}/norm_after", r["norm_after"], epoch)
+                self.writer.add_scalar(f"rifle/{pname}/norm_before", r["norm_before"], shown(epoch))
+                self.writer.add_scalar(f"rifle/{pname}/norm_after", r["norm_after"], shown(epoch))
+        # beside the loss curves: a 1 at the re-initialization's epoch in train/, and at its first step in
+        # train_step/ (the VisualDLLogger's x axes), so the jump in the loss has its cause drawn next to it
+        self.writer.add_scalar("train/rifle_reinit", 1.0, shown(epoch))
+        steps = self.params.get("steps")
+        if steps:
+            self.writer.add_scalar("train_step/rifle_reinit", 1.0, epoch * steps + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.writer is not None and not any(e["epoch"] == epoch for e in self.history):
+            self.writer.add_scalar("train/rifle_reinit", 0.0, shown(epoch))

@@ -1,44 +1,41 @@
-"""VisualDL scalars: train loss/accuracy per step and epoch, learning rate, test metrics per epoch."""
+"""VisualDL scalars per optimizer step: hapi's last-batch loss and accuracy, and the learning rate.
+
+The per-epoch scalars (``train/*``, ``test/*``) are written by ``RunRecorder`` from the same records as
+``metrics.json``; this callback adds the per-step view under its own tag group, ``train_step/``, whose ``loss`` is the
+batch's loss (hapi's ``logs``), not an epoch mean.
+"""
 from __future__ import annotations
 
 import paddle
 
 
 class VisualDLLogger(paddle.callbacks.Callback):
-    """Writes to ``writer`` (a ``visualdl.LogWriter`` shared with other callbacks, e.g. RIFLE's)."""
+    """Writes to ``writer`` (a ``visualdl.LogWriter`` shared with other callbacks, e.g. RIFLE's) every
+    ``log_freq`` optimizer steps; the x axis is the 1-based global step, computed from the epoch and the batch
+    (not counted), so a resumed run continues the same axis."""
 
     def __init__(self, writer, log_freq: int = 10):
         super().__init__()
         self.writer, self.log_freq = writer, log_freq
-        self.global_step = 0
-        self.epoch = 0
+        self.epoch, self.global_step = 0, 0
 
-    def _scalars(self, prefix: str, logs: dict, step: int) -> None:
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, step, logs=None):
+        self.global_step = self.epoch * (self.params.get("steps") or 0) + step + 1
+        if self.global_step % self.log_freq:
+            return
         for key, value in (logs or {}).items():
             if key in ("step", "batch_size"):
                 continue
             if isinstance(value, (list, tuple)):
                 value = value[0]
             try:
-                self.writer.add_scalar(f"{prefix}/{key}", float(value), step)
+                self.writer.add_scalar(f"train_step/{key}", float(value), self.global_step)
             except (TypeError, ValueError):
                 pass
-
-    def on_train_batch_end(self, step, logs=None):
-        self.global_step += 1
-        if self.global_step % self.log_freq == 0:
-            self._scalars("train_step", logs, self.global_step)
-            self.writer.add_scalar("train_step/lr", float(self.model._optimizer.get_lr()), self.global_step)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._scalars("train", logs, epoch)
-        self.writer.add_scalar("train/lr", float(self.model._optimizer.get_lr()), epoch)
-
-    def on_eval_end(self, logs=None):
-        self._scalars("test", logs, self.epoch)
+        self.writer.add_scalar("train_step/lr", float(self.model._optimizer.get_lr()), self.global_step)
 
     def on_train_end(self, logs=None):
         self.writer.flush()

@@ -22,8 +22,8 @@ def cross_checks(cfg: dict) -> list[str]:
     if rifle["enabled"] and rifle["epochs"] is not None:
         late = [e for e in rifle["epochs"] if e >= train["epochs"] or e == 0]
         if late:
-            problems.append(f"rifle.epochs: {late} not in 1..{train['epochs'] - 1} (0-based epoch at whose start "
-                            f"to re-initialize, within train.epochs={train['epochs']})")
+            problems.append(f"rifle.epochs: {late} not in 1..{train['epochs'] - 1} (each entry counts the epochs "
+                            f"finished before a re-initialization, within train.epochs={train['epochs']})")
         tail_start = train["epochs"] - rifle["min_tail_epochs"]
         in_tail = [e for e in rifle["epochs"] if tail_start < e < train["epochs"]]
         if in_tail:

@@ -104,6 +104,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "name": Field(None, STR, "Run name; outputs go to <output_dir>/<name>. Default: <config stem>-<timestamp>.",
                       nullable=True),
         "output_dir": Field("output", STR, "Parent directory of all run directories.", path_words=()),
+        "cell": Field(None, STR, "The table cell the run belongs to, '<dataset>/<method>' (every generated table "
+                      "config sets it). The report groups runs by it and run.seed, never by folder names; null: an "
+                      "ad-hoc run, reported under data.name and a method named after its switches.", nullable=True),
         "seed": Field(42, INT, "Seed for Python, NumPy and Paddle; also seeds RIFLE's re-initializations.",
                       check=_seed),
         "device": Field("auto", STR, "'auto' (GPU when Paddle was built with CUDA), 'cpu' or 'gpu'.",
@@ -232,8 +235,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "num_reinits": Field(3, INT, "The authors' cyclic_num - 1: re-initialize at the start of every epoch that is "
                              "a multiple of epochs//(num_reinits+1) and leaves min_tail_epochs after it (their "
                              "rule exactly; short runs may get fewer, with a warning).", check=_non_negative),
-        "epochs": Field(None, LIST, "Explicit 0-based epochs at whose start to re-initialize (overrides "
-                        "num_reinits), e.g. [10, 20, 30].", nullable=True, check=_non_negative_ints),
+        "epochs": Field(None, LIST, "Explicit re-initializations, each given as the number of epochs finished "
+                        "before it (the 0-based index of the epoch it precedes): [10, 20, 30] re-draws before the "
+                        "console's epochs 11, 21 and 31 (overrides num_reinits).", nullable=True, check=_non_negative_ints),
         "min_tail_epochs": Field(4, INT, "Epochs that must follow the last re-initialization so the head "
                                  "converges (the authors': 4, from their 'e > E - 5' rule).", check=_non_negative),
         "min_tail_steps": Field(0, INT, "Optimizer steps that must follow the last re-initialization (raises "

@@ -31,7 +31,10 @@ _NAME = re.compile(r"^epoch_(?P<epoch>\d{4,})(?:_step_(?P<step>\d{6,}))?$")
 
 
 class Position(NamedTuple):
-    """Where training stands: ``step`` batches of 0-based ``epoch`` are done (``step == 0``: at its start)."""
+    """Where training stands: ``step`` batches of 0-based ``epoch`` are done (``step == 0``: at its start).
+
+    The checkpoint's directory name counts what is finished (``epoch_0003``: three epochs; ``epoch_0003_step_000010``:
+    three epochs and ten batches of the fourth); ``str()`` says it in the console's 1-based epoch numbers."""
 
     epoch: int
     step: int = 0
@@ -47,8 +50,8 @@ class Position(NamedTuple):
 
     def __str__(self) -> str:
         if not self.step:
-            return f"the start of epoch {self.epoch}"
-        return f"epoch {self.epoch} after {self.step} batch{'es' if self.step > 1 else ''}"
+            return f"the start of epoch {self.epoch + 1}"
+        return f"epoch {self.epoch + 1} after {self.step} batch{'es' if self.step > 1 else ''}"
 
 
 def _publish(source: str, target: str) -> None:

@@ -40,7 +40,7 @@ STATE_FORMAT = 1
 
 #: keys that change how a run executes, not what it computes: they may differ when it is resumed
 EXECUTION_KEYS = frozenset({
-    "run.name", "run.output_dir", "run.overwrite", "run.device", "run.cpu_threads", "model.checkpoint", "data.root",
+    "run.name", "run.cell", "run.output_dir", "run.overwrite", "run.device", "run.cpu_threads", "model.checkpoint", "data.root",
     "data.num_workers", "data.eval_batch_size", "data.strict", "train.eval_freq", "train.log_freq",
     "train.save_best", "train.resume", "train.nan_policy", "log.visualdl"})
 
@@ -199,7 +199,7 @@ class Checkpointer(paddle.callbacks.Callback):
 
     def where(self) -> str:
         steps = (self.params or {}).get("steps")
-        return (f"epoch {self.epoch} (0-based), batch {self.step + 1}{f' of {steps}' if steps else ''}, "
+        return (f"epoch {self.epoch + 1}, batch {self.step + 1}{f' of {steps}' if steps else ''}, "
                 f"global step {self.global_step + 1}")
 
     def last_checkpoint_hint(self) -> str:

@@ -231,7 +231,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
                          min_tail_steps=r["min_tail_steps"])
         callbacks.append(rifle_cb)
     recorder = RunRecorder(run_dir, save_best=cfg["train"]["save_best"], rank=paddle.distributed.get_rank(),
-                           extra={"run_dir": run_dir, "num_classes": num_classes, "num_train": len(train_set),
+                           writer=writer, extra={"run_dir": run_dir, "num_classes": num_classes, "num_train": len(train_set),
                                   "num_test": len(test_set),
                                   "rifle_events": (lambda: rifle_cb.history) if rifle_cb else [],
                                   "rifle_warning": (lambda: getattr(rifle_cb.controller, "warning", None)) if rifle_cb else None,
@@ -260,8 +260,9 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
         if writer is not None:
             writer.close()
     final = recorder.extra["final"]
+    best = recorder.record()["best"] or {}
     log.info("done: test %s (best top-1 %.4f at epoch %s); outputs in %s", _format_accuracy(final),
-             (recorder.best or {}).get("test_acc_top1", float("nan")), (recorder.best or {}).get("epoch"), run_dir)
+             best.get("test_acc_top1", float("nan")), best.get("epoch"), run_dir)
     for dataset in (train_set, test_set):
         if dataset.unreadable_files():
             log.warning("%s (listed in metrics.json)", dataset.unreadable_summary())

@@ -16,6 +16,8 @@ import logging
 
 import paddle
 
+from ..callbacks.epoch_numbers import shown
+
 log = logging.getLogger(__name__)
 
 
@@ -71,7 +73,7 @@ class RegularizationMonitor(paddle.callbacks.Callback):
         self.history.append(record)
         self._epoch = None
         name = self.step.regularizer.name
-        line = f"epoch {epoch}: {name} {record.get('regularizer', float('nan')):.5g}"
+        line = f"epoch {shown(epoch)}: {name} {record.get('regularizer', float('nan')):.5g}"
         if "conflict_fraction" in record:
             line += (f"; DTNH: g_L and g_R conflicted in {100 * record['conflict_fraction']:.1f}% of "
                      f"{record['layers']:g} layers (mean cosine {record['mean_cosine']:+.3f}; whole vector "
@@ -80,7 +82,7 @@ class RegularizationMonitor(paddle.callbacks.Callback):
         log.info(line)
         if self.writer is not None:
             if "regularizer" in record:
-                self.writer.add_scalar("regularizer/value", record["regularizer"], epoch)
+                self.writer.add_scalar("regularizer/value", record["regularizer"], shown(epoch))
             for key in ("conflict_fraction", "mean_cosine", "global_cosine", "global_conflict_fraction"):
                 if key in record:
-                    self.writer.add_scalar(f"dtnh/{key}", record[key], epoch)
+                    self.writer.add_scalar(f"dtnh/{key}", record[key], shown(epoch))

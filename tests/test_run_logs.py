@@ -1,0 +1,81 @@
+"""What a user reads about a run tells one story: VisualDL holds the numbers of ``metrics.json``, every epoch a
+person reads counts from 1 (as hapi's ``Epoch 1/3`` line does), and RIFLE names parameters by their place in the
+model (``fc.weight``), not by Paddle's process-dependent ``linear_7.w_0``."""
+import glob
+import os
+import re
+
+import numpy as np
+import pytest
+from visualdl import LogReader
+
+from rifle_paddle.callbacks.epoch_numbers import epoch_index
+from rifle_paddle.config import load_config
+from rifle_paddle.engine.trainer import train
+
+EPOCHS, STEPS = 3, 3  # tiny_folder: 36 training images in batches of 12
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_folder, tiny_pretrained):
+    """A RIFLE run re-drawing the head after the first epoch: (metrics.json's content, VisualDL scalars, train.log)."""
+    cfg = load_config(None, [
+        "model.arch=resnet18", f"model.pretrained={tiny_pretrained}", "data.name=folder", f"data.root={tiny_folder}",
+        "data.image_size=32", "data.resize_size=32", "data.batch_size=12", "data.eval_batch_size=12",
+        "data.num_workers=0", f"train.epochs={EPOCHS}", "train.lr=0.01", "train.log_freq=1", "run.device=cpu",
+        f"run.output_dir={tmp_path_factory.mktemp('logs')}", "run.name=logs", "log.visualdl=true",
+        "rifle.enabled=true", "rifle.epochs=[1]", "rifle.min_tail_epochs=1"])
+    metrics = train(cfg)
+    (path,) = glob.glob(os.path.join(metrics["run_dir"], "vdl", "vdlrecords.*.log"))
+    reader = LogReader(file_path=path)
+    scalars = {tag: [(r.id, r.value) for r in reader.get_data("scalar", tag)] for tag in reader.get_tags()["scalar"]}
+    with open(os.path.join(metrics["run_dir"], "train.log"), encoding="utf-8") as f:
+        return metrics, scalars, f.read()
+
+
+def test_visualdl_epoch_scalars_are_metrics_json_numbers(run):
+    metrics, scalars, _ = run
+    for tag, key in (("train/loss", "train_loss"), ("train/acc_top1", "train_acc_top1"), ("train/lr", "lr"),
+                     ("test/acc_top1", "test_acc_top1"), ("test/loss", "test_loss")):
+        want = [(e["epoch"], e[key]) for e in metrics["epochs"] if key in e]
+        assert want and [step for step, _ in scalars[tag]] == [epoch for epoch, _ in want], tag
+        assert [v for _, v in scalars[tag]] == pytest.approx([v for _, v in want], rel=1e-6), tag  # VisualDL: float32
+
+
+def test_train_loss_is_the_epoch_mean_and_the_batch_loss_has_its_own_tag(run):
+    _, scalars, _ = run
+    per_step = scalars["train_step/loss"]  # log_freq=1: every batch, at the 1-based global step
+    assert [step for step, _ in per_step] == list(range(1, EPOCHS * STEPS + 1))
+    # equal batches: the epoch's sample-weighted mean loss is the plain mean of its batches' losses
+    means = [np.mean([v for _, v in per_step[e * STEPS:(e + 1) * STEPS]]) for e in range(EPOCHS)]
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx(means, rel=1e-5)
+    assert [v for _, v in scalars["train/loss"]] != pytest.approx([per_step[(e + 1) * STEPS - 1][1]
+                                                                   for e in range(EPOCHS)], rel=1e-3)
+
+
+def test_epochs_a_user_reads_count_from_one(run):
+    metrics, _, log_text = run
+    assert metrics["epoch_numbering"] == "1-based"
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    assert [e["epoch"] for e in metrics["rifle_events"]] == [2]  # rifle.epochs=[1]: one epoch done, before the 2nd
+    assert 1 <= metrics["best"]["epoch"] <= EPOCHS
+    assert metrics["best"] == next(e for e in metrics["epochs"] if e["epoch"] == metrics["best"]["epoch"])
+    assert "re-initializing 'fc' before epochs [2] of 3" in log_text
+    assert "re-initialized the classifier before epoch 2 (" in log_text
+    assert f"at epoch {metrics['best']['epoch']}); outputs in" in log_text
+    assert not re.search(r"\bepoch 0\b|0-based", log_text)
+
+
+def test_rifle_names_parameters_by_their_place_and_marks_the_redraw_beside_the_loss(run):
+    metrics, scalars, log_text = run
+    (event,) = metrics["rifle_events"]
+    assert set(event) == {"epoch", "fc.weight", "fc.bias"}
+    assert "fc.weight" in log_text and not re.search(r"linear_\d+\.[wb]_0", log_text)
+    assert scalars["rifle/fc.weight/norm_after"][0][0] == 2
+    assert scalars["train/rifle_reinit"] == [(1, 0.0), (2, 1.0), (3, 0.0)]
+    assert scalars["train_step/rifle_reinit"] == [(STEPS + 1, 1.0)]  # the first step of the second epoch
+
+
+def test_readers_of_metrics_json_get_0_based_indices_from_either_numbering():
+    assert epoch_index({"epoch": 2}, {"epoch_numbering": "1-based"}) == 1
+    assert epoch_index({"epoch": 2}, {}) == 2  # files written before the key existed counted from 0
