@@ -11,6 +11,7 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
+from .amp import LossScaler
 from .nonfinite import NonFiniteLossGuard
 
 
@@ -62,6 +63,15 @@ class TransferModel(paddle.Model):
     def amp_level(self) -> str:
         return getattr(self._adapter, "_amp_level", "O0")
 
+    def grad_scaler(self) -> LossScaler | None:
+        """AMP's loss scaler (None without AMP), created at first use: hapi's ``prepare`` resets it. A
+        ``LossScaler``, not Paddle's ``GradScaler``, which crashes at the first overflow (``engine.amp``)."""
+        if self.amp_level == "O0":
+            return None
+        if self._scaler is None:
+            self._scaler = LossScaler(**self._adapter._amp_configs)
+        return self._scaler
+
     def autocast(self, level: str | None = None):
         """The AMP context of the training forward (inactive without AMP). ``level='O1'`` for a network that
         ``prepare`` did not cast to half precision, e.g. a frozen teacher under O2."""
@@ -87,9 +97,7 @@ class TransferModel(paddle.Model):
         self.mode = "train"
         inputs = to_list(inputs)
         labels = [as_tensor(label) for label in to_list(labels or [])]
-        if self.amp_level != "O0" and self._scaler is None:
-            self._scaler = paddle.amp.GradScaler(**self._adapter._amp_configs)
-        scaler = self._scaler if self.amp_level != "O0" else None
+        scaler = self.grad_scaler()
         self._batch_metrics = []
         losses = self.train_step(self, inputs, labels, scaler)
         if update:

@@ -179,11 +179,9 @@ def capture_grad_scaler(scaler) -> dict | None:
 
 def restore_grad_scaler(model, state: dict | None) -> None:
     """AMP's dynamic loss scale and its good/bad step counters (``TransferModel`` creates the scaler lazily)."""
-    if state is None or model.amp_level == "O0":
-        return
-    if getattr(model, "_scaler", None) is None:
-        model._scaler = paddle.amp.GradScaler(**model._adapter._amp_configs)
-    model._scaler.load_state_dict(state)
+    scaler = model.grad_scaler()
+    if state is not None and scaler is not None:
+        scaler.load_state_dict(state)
 
 
 def capture_metric_totals(metrics: list) -> list[dict | None]:
