@@ -4,30 +4,18 @@ What matters for a GPU cluster is exercised here too: hapi wraps the network in 
 own shard of the data, RIFLE draws the same new head on every rank without a broadcast, and only rank 0 writes.
 """
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
+from multicard import failure, launch, train_args
 from rifle_paddle.engine.trainer import RunError, amp_configs
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_two_process_launch_shards_data_and_agrees_on_rifle(tmp_path, tiny_folder, tiny_pretrained):
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
-           str(tmp_path / "log"), os.path.join(REPO, "train.py"),
-           "-o", "model.arch=resnet18", "-o", f"model.pretrained={tiny_pretrained}", "-o", f"data.root={tiny_folder}",
-           "-o", "data.image_size=32", "-o", "data.resize_size=32", "-o", "data.batch_size=6",
-           "-o", "data.num_workers=0", "-o", "train.epochs=2", "-o", "run.device=cpu", "-o", "run.name=ddp",
-           "-o", f"run.output_dir={tmp_path / 'output'}", "-o", "rifle.enabled=true", "-o", "rifle.num_reinits=1",
-           "-o", "rifle.min_tail_epochs=1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    logs = [(tmp_path / "log" / f"workerlog.{rank}").read_text() for rank in (0, 1)]
-    assert proc.returncode == 0, proc.stdout[-2000:] + logs[0][-2000:] + logs[1][-2000:]
+    code, logs, stdout = launch(tmp_path, *train_args(tmp_path, tiny_folder, tiny_pretrained, "rifle.enabled=true",
+                                                      "rifle.num_reinits=1", "rifle.min_tail_epochs=1"))
+    assert code == 0, failure(code, logs, stdout)
     # 36 training images over 2 ranks at batch 6: 3 steps per rank and epoch (one card would take 6);
     # rank 0 alone shows the progress bar
     assert re.search(r"step 3/3 ", logs[0]) and not re.search(r"step \d+/\d+ ", logs[1])
@@ -44,3 +32,14 @@ def test_amp_is_configured_for_gpu_and_refused_on_cpu():
     assert amp_configs({"amp": False, "amp_level": "O1"}, "cpu") is None
     with pytest.raises(RunError, match="needs a GPU"):
         amp_configs(cfg, "cpu")
+
+
+def test_delta_with_supervised_attention_launches_on_two_processes(tmp_path, tiny_folder, tiny_pretrained):
+    """DELTA broadcasts rank 0's channel attention while the training step is built, before hapi creates the
+    process group: the launch failed with "The global group is not initialized"."""
+    code, logs, stdout = launch(tmp_path, *train_args(tmp_path, tiny_folder, tiny_pretrained, "train.epochs=1",
+                                                      "regularizer.name=delta", "regularizer.attention_probe=fast",
+                                                      "regularizer.attention_batches=1"))
+    assert code == 0, failure(code, logs, stdout)
+    metrics = json.loads((tmp_path / "output" / "ddp" / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 1 and metrics["regularization"]

@@ -28,6 +28,7 @@ from ..models import (create_model, find_classifier, initialize_classifier, load
 from ..tricks import install_tricks, wrap_train_step
 from .errors import RunError
 from .model import TrainStep, TransferModel
+from .multicard import init_process_group
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .optim import build_lr_scheduler, build_optimizer
 from .resume import Checkpointer, find_resume_point
@@ -182,6 +183,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     """
     require_paths(cfg, "train")  # a wrong path or a missing GPU fails now, before a run directory or a model exists
     device = select_device(cfg["run"]["device"], cfg["run"]["cpu_threads"])
+    init_process_group()  # several cards: before the first collective (DELTA's attention broadcast)
     seed_everything(cfg["run"]["seed"])
     resume = find_resume_point(cfg)  # None: a new run
     run_dir = resume.run_dir if resume else prepare_run_dir(cfg)

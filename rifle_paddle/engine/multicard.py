@@ -1,0 +1,24 @@
+"""Several cards (``python -m paddle.distributed.launch ... train.py``): what every rank must do, or agree on, together.
+
+hapi handles the data-parallel step itself (DataParallel averages ``.grad``); everything else a rank decides alone
+must either be identical on every rank by construction or be decided collectively, else the ranks drift apart
+(different weights, different loss scales) or wait forever for each other in the next collective.
+"""
+from __future__ import annotations
+
+import paddle
+
+
+def world_size() -> int:
+    return paddle.distributed.get_world_size()
+
+
+def init_process_group() -> None:
+    """Create the process group of a multi-process launch now, before anything that communicates.
+
+    hapi creates it only in ``paddle.Model``'s constructor, but the run communicates earlier: DELTA's supervised
+    attention is broadcast from rank 0 while the training step is built ("The global group is not initialized").
+    ``init_parallel_env`` returns the existing group when called again, so hapi's later call is harmless.
+    """
+    if world_size() > 1:
+        paddle.distributed.init_parallel_env()
