@@ -22,3 +22,12 @@ def init_process_group() -> None:
     """
     if world_size() > 1:
         paddle.distributed.init_parallel_env()
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on at least one rank (every rank must call it; one card: ``flag``)."""
+    if world_size() <= 1:
+        return flag
+    value = paddle.to_tensor([int(flag)], dtype="int32")
+    paddle.distributed.all_reduce(value, op=paddle.distributed.ReduceOp.MAX)
+    return bool(value.item())

@@ -93,12 +93,15 @@ def _add_to_grads(pairs) -> None:
 
 
 def _average_over_ranks(grads: list) -> list:
-    """Mean over the ranks of a multi-card run (DataParallel averages ``.grad``, not ``paddle.grad``'s output)."""
+    """Mean over the ranks of a multi-card run (DataParallel averages ``.grad``, not ``paddle.grad``'s output).
+
+    Divided before the sum, as Paddle's reducer does: the loss-scaled gradients of AMP sit near the top of fp16's
+    range, and a sum of N of them overflows N times earlier, a spurious inf that skips the step."""
     world = paddle.distributed.get_world_size()
     if world <= 1:
         return grads
     for g in grads:
         if g is not None:
-            paddle.distributed.all_reduce(g)
             g.scale_(1.0 / world)
+            paddle.distributed.all_reduce(g)
     return grads

@@ -1,0 +1,71 @@
+"""Scenarios run as two ranks by ``tests/test_multicard.py`` (``multicard.launch``): each rank writes what it saw to
+``<out>/<scenario>.<rank>.json`` for the test to compare across ranks.
+
+Usage: ``python -m paddle.distributed.launch --nproc_per_node 2 multicard_probe.py <out dir> <scenario>...``
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import paddle
+
+from rifle_paddle.engine.model import TransferModel
+from rifle_paddle.engine.nonfinite import NonFiniteLossGuard
+
+SCENARIOS = {}
+
+
+def scenario(fn):
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+def _mean_output(output, label):
+    return output.mean()
+
+
+def _linear_model(nan_policy: str = "stop") -> TransferModel:
+    paddle.seed(0)
+    net = paddle.nn.Linear(2, 1)
+    model = TransferModel(net)
+    model.prepare(paddle.optimizer.SGD(0.1, parameters=net.parameters()), _mean_output)
+    model.nonfinite = NonFiniteLossGuard(nan_policy)
+    return model
+
+
+@scenario
+def nan_skip(rank: int) -> dict:
+    """nan_policy=skip with a NaN loss on rank 0 only: every rank must skip the step."""
+    model = _linear_model("skip")
+    x = np.full([1, 2], np.nan if rank == 0 else 1.0, dtype="float32")
+    model.train_batch([x], [np.zeros([1], dtype="int64")])
+    return {"weight": model.network.weight.numpy().tolist(), "skipped": model.nonfinite.skipped}
+
+
+@scenario
+def dtnh_reduce(rank: int) -> dict:
+    """DTNH's g_R mean over ranks of values near the top of the dtype's range (fp32 here, fp16 on a GPU)."""
+    from rifle_paddle.regularizers.step import _average_over_ranks
+    g = paddle.full([3], 3.0e38 if rank == 0 else 2.0e38, dtype="float32")
+    return {"mean": _average_over_ranks([g])[0].numpy().tolist()}
+
+
+def main() -> None:
+    out, names = sys.argv[1], sys.argv[2:]
+    paddle.set_device("cpu")
+    paddle.distributed.init_parallel_env()
+    rank = paddle.distributed.get_rank()
+    for name in names:
+        try:
+            result = SCENARIOS[name](rank)
+        except Exception as e:  # reported to the test, which shows it
+            result = {"error": f"{type(e).__name__}: {e}"}
+        with open(os.path.join(out, f"{name}.{rank}.json"), "w") as f:
+            json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()

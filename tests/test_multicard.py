@@ -1,0 +1,47 @@
+"""Multi-card behaviour on two CPU ranks (gloo): what every rank must decide together or hold identically.
+
+One launch runs every scenario of ``multicard_probe.py`` (a launch costs seconds); each test reads its scenario's
+per-rank results. ``tests/test_distributed.py`` runs whole training runs the same way.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from multicard import failure, launch
+
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multicard_probe.py")
+SCENARIOS = ["nan_skip", "dtnh_reduce"]
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """``{scenario: [rank 0's result, rank 1's]}``."""
+    tmp = tmp_path_factory.mktemp("multicard")
+    out = tmp / "out"
+    out.mkdir()
+    code, logs, stdout = launch(tmp, PROBE, str(out), *SCENARIOS)
+    assert code == 0, failure(code, logs, stdout)
+    results = {name: [json.loads((out / f"{name}.{rank}.json").read_text()) for rank in (0, 1)]
+               for name in SCENARIOS}
+    for name, ranks in results.items():
+        for rank, result in enumerate(ranks):
+            assert "error" not in result, f"{name} on rank {rank}: {result['error']}"
+    return results
+
+
+def test_a_nan_on_one_rank_makes_every_rank_skip(probe):
+    """Rank 1's loss is finite but its all-reduced gradient holds rank 0's NaN: stepping would put NaN in its
+    weights while rank 0 keeps its own. Decided together, both skip and stay identical."""
+    rank0, rank1 = probe["nan_skip"]
+    assert rank0["skipped"] == rank1["skipped"] == 1
+    assert rank0["weight"] == rank1["weight"] and all(math.isfinite(w) for row in rank1["weight"] for w in row)
+
+
+def test_dtnh_regularizer_gradient_is_averaged_without_overflow(probe):
+    """(3e38 + 2e38) / 2 = 2.5e38 is a float32; summing first overflows to inf (fp16 on a GPU: at 65504)."""
+    for result in probe["dtnh_reduce"]:
+        assert result["mean"] == pytest.approx([2.5e38] * 3, rel=1e-6)
