@@ -9,6 +9,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 from multicard import failure, launch
@@ -45,3 +46,27 @@ def test_dtnh_regularizer_gradient_is_averaged_without_overflow(probe):
     """(3e38 + 2e38) / 2 = 2.5e38 is a float32; summing first overflows to inf (fp16 on a GPU: at 65504)."""
     for result in probe["dtnh_reduce"]:
         assert result["mean"] == pytest.approx([2.5e38] * 3, rel=1e-6)
+
+
+def _first_crop(cfg, monkeypatch, rank: int):
+    import paddle
+
+    from rifle_paddle.data.builder import build_dataset
+    from rifle_paddle.engine.trainer import seed_everything
+    monkeypatch.setattr(paddle.distributed, "get_rank", lambda *a: rank)
+    seed_everything(cfg["run"]["seed"])
+    image, _ = build_dataset(cfg["data"], "train", seed=cfg["run"]["seed"])[0]
+    return np.asarray(image), paddle.rand([3]).numpy()
+
+
+def test_each_rank_draws_its_own_crops_from_the_same_run_seed(tiny_config, monkeypatch):
+    """The random-resized crop and flip of one image: identical for one rank seeded twice (reproducible), different
+    on rank 1 (with the run's seed on every rank, the cards' augmentations were drawn in lockstep). Paddle's own
+    generator keeps the run's seed on every rank."""
+    cfg = tiny_config("data.crop_scale=[0.08, 1.0]")
+    rank0, paddle0 = _first_crop(cfg, monkeypatch, 0)
+    again, _ = _first_crop(cfg, monkeypatch, 0)
+    rank1, paddle1 = _first_crop(cfg, monkeypatch, 1)
+    np.testing.assert_array_equal(rank0, again)
+    assert not np.array_equal(rank0, rank1)
+    np.testing.assert_array_equal(paddle0, paddle1)

@@ -6,6 +6,7 @@ must either be identical on every rank by construction or be decided collectivel
 """
 from __future__ import annotations
 
+import numpy as np
 import paddle
 
 
@@ -31,3 +32,9 @@ def any_rank(flag: bool) -> bool:
     value = paddle.to_tensor([int(flag)], dtype="int32")
     paddle.distributed.all_reduce(value, op=paddle.distributed.ReduceOp.MAX)
     return bool(value.item())
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of ``rank``'s data streams: ``seed`` itself on rank 0 (a one-card run is unchanged), a draw from
+    ``(seed, rank)`` on the others, so that no two ranks share a stream."""
+    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])

@@ -28,7 +28,7 @@ from ..models import (create_model, find_classifier, initialize_classifier, load
 from ..tricks import install_tricks, wrap_train_step
 from .errors import RunError
 from .model import TrainStep, TransferModel
-from .multicard import init_process_group
+from .multicard import init_process_group, rank_seed
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .optim import build_lr_scheduler, build_optimizer
 from .resume import Checkpointer, find_resume_point
@@ -68,8 +68,13 @@ def select_device(device: str, threads: int | None = None) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
+    """Seed every global generator from ``run.seed``. Python's and NumPy's, which draw the augmentation (crops,
+    flips) and seed the loader's workers, get a seed of their own on each rank of a multi-card run
+    (``rank_seed``), else every card would crop and flip its images in lockstep; Paddle's keeps the run's seed on
+    every rank (what is drawn before DataParallel synchronizes the weights stays identical)."""
+    data_seed = rank_seed(seed, paddle.distributed.get_rank())
+    random.seed(data_seed)
+    np.random.seed(data_seed)
     paddle.seed(seed)
 
 
