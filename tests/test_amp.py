@@ -10,8 +10,9 @@ import numpy as np
 import paddle
 import pytest
 
-from rifle_paddle.engine.amp import LossScaler
+from rifle_paddle.engine.amp import LossScaler, convert_for_o2, fp32_state_dict
 from rifle_paddle.engine.model import TransferModel
+from rifle_paddle.models import create_model
 
 
 class _GpuPlace:
@@ -72,3 +73,73 @@ def test_loss_scaler_state_is_paddles(gpu_place_for_scaler):
     ours = LossScaler()
     ours.load_state_dict(paddle_scaler.state_dict())
     assert ours.loss_scale == 512.0 and ours.state_dict()["incr_every_n_steps"] == 7
+
+
+# ------------------------------------------------------------------------------------ O2: half-precision weights
+# bfloat16 stands in for float16 (the same rounding problem, 8 bits of mantissa instead of 11; both cast on the CPU)
+HALF = "bfloat16"
+
+
+def _resnet_o2(num_classes: int = 3):
+    """A ResNet-18 as O2 leaves it (half precision but batch norm), with its SGD and the weights before the cast."""
+    paddle.seed(1)
+    net = create_model("resnet18", num_classes=num_classes)
+    exact = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    optimizer = paddle.optimizer.Momentum(0.1, parameters=net.parameters())
+    convert_for_o2(net, optimizer, HALF)
+    return net, optimizer, exact
+
+
+def test_o2_keeps_the_exact_fp32_weights_as_master_and_saves_them():
+    """Paddle creates master weights at the first step from the rounded half weights; ours hold the values from
+    before the cast, and the state saved is float32 and equal to them."""
+    net, optimizer, exact = _resnet_o2()
+    assert net.conv1.weight.dtype == paddle.bfloat16 and net.bn1.weight.dtype == paddle.float32
+    assert not np.array_equal(net.conv1.weight.astype("float32").numpy(), exact["conv1.weight"])  # rounded
+    state = fp32_state_dict(net, optimizer)
+    assert {str(v.dtype) for v in state.values() if v.is_floating_point()} == {"paddle.float32"}
+    for key, value in state.items():
+        np.testing.assert_array_equal(value.numpy(), exact[key], err_msg=key)
+
+
+def _o2_model(net, optimizer) -> TransferModel:
+    model = TransferModel(net)
+    model.prepare(optimizer, paddle.nn.CrossEntropyLoss(), amp_configs={"level": "O2"})
+    return model
+
+
+def test_o2_checkpoints_load_into_an_fp32_network_and_back(tmp_path, tiny_config):
+    """best.pdparams and the resumable checkpoint (published as last.pdparams) of an O2 model load into the fp32
+    network eval.py builds (they held half-precision tensors: "dtype not match"), and a resumed O2 run loads the
+    fp32 checkpoint into its half-precision network."""
+    from rifle_paddle.callbacks import RunRecorder
+    from rifle_paddle.engine.resume import Checkpointer
+    from rifle_paddle.engine.training_state import restore_network
+    net, optimizer, exact = _resnet_o2()
+    model = _o2_model(net, optimizer)
+    checkpointer = Checkpointer(str(tmp_path), None, tiny_config())
+    checkpointer.set_model(model)
+    checkpointer._save()
+    recorder = RunRecorder(str(tmp_path))
+    recorder.set_model(model)
+    recorder.on_epoch_begin(0)
+    recorder.on_eval_end({"acc_top1": 0.5})
+    for name in ("last.pdparams", "best.pdparams"):
+        fp32 = create_model("resnet18", num_classes=3)
+        fp32.set_state_dict(paddle.load(str(tmp_path / name)))  # Paddle's own loading, no conversion
+        for key, value in fp32.state_dict().items():
+            np.testing.assert_array_equal(value.numpy(), exact[key], err_msg=f"{name}: {key}")
+    resumed, _, _ = _resnet_o2()
+    resumed.conv1.weight.set_value(paddle.zeros_like(resumed.conv1.weight))
+    restore_network(resumed, paddle.load(str(tmp_path / "last.pdparams")))
+    np.testing.assert_array_equal(resumed.conv1.weight.numpy(), net.conv1.weight.numpy())
+
+
+def test_eval_loads_a_half_precision_checkpoint(tmp_path, tiny_config):
+    """A .pdparams holding half-precision weights (an O2 run of an earlier version) is cast on load."""
+    from rifle_paddle.engine import evaluate
+    net, _, _ = _resnet_o2()
+    path = str(tmp_path / "half.pdparams")
+    paddle.save(net.state_dict(), path)
+    result = evaluate(tiny_config(f"model.checkpoint={path}"))
+    assert result["num_test"] == 12 and 0.0 <= result["acc_top1"] <= 1.0

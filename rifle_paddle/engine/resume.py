@@ -26,6 +26,7 @@ import yaml
 from paddle.hapi.callbacks import config_callbacks
 
 from ..config import SCHEMA, defaults, to_yaml
+from .amp import fp32_state_dict
 from .checkpoint_store import NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore, Position
 from .errors import RunError
 from .interrupt import InterruptRequest
@@ -272,7 +273,8 @@ class Checkpointer(paddle.callbacks.Callback):
                 "parameter_names": parameter_names(self.model.network),
                 "components": capture_components(self.components),
             }
-            files = {NETWORK_FILE: self.model.network.state_dict(), OPTIMIZER_FILE: self.model._optimizer.state_dict(),
+            network = fp32_state_dict(self.model.network, self.model._optimizer)  # AMP O2: the fp32 master weights
+            files = {NETWORK_FILE: network, OPTIMIZER_FILE: self.model._optimizer.state_dict(),
                      STATE_FILE: state}
             self.store.save(position, files)
         self.last_checkpoint = self.store.path(position)  # on every rank: ranks must take the same decisions

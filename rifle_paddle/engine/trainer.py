@@ -26,6 +26,7 @@ from ..data.builder import build_dataset
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
                       reset_batchnorm_statistics, resolve_pretrained)
 from ..tricks import install_tricks, wrap_train_step
+from .amp import state_in_dtypes_of
 from .errors import RunError
 from .model import TrainStep, TransferModel
 from .multicard import init_process_group, rank_seed
@@ -304,7 +305,7 @@ def evaluate(cfg: dict) -> dict:
         detail = ", ".join(f"{k} {list(state[k].shape) if k in state else 'missing'} vs {list(own[k].shape)}"
                            for k in wrong[:3])
         raise RunError(f"{checkpoint} does not fit {cfg['model']['arch']} with {num_classes} classes: {detail}")
-    network.set_state_dict(state)
+    network.set_state_dict(state_in_dtypes_of(network, state))  # also a half-precision file (AMP O2, older runs)
     model = build_model(cfg, network, 0, device)
     loader = build_loader(test_set, cfg["data"]["eval_batch_size"], False, cfg["data"]["num_workers"])
     logs = model.evaluate(loader, verbose=0)

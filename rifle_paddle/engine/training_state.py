@@ -29,6 +29,8 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 import paddle
 
+from .amp import state_in_dtypes_of
+
 
 class Stateful(Protocol):
     """A training step or callback whose state a checkpoint must keep (same protocol as ``paddle.nn.Layer``)."""
@@ -116,7 +118,7 @@ def restore_network(network: paddle.nn.Layer, state: dict) -> None:
     if wrong:
         raise ValueError(f"the saved network does not fit this one: {', '.join(wrong[:3])}"
                          + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""))
-    network.set_state_dict(state)
+    network.set_state_dict(state_in_dtypes_of(network, state))  # fp32 files into an AMP O2 network
 
 
 def parameter_names(network: paddle.nn.Layer) -> dict[str, str]:
