@@ -143,3 +143,40 @@ def test_eval_loads_a_half_precision_checkpoint(tmp_path, tiny_config):
     paddle.save(net.state_dict(), path)
     result = evaluate(tiny_config(f"model.checkpoint={path}"))
     assert result["num_test"] == 12 and 0.0 <= result["acc_top1"] <= 1.0
+
+
+def test_l2sp_under_o2_measures_from_the_fp32_master_weights():
+    """At step 0 the network is the pretrained one: L2-SP's distance must be 0, not the half-precision rounding
+    of every weight (2e-2 on ResNet-18 with fp16)."""
+    from rifle_paddle.engine.amp import master_weights
+    from rifle_paddle.regularizers import L2SP
+    paddle.seed(1)
+    net = create_model("resnet18", num_classes=3)
+    l2sp = L2SP(alpha=1.0, beta=0.0).attach(net)  # the reference: taken before the cast, as the engine does
+    optimizer = paddle.optimizer.Momentum(0.1, parameters=net.parameters())
+    convert_for_o2(net, optimizer, HALF)
+    assert float(l2sp.closed_form()[0]) > 1e-3  # from the live weights: the rounding alone
+    l2sp.master_weights = master_weights(optimizer)
+    value, grads = l2sp.closed_form()
+    assert float(value) == 0.0 and all(float(g.abs().max()) == 0.0 for _, g in grads)
+
+
+def test_the_regularized_step_hands_the_master_weights_to_the_regularizer():
+    """Through the engine's step: the L2-SP gradient is alpha (master - w0). float64 stands in for the half
+    precision network; the masters are moved by 1e-3 as training would move them, the live weights are not."""
+    from tiny_net import Tiny
+
+    from rifle_paddle.regularizers import L2SP, RegularizedStep
+    paddle.seed(2)
+    net = Tiny()
+    l2sp = L2SP(alpha=2.0, beta=0.0).attach(net)
+    optimizer = paddle.optimizer.SGD(0.1, parameters=net.parameters())
+    convert_for_o2(net, optimizer, "float64")
+    for master in optimizer._master_weights.values():
+        master.set_value(master + 1e-3)
+    model = TransferModel(net, train_step=RegularizedStep(l2sp))
+    model.prepare(optimizer, paddle.nn.CrossEntropyLoss())
+    x, y = paddle.zeros([2, 4], dtype="float64"), paddle.zeros([2], dtype="int64")
+    model.train_step(model, [x], [y], None)
+    # the input is 0, so the task gradient of the body's weight is 0: what is left is L2-SP's 2.0 * 1e-3
+    np.testing.assert_allclose(net.body.weight.grad.numpy(), np.full([4, 3], 2e-3), atol=1e-6)  # fp32 arithmetic

@@ -23,6 +23,7 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
+from ..engine.amp import master_weights
 from ..engine.model import TrainStep, as_tensor
 from .base import Regularizer
 from .dtnh import DTNH, add_aligned
@@ -50,6 +51,7 @@ class RegularizedStep(TrainStep):
         with model.autocast(level="O1"):  # the teacher is never cast to half precision by prepare()
             penalty = reg.penalty(inputs)
         loss_scale = scaler.scale(paddle.ones([], dtype="float32")) if scaler is not None else None
+        reg.master_weights = master_weights(model._optimizer)  # AMP O2: distances from the fp32 weights
         closed_value, closed_grads = reg.closed_form(loss_scale)
 
         if self.dtnh is None:
