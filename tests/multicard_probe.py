@@ -53,6 +53,48 @@ def dtnh_reduce(rank: int) -> dict:
     return {"mean": _average_over_ranks([g])[0].numpy().tolist()}
 
 
+def _weights(network) -> dict:
+    return {k: v.astype("float64").numpy().tolist() for k, v in network.state_dict().items()}
+
+
+@scenario
+def o2_ddp(rank: int) -> dict:
+    """AMP O2 on two ranks through the engine's ``build_model``, float64 standing in for float16 (Paddle's casts
+    and loss scaler are off on the CPU): each rank trains on its own batch, the ranks must end equal."""
+    from tiny_net import Tiny
+
+    import rifle_paddle.engine.amp as amp
+    import rifle_paddle.engine.trainer as trainer
+    from rifle_paddle.config import load_config
+    amp.HALF_DTYPE = "float64"
+    trainer.amp_configs = lambda train_cfg, device: {"level": "O2", "init_loss_scaling": 2.0 ** 15}
+    cfg = load_config(None, ["train.amp=true", "train.amp_level=O2", "train.lr=0.5"])
+    paddle.seed(0)
+    network = Tiny()
+    before = _weights(network)
+    model = trainer.build_model(cfg, network, 1, "cpu")
+    # the optimizer, built before the cast, holds its learning rate in float32: Momentum's fp16 kernel reads it so,
+    # its fp64 kernel (the stand-in's) needs it in float64
+    model._optimizer._dtype = paddle.float64
+    x = paddle.to_tensor(np.random.default_rng(rank).normal(size=(4, 4)), dtype="float64")
+    model.train_batch([x], [np.array([0, 1, 0, 1], dtype="int64")])
+    return {"before": before, "after": _weights(network), "dtype": str(network.body.weight.dtype)}
+
+
+@scenario
+def o2_unconverted(rank: int) -> dict:
+    """hapi's own O2 order on several cards (DataParallel first, the cast in prepare) is refused clearly."""
+    from tiny_net import Tiny
+    network = Tiny()
+    model = TransferModel(network)
+    try:
+        model.prepare(paddle.optimizer.SGD(0.1, parameters=network.parameters()), paddle.nn.CrossEntropyLoss(),
+                      amp_configs="O2")
+    except RuntimeError as e:
+        return {"refused": str(e)}
+    return {"refused": None}
+
+
 def main() -> None:
     out, names = sys.argv[1], sys.argv[2:]
     paddle.set_device("cpu")

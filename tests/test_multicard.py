@@ -15,7 +15,7 @@ import pytest
 from multicard import failure, launch
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multicard_probe.py")
-SCENARIOS = ["nan_skip", "dtnh_reduce"]
+SCENARIOS = ["nan_skip", "dtnh_reduce", "o2_ddp", "o2_unconverted"]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,20 @@ def test_dtnh_regularizer_gradient_is_averaged_without_overflow(probe):
     """(3e38 + 2e38) / 2 = 2.5e38 is a float32; summing first overflows to inf (fp16 on a GPU: at 65504)."""
     for result in probe["dtnh_reduce"]:
         assert result["mean"] == pytest.approx([2.5e38] * 3, rel=1e-6)
+
+
+def test_o2_on_two_cards_converts_before_data_parallel(probe):
+    """The engine casts the network before DataParallel wraps it: both ranks train and stay identical (cast after,
+    as hapi does, the reducer's fp32 buckets met float64 gradients and backward failed)."""
+    rank0, rank1 = probe["o2_ddp"]
+    assert rank0["dtype"] == "paddle.float64"
+    assert rank0["after"] == rank1["after"] and rank0["after"] != rank0["before"]
+    assert all(math.isfinite(v) for v in np.ravel(rank0["after"]["body.weight"]))
+
+
+def test_o2_on_two_cards_without_conversion_is_refused_with_a_clear_message(probe):
+    for result in probe["o2_unconverted"]:
+        assert result["refused"] and "convert_for_o2" in result["refused"]
 
 
 def _first_crop(cfg, monkeypatch, rank: int):

@@ -60,6 +60,8 @@ class LossScaler(paddle.amp.GradScaler):
 
 
 HALF = (paddle.float16, paddle.bfloat16)
+#: the half precision of O2 in the engine (``build_model``); the multi-card CPU tests put float64 in its place
+HALF_DTYPE = "float16"
 
 
 @paddle.no_grad()
@@ -78,8 +80,13 @@ def convert_for_o2(network: paddle.nn.Layer, optimizer: paddle.optimizer.Optimiz
         return
     optimizer._multi_precision = True
     for p in network.parameters():
-        if p.name in exact and p.dtype != paddle.float32:
+        if p.name in exact and p.dtype in HALF:  # the ones the optimizer keeps a master weight of
             optimizer._create_master_weight(p).set_value(exact[p.name])
+
+
+def is_converted(network: paddle.nn.Layer) -> bool:
+    """Whether ``network`` holds parameters of another floating type than float32 (``convert_for_o2`` ran)."""
+    return any(p.is_floating_point() and p.dtype != paddle.float32 for p in network.parameters())
 
 
 def master_weights(optimizer) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
-from .amp import LossScaler
+from .amp import LossScaler, is_converted
 from .nonfinite import NonFiniteLossGuard
 
 
@@ -58,6 +58,20 @@ class TransferModel(paddle.Model):
         from .resume import fit_from  # late: resuming builds on this module
         return fit_from(self, train_data, eval_data, *args, start_epoch=start_epoch, skip_steps=skip_steps,
                         **kwargs)
+
+    def prepare(self, optimizer=None, loss=None, metrics=None, amp_configs=None):
+        """hapi's ``prepare``; refuses AMP O2 on several cards for a network not yet in half precision: hapi casts
+        it here, after its constructor wrapped it in DataParallel, whose buckets then expect fp32 (backward fails
+        in the reducer). ``engine.amp.convert_for_o2`` before ``TransferModel(network)`` does it in the right order
+        (``build_model`` does)."""
+        level = amp_configs if isinstance(amp_configs, str) else \
+            (amp_configs or {}).get("level", "O1") if amp_configs else "O0"
+        if level == "O2" and optimizer is not None and getattr(self._adapter, "_nranks", 1) > 1 \
+                and not is_converted(self.network):
+            raise RuntimeError("AMP O2 on several cards needs the network in half precision before it is wrapped "
+                               "in DataParallel: call rifle_paddle.engine.amp.convert_for_o2(network, optimizer) "
+                               "before TransferModel(network) (train.py does)")
+        super().prepare(optimizer, loss, metrics, amp_configs)
 
     @property
     def amp_level(self) -> str:

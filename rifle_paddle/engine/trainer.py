@@ -26,7 +26,8 @@ from ..data.builder import build_dataset
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
                       reset_batchnorm_statistics, resolve_pretrained)
 from ..tricks import install_tricks, wrap_train_step
-from .amp import state_in_dtypes_of
+from . import amp as amp_module
+from .amp import convert_for_o2, state_in_dtypes_of
 from .errors import RunError
 from .model import TrainStep, TransferModel
 from .multicard import init_process_group, rank_seed
@@ -147,18 +148,21 @@ def lr_stair(num_train: int, batch_size: int) -> int:
 def build_model(cfg: dict, network: paddle.nn.Layer, steps_per_epoch: int, device: str,
                 train_step: TrainStep | None = None, epoch_stair: int | None = None) -> TransferModel:
     size = cfg["data"]["image_size"]
-    model = TransferModel(network, inputs=[InputSpec([None, 3, size, size], "float32", "image")],
-                          labels=[InputSpec([None], "int64", "label")], train_step=train_step)
     optimizer = None
     if steps_per_epoch:
         optimizer = build_optimizer(network.parameters(), cfg["train"],
                                     build_lr_scheduler(cfg["train"], steps_per_epoch, epoch_stair))
+    amp = amp_configs(cfg["train"], device) if optimizer else None
+    if amp and amp["level"] == "O2":  # before TransferModel, whose constructor wraps it in DataParallel
+        convert_for_o2(network, optimizer, amp_module.HALF_DTYPE)
+    model = TransferModel(network, inputs=[InputSpec([None, 3, size, size], "float32", "image")],
+                          labels=[InputSpec([None], "int64", "label")], train_step=train_step)
     num_classes = find_classifier(network, cfg["model"]["head"])[1].weight.shape[-1]
     # top-5 of <= 5 classes is always 1; a single-k Accuracy is named 'acc', so name it as the two-k one would
     metrics = (paddle.metric.Accuracy(topk=(1, 5)) if num_classes > 5 else
                paddle.metric.Accuracy(topk=(1,), name="acc_top1"))
     model.prepare(optimizer, paddle.nn.CrossEntropyLoss(label_smoothing=cfg["train"]["label_smoothing"]),
-                  metrics, amp_configs=amp_configs(cfg["train"], device) if optimizer else None)
+                  metrics, amp_configs=amp)
     model.nonfinite = NonFiniteLossGuard(cfg["train"]["nan_policy"])
     return model
 
