@@ -180,3 +180,35 @@ def test_the_regularized_step_hands_the_master_weights_to_the_regularizer():
     model.train_step(model, [x], [y], None)
     # the input is 0, so the task gradient of the body's weight is 0: what is left is L2-SP's 2.0 * 1e-3
     np.testing.assert_allclose(net.body.weight.grad.numpy(), np.full([4, 3], 2e-3), atol=1e-6)  # fp32 arithmetic
+
+
+def test_o2_evaluation_runs_the_network_under_autocast(monkeypatch):
+    """hapi evaluates without autocast: an O2 (half-precision) network then gets fp32 inputs, which conv2d and
+    linear refuse on a GPU. Paddle's autocast does nothing on the CPU, so a recording one stands in for it."""
+    import contextlib
+    active: list = []
+
+    @contextlib.contextmanager
+    def recording_auto_cast(enable=True, level="O1", **kwargs):
+        active.append(level if enable else "off")
+        try:
+            yield
+        finally:
+            active.pop()
+
+    monkeypatch.setattr(paddle.amp, "auto_cast", recording_auto_cast)
+    seen: list = []
+
+    class Probe(paddle.nn.Linear):
+        def forward(self, x):
+            seen.append(list(active))
+            return super().forward(x)
+
+    net = Probe(2, 3)
+    model = TransferModel(net)
+    model.prepare(paddle.optimizer.SGD(0.1, parameters=net.parameters()), paddle.nn.CrossEntropyLoss(),
+                  amp_configs="O2")
+    x, y = np.ones([2, 2], dtype="float32"), np.zeros([2], dtype="int64")
+    model.eval_batch([x], [y])
+    model.predict_batch([x])
+    assert seen == [["O2"], ["O2"]]

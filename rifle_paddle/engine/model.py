@@ -8,6 +8,8 @@ the forward/backward to a ``TrainStep`` and keeps the optimizer update, AMP scal
 """
 from __future__ import annotations
 
+import contextlib
+
 import paddle
 from paddle.hapi.model import to_list
 
@@ -98,6 +100,20 @@ class TransferModel(paddle.Model):
         network = adapter.ddp_model if getattr(adapter, "_nranks", 1) > 1 else self.network
         with self.autocast():
             return network(*[as_tensor(x) for x in inputs])
+
+    def eval_autocast(self):
+        """Evaluation's AMP context: the training one under O2, where the network is in half precision and hapi's
+        ``eval_batch``, which runs without autocast, gives conv2d and linear fp32 inputs they refuse. Under O1 the
+        network is fp32 and evaluation stays fp32."""
+        return self.autocast() if self.amp_level == "O2" else contextlib.nullcontext()
+
+    def eval_batch(self, inputs, labels=None):
+        with self.eval_autocast():
+            return super().eval_batch(inputs, labels)
+
+    def predict_batch(self, inputs):
+        with self.eval_autocast():
+            return super().predict_batch(inputs)
 
     def update_metrics(self, outputs, labels) -> None:
         for metric in self._metrics:
