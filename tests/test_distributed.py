@@ -4,6 +4,7 @@ What matters for a GPU cluster is exercised here too: hapi wraps the network in 
 own shard of the data, RIFLE draws the same new head on every rank without a broadcast, and only rank 0 writes.
 """
 import json
+import os
 import re
 
 import pytest
@@ -43,3 +44,26 @@ def test_delta_with_supervised_attention_launches_on_two_processes(tmp_path, tin
     assert code == 0, failure(code, logs, stdout)
     metrics = json.loads((tmp_path / "output" / "ddp" / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and metrics["regularization"]
+
+
+def test_a_two_card_run_resumed_on_one_keeps_each_ranks_streams_and_ends_its_schedule(tmp_path, tiny_folder,
+                                                                                    tiny_pretrained):
+    """Ctrl-C during the first batch of epoch 1 on 2 ranks (3 batches an epoch; saved after it), resumed on 1 process (6 an epoch):
+    the schedule must continue at the same point of training, 1 x 6 + 2 x 1 batches, and reach 0 at the end
+    (counting the 2-rank steps as 1-rank ones, it ended at 6.7e-4). The checkpoint keeps every rank's streams."""
+    from rifle_paddle.config import load_config
+    from rifle_paddle.engine.checkpoint_store import CheckpointStore, Position
+    from rifle_paddle.engine.trainer import train
+    args = train_args(tmp_path, tiny_folder, tiny_pretrained, "train.epochs=3", "train.lr_schedule=cosine")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interrupted_run.py")
+    code, logs, stdout = launch(tmp_path, script, "1", "0", *args[2::2])
+    assert code == 0, failure(code, logs, stdout)
+    run_dir = str(tmp_path / "output" / "ddp")
+    position, path = CheckpointStore(run_dir).latest()
+    assert position == Position(1, 1)
+    state = CheckpointStore(run_dir).load(path)["state.pdstate"]
+    assert state["world_size"] == 2 and len(state["rng_ranks"]) == 2
+    assert state["rng_ranks"][0]["numpy"] != state["rng_ranks"][1]["numpy"]
+    resumed = train(load_config(None, list(args[2::2]) + [f"train.resume={run_dir}"]))
+    assert resumed["steps"] == 4 + 4 + 6  # 3 + 1 on 2 ranks, then epoch 1 from batch 2 of 6, then epoch 2
+    assert resumed["epochs"][-1]["lr"] == pytest.approx(0.0, abs=1e-9)

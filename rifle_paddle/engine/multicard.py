@@ -38,3 +38,18 @@ def rank_seed(seed: int, rank: int) -> int:
     """The seed of ``rank``'s data streams: ``seed`` itself on rank 0 (a one-card run is unchanged), a draw from
     ``(seed, rank)`` on the others, so that no two ranks share a stream."""
     return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+def gather(obj) -> list:
+    """``obj`` of every rank, in rank order, on every rank (every rank must call it; one card: ``[obj]``)."""
+    if world_size() <= 1:
+        return [obj]
+    objects: list = []
+    paddle.distributed.all_gather_object(objects, obj)
+    return objects
+
+
+def resumed_step(step: int, saved_world: int, world: int) -> int:
+    """Batches of an epoch done by ``saved_world`` ranks as batches of ``world`` ranks: the same number of images
+    (rounded down), so a run resumed on another number of cards continues its epoch at about the same point."""
+    return step * saved_world // world
