@@ -95,6 +95,37 @@ def o2_unconverted(rank: int) -> dict:
     return {"refused": None}
 
 
+@scenario
+def bn_average(rank: int) -> dict:
+    """Plain batch norm on two ranks, one training batch each (different data): the running statistics differ;
+    before an evaluation they become the same on both."""
+    from rifle_paddle.engine.multicard import SameStatisticsOnEveryRank
+    paddle.seed(0)
+    network = paddle.nn.Sequential(paddle.nn.Linear(2, 3), paddle.nn.BatchNorm1D(3), paddle.nn.Linear(3, 2))
+    model = TransferModel(network)
+    model.prepare(paddle.optimizer.SGD(0.1, parameters=network.parameters()), paddle.nn.CrossEntropyLoss())
+    x = np.random.default_rng(rank).normal(loc=3.0 * rank, size=(8, 2)).astype("float32")
+    model.train_batch([x], [np.zeros([8], dtype="int64")])
+    bn = network[1]
+    before = {"mean": bn._mean.numpy().tolist(), "variance": bn._variance.numpy().tolist()}
+    callback = SameStatisticsOnEveryRank()
+    callback.set_model(model)
+    callback.on_eval_begin()
+    return {"before": before, "after": {"mean": bn._mean.numpy().tolist(), "variance": bn._variance.numpy().tolist()}}
+
+
+@scenario
+def sync_bn_on_cpu(rank: int) -> dict:
+    """train.sync_bn on CPU ranks: refused clearly (Paddle's SyncBatchNorm has no CPU kernel)."""
+    from rifle_paddle.engine.errors import RunError
+    from rifle_paddle.engine.multicard import configure_batch_norm
+    try:
+        configure_batch_norm(paddle.nn.BatchNorm1D(3), True, "cpu", 16, 0.01)
+    except RunError as e:
+        return {"refused": str(e)}
+    return {"refused": None}
+
+
 def main() -> None:
     out, names = sys.argv[1], sys.argv[2:]
     paddle.set_device("cpu")

@@ -15,7 +15,7 @@ import pytest
 from multicard import failure, launch
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multicard_probe.py")
-SCENARIOS = ["nan_skip", "dtnh_reduce", "o2_ddp", "o2_unconverted"]
+SCENARIOS = ["nan_skip", "dtnh_reduce", "o2_ddp", "o2_unconverted", "bn_average", "sync_bn_on_cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,22 @@ def test_o2_on_two_cards_converts_before_data_parallel(probe):
 def test_o2_on_two_cards_without_conversion_is_refused_with_a_clear_message(probe):
     for result in probe["o2_unconverted"]:
         assert result["refused"] and "convert_for_o2" in result["refused"]
+
+
+def test_every_rank_evaluates_with_the_mean_of_the_ranks_batch_norm_statistics(probe):
+    """Each rank's running statistics came from its own card's batches: the ranks evaluated different networks,
+    none of them the one rank 0 saves. Before an evaluation each becomes the mean over the ranks."""
+    rank0, rank1 = probe["bn_average"]
+    assert rank0["before"]["mean"] != rank1["before"]["mean"]
+    for key in ("mean", "variance"):
+        expected = (np.array(rank0["before"][key]) + np.array(rank1["before"][key])) / 2
+        np.testing.assert_allclose(rank0["after"][key], expected, rtol=1e-6)
+        assert rank0["after"][key] == rank1["after"][key]
+
+
+def test_sync_bn_is_refused_on_cpu_ranks(probe):
+    for result in probe["sync_bn_on_cpu"]:
+        assert result["refused"] and "train.sync_bn" in result["refused"]
 
 
 def _first_crop(cfg, monkeypatch, rank: int):

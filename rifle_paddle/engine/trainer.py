@@ -30,7 +30,8 @@ from . import amp as amp_module
 from .amp import convert_for_o2, state_in_dtypes_of
 from .errors import RunError
 from .model import TrainStep, TransferModel
-from .multicard import init_process_group, rank_seed
+from .multicard import (SameStatisticsOnEveryRank, configure_batch_norm, init_process_group, rank_seed,
+                        world_size)
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .optim import build_lr_scheduler, build_optimizer
 from .resume import Checkpointer, find_resume_point
@@ -216,6 +217,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     test_loader = build_loader(test_set, data_cfg["eval_batch_size"], False, data_cfg["num_workers"])
 
     network, head_name = build_network(cfg, num_classes)
+    network = configure_batch_norm(network, cfg["train"]["sync_bn"], device, data_cfg["batch_size"], cfg["train"]["lr"])
     for trick in install_tricks(network, cfg["tricks"], head_name):  # after the pretrained weights are loaded
         log.info("trick: %s", trick)
     from ..regularizers import RegularizationMonitor, build_train_step  # late: regularizers build on the engine
@@ -252,6 +254,8 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
         monitor = RegularizationMonitor(regularized_step, writer)
         callbacks.append(monitor)
         recorder.extra["regularization"] = lambda: monitor.history
+    if world_size() > 1 and not cfg["train"]["sync_bn"]:  # before the recorder saves best.pdparams
+        callbacks.append(SameStatisticsOnEveryRank())
     callbacks.append(recorder)
     if writer is not None:
         callbacks.append(VisualDLLogger(writer, cfg["train"]["log_freq"]))
