@@ -232,7 +232,9 @@ class SelfTest:
                script] + [arg for o in overrides for arg in ("-o", o)]
         if self.gpu:
             cmd[4:4] = ["--devices", "0,1"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this rifle_paddle, installed or not
+        env = {**os.environ, "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         proc = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True, timeout=600)
         logs = []
         for rank in (0, 1):

@@ -10,14 +10,14 @@ def test_on_the_cpu_it_runs_what_it_can_and_a_failed_check_fails_the_verdict(tmp
         raise CheckFailed("train losses [nan]")
 
     monkeypatch.setattr(selftest.SelfTest, "check_dtnh", broken)
-    code = selftest.main(["--workdir", str(tmp_path), "--no-launch"])
+    code = selftest.main(["--workdir", str(tmp_path)])  # with the 2-process launch (gloo): RIFLE, L2-SP, DTNH
     lines = capsys.readouterr().out.splitlines()
     checks = [line for line in lines if line.startswith("[")]
     assert len(checks) == 7  # one line per check
     status = {line[7:35].strip(): line[1:5].strip() for line in checks}
     assert status == {"environment": PASS, "AMP O1 overflow step": SKIP, "AMP O2 overflow step": SKIP,
                       "train + eval.py round trip": PASS, "crash + resume": PASS, "L2-SP + DTNH": FAIL,
-                      "two processes": SKIP}
+                      "two processes": PASS}
     assert "needs a GPU" in next(line for line in checks if "AMP O2" in line)
     assert "train losses [nan]" in next(line for line in checks if "DTNH" in line)
     assert lines[-1].startswith("NOT READY") and code == 1

@@ -85,3 +85,48 @@ def test_two_cards_with_sync_bn(tmp_path, tiny_folder, tiny_pretrained):
     assert "synchronized over the global batch" in logs[0]
     metrics = json.loads((tmp_path / "output" / "ddp" / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 2
+
+
+# every method in every precision, one card and two: the cells of docs/gpu.md's matrix marked "GPU test"
+METHODS = {
+    "finetune": [],
+    "rifle": ["rifle.enabled=true", "rifle.num_reinits=1", "rifle.min_tail_epochs=1"],
+    "l2sp": ["regularizer.name=l2sp"],
+    "delta": ["regularizer.name=delta", "regularizer.attention_probe=fast", "regularizer.attention_batches=1"],
+    "kd": ["regularizer.name=kd"],
+    "bss": ["regularizer.name=bss"],
+    "l2sp_dtnh": ["regularizer.name=l2sp", "dtnh.enabled=true", "train.weight_decay=0"],
+    "delta_dtnh": ["regularizer.name=delta", "regularizer.attention_probe=fast", "regularizer.attention_batches=1",
+                   "dtnh.enabled=true", "train.weight_decay=0"],
+    "tricks": ["tricks.dropout=true", "tricks.stochastic_depth=true", "tricks.disturb_label=true"],
+}
+PRECISIONS = {"fp32": [], "O1": ["train.amp=true", "train.amp_level=O1"],
+              "O2": ["train.amp=true", "train.amp_level=O2"]}
+
+
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_trains_on_one_card(suite, method, precision):
+    import math
+
+    from rifle_paddle.engine import evaluate, train
+    name = f"one_{method}_{precision}"
+    result = train(suite.config(name, *METHODS[method], *PRECISIONS[precision], amp=False))
+    assert all(math.isfinite(e["train_loss"]) for e in result["epochs"])
+    scored = evaluate(suite.config(name, f"model.checkpoint={result['run_dir']}", amp=False))
+    assert abs(scored["acc_top1"] - result["best"]["test_acc_top1"]) <= 2 / scored["num_test"] + 1e-6
+
+
+@pytest.mark.skipif(CARDS < 2, reason="needs 2 GPUs")
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_trains_on_two_cards(tmp_path, tiny_folder, tiny_pretrained, method, precision):
+    import json
+
+    from multicard import failure, launch, train_args
+    args = train_args(tmp_path, tiny_folder, tiny_pretrained, "run.device=gpu", *METHODS[method],
+                      *PRECISIONS[precision])
+    code, logs, stdout = launch(tmp_path, *args)
+    assert code == 0, failure(code, logs, stdout)
+    metrics = json.loads((tmp_path / "output" / "ddp" / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 2
