@@ -98,7 +98,9 @@ METHODS = {
     "l2sp_dtnh": ["regularizer.name=l2sp", "dtnh.enabled=true", "train.weight_decay=0"],
     "delta_dtnh": ["regularizer.name=delta", "regularizer.attention_probe=fast", "regularizer.attention_batches=1",
                    "dtnh.enabled=true", "train.weight_decay=0"],
-    "tricks": ["tricks.dropout=true", "tricks.stochastic_depth=true", "tricks.disturb_label=true"],
+    "kd_dtnh": ["regularizer.name=kd", "dtnh.enabled=true", "train.weight_decay=0"],
+    "tricks": ["tricks.dropout=true", "tricks.dropconnect=true", "tricks.stochastic_depth=true",
+               "tricks.disturb_label=true"],
 }
 PRECISIONS = {"fp32": [], "O1": ["train.amp=true", "train.amp_level=O1"],
               "O2": ["train.amp=true", "train.amp_level=O2"]}
