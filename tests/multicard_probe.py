@@ -12,8 +12,9 @@ import sys
 import numpy as np
 import paddle
 
+from tiny_net import linear_model
+
 from rifle_paddle.engine.model import TransferModel
-from rifle_paddle.engine.nonfinite import NonFiniteLossGuard
 
 SCENARIOS = {}
 
@@ -23,23 +24,10 @@ def scenario(fn):
     return fn
 
 
-def _mean_output(output, label):
-    return output.mean()
-
-
-def _linear_model(nan_policy: str = "stop") -> TransferModel:
-    paddle.seed(0)
-    net = paddle.nn.Linear(2, 1)
-    model = TransferModel(net)
-    model.prepare(paddle.optimizer.SGD(0.1, parameters=net.parameters()), _mean_output)
-    model.nonfinite = NonFiniteLossGuard(nan_policy)
-    return model
-
-
 @scenario
 def nan_skip(rank: int) -> dict:
     """nan_policy=skip with a NaN loss on rank 0 only: every rank must skip the step."""
-    model = _linear_model("skip")
+    model = linear_model(nan_policy="skip")
     x = np.full([1, 2], np.nan if rank == 0 else 1.0, dtype="float32")
     model.train_batch([x], [np.zeros([1], dtype="int64")])
     return {"weight": model.network.weight.numpy().tolist(), "skipped": model.nonfinite.skipped}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import paddle
 import pytest
+from tiny_net import linear_model
 
 from rifle_paddle.engine.amp import LossScaler, convert_for_o2, fp32_state_dict
 from rifle_paddle.engine.model import TransferModel
@@ -39,22 +40,9 @@ def gpu_place_for_scaler(monkeypatch):
     monkeypatch.setattr(grad_scaler, "_dygraph_tracer", lambda: _Tracer())
 
 
-def _mean_output(output, label):
-    return output.mean()
-
-
-def _linear_model(amp_level: str = "O1") -> TransferModel:
-    paddle.seed(0)
-    net = paddle.nn.Linear(2, 1)
-    model = TransferModel(net)
-    model.prepare(paddle.optimizer.SGD(0.1, parameters=net.parameters()), _mean_output,
-                  amp_configs={"level": amp_level, "init_loss_scaling": 2.0 ** 15})
-    return model
-
-
 def test_an_overflow_lowers_the_loss_scale_and_skips_the_step(gpu_place_for_scaler):
     """Paddle's GradScaler raised TypeError here with NumPy 2 (float() of its shape-[1] scale)."""
-    model = _linear_model()
+    model = linear_model({"level": "O1", "init_loss_scaling": 2.0 ** 15})
     weight = model.network.weight.numpy().copy()
     label = np.zeros([1], dtype="int64")
     # the mean output is finite in float32 (~1e35) but 2^15 times it is not: the scaled gradient overflows
