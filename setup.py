@@ -1,13 +1,17 @@
 """rifle-paddle. Paddle itself is an extra: `pip install -e .[cpu]` for the CPU wheel; GPU users install
 paddlepaddle-gpu themselves (both wheels provide the `paddle` module and must not be mixed)."""
+import re
+
 from setuptools import find_packages, setup
 
 with open("README.md", encoding="utf-8") as f:
     long_description = f.read()
+with open("rifle_paddle/__init__.py", encoding="utf-8") as f:  # one version string, the package's
+    version = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 
 setup(
     name="rifle-paddle",
-    version="0.1.0",
+    version=version,
     description="Deep transfer learning for image classification in PaddlePaddle: RIFLE and DTNH",
     long_description=long_description,
     long_description_content_type="text/markdown",

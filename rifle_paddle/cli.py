@@ -9,19 +9,30 @@ import json
 import os
 import sys
 
-from .config import SCHEMA, ConfigError, load_config, to_yaml
+from . import __version__
+from .config import SCHEMA, ConfigError, list_configs, load_config, to_yaml
+
+
+def version_line() -> str:
+    """``rifle-paddle X (PaddlePaddle Y, CPU|CUDA build)``: what a bug report needs first."""
+    import paddle
+    build = "CUDA" if paddle.is_compiled_with_cuda() else "CPU"
+    return f"rifle-paddle {__version__} (PaddlePaddle {paddle.__version__}, {build} build)"
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Config keys: run with --help-config. Example:\n  python train.py -c "
-                                       "rifle_paddle/configs/cub200/resnet50_rifle.yaml -o data.root=/data/CUB_200_2011")
-    p.add_argument("-c", "--config", help="YAML config file (may inherit others with _base_)")
+                                epilog="Config keys: run with --help-config; shipped configs: --list-configs. "
+                                       "Example:\n  rifle-train -c cub200/resnet50_rifle -o data.root=/data/CUB_200_2011")
+    p.add_argument("-c", "--config", help="YAML config: a file, or the name of a config shipped with the package "
+                   "(e.g. cub200/resnet50_rifle; see --list-configs). A file may inherit others with _base_")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. -o train.epochs=40 (repeatable; value is YAML)")
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     p.add_argument("--help-config", action="store_true", help="list every config key with its default")
+    p.add_argument("--list-configs", action="store_true", help="list the configs shipped with the package and exit")
+    p.add_argument("--version", action="version", version=version_line())
     return p
 
 
@@ -37,7 +48,7 @@ def describe_schema() -> str:
 
 def _load(args, paths_for: str) -> dict:
     """The validated config; files and directories it names are checked too, unless only printing it."""
-    info_only = args.print_config or args.help_config
+    info_only = args.print_config or args.help_config or args.list_configs
     try:
         return load_config(args.config, args.override, paths_for=None if info_only else paths_for)
     except ConfigError as e:
@@ -56,6 +67,9 @@ def _apply_resume(args) -> None:
 
 
 def _handle_info(args, cfg: dict) -> bool:
+    if args.list_configs:
+        print("\n".join(list_configs()))
+        return True
     if args.help_config:
         print(describe_schema())
         return True
@@ -77,7 +91,7 @@ def train_main(argv=None) -> int:
                         "data.num_workers)")
     args = parser.parse_args(argv)
     if args.config is None and not args.override and args.resume is None \
-            and not (args.print_config or args.help_config):
+            and not (args.print_config or args.help_config or args.list_configs):
         from .demo import main as demo_main
         return demo_main()
     _apply_resume(args)

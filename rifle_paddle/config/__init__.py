@@ -1,10 +1,7 @@
 """Run configuration: one schema, YAML files with ``_base_`` inheritance, ``-o key=value`` overrides."""
-import os
-
-from .loader import load_config, parse_override, to_yaml
+from .loader import absolute_paths, load_config, parse_override, to_yaml
+from .packaged import CONFIGS_DIR, list_configs, resolve_config
 from .schema import SCHEMA, ConfigError, defaults
 
-# The configs shipped inside the package (base, data sets, methods, tables and the generated table cells).
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-
-__all__ = ["CONFIGS_DIR", "SCHEMA", "ConfigError", "defaults", "load_config", "parse_override", "to_yaml"]
+__all__ = ["CONFIGS_DIR", "absolute_paths", "SCHEMA", "ConfigError", "defaults", "list_configs", "load_config", "parse_override",
+           "resolve_config", "to_yaml"]

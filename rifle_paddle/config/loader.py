@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from .packaged import list_configs, resolve_config
 from .schema import SCHEMA, ConfigError, all_keys, defaults, field_of
 
 BASE_KEY = "_base_"
@@ -166,6 +167,9 @@ def _type_names(f) -> str:
 def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_for: str | None = None) -> dict:
     """Defaults, then the file chain (``_base_`` first), then overrides; validated as a whole.
 
+    ``path`` is a file, or the name of a config shipped with the package (``cub200/resnet50_rifle``, see
+    ``packaged.resolve_config``).
+
     ``paths_for='train'`` or ``'eval'`` also checks that the files and directories that use needs exist
     (``checks.path_problems``). Raises ``ConfigError`` listing every problem found. The returned dict also records
     where it came from under the private key ``_source`` (not a config key; dropped when the config is saved).
@@ -173,6 +177,12 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_fo
     cfg = defaults()
     problems: list[str] = []
     if path is not None:
+        path = resolve_config(path)
+        if not os.path.isfile(path):
+            close = difflib.get_close_matches(path.replace("\\", "/").removesuffix(".yaml"), list_configs(), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError([f"config file not found: {path} (neither a file nor a config shipped with the "
+                               f"package: list those with --list-configs{hint})"])
         for origin, data in _resolve_bases(path):
             _merge_file(cfg, data, origin, problems)
     apply_overrides(cfg, overrides, problems)
@@ -186,6 +196,19 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_fo
         raise ConfigError(problems)
     cfg["_source"] = os.path.abspath(path) if path else None
     return cfg
+
+
+def absolute_paths(cfg: dict) -> dict:
+    """A copy of ``cfg`` with every relative path key (``Field.path_words``) made absolute against the current
+    folder, the keyword values (``imagenet``, ``auto``) left alone: what a run records, so that its
+    ``config.yaml`` and checkpoints mean the same files from any folder."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
+    for section, fields in SCHEMA.items():
+        for key, f in fields.items():
+            value = out.get(section, {}).get(key)
+            if f.is_path and isinstance(value, str) and value not in f.path_words and not os.path.isabs(value):
+                out[section][key] = os.path.abspath(value)
+    return out
 
 
 def to_yaml(cfg: dict) -> str:

@@ -22,6 +22,9 @@ class Field:
 
     ``types`` are the accepted Python types after YAML parsing (``None`` is accepted when ``nullable``);
     ``check`` returns an error message for a value of the right type but out of range, or ``None``.
+    ``path_words`` is set on keys that hold a file-system path: the values that name something else instead
+    (``'imagenet'``, ``'auto'``). A run's ``config.yaml`` records every path absolute (``absolute_paths``), so the run
+    can be resumed, evaluated and analysed from any folder.
     """
 
     default: Any
@@ -30,6 +33,11 @@ class Field:
     nullable: bool = False
     choices: tuple | None = None
     check: Callable[[Any], str | None] | None = None
+    path_words: tuple[str, ...] | None = None
+
+    @property
+    def is_path(self) -> bool:
+        return self.path_words is not None
 
 
 def _positive(v):
@@ -95,7 +103,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "run": {
         "name": Field(None, STR, "Run name; outputs go to <output_dir>/<name>. Default: <config stem>-<timestamp>.",
                       nullable=True),
-        "output_dir": Field("output", STR, "Parent directory of all run directories."),
+        "output_dir": Field("output", STR, "Parent directory of all run directories.", path_words=()),
         "seed": Field(42, INT, "Seed for Python, NumPy and Paddle; also seeds RIFLE's re-initializations.",
                       check=_seed),
         "device": Field("auto", STR, "'auto' (GPU when Paddle was built with CUDA), 'cpu' or 'gpu'.",
@@ -108,7 +116,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "model": {
         "arch": Field("resnet50", STR, "Backbone name from the model registry (resnet18/34/50/101/152)."),
         "pretrained": Field("imagenet", STR, "'imagenet' (official Paddle weights, cached), 'none', or a path "
-                            "to a .pdparams file. The classifier is never loaded from it.", nullable=True),
+                            "to a .pdparams file. The classifier is never loaded from it.", nullable=True,
+                            path_words=("imagenet", "none")),
         "num_classes": Field(None, INT, "Classifier outputs; inferred from the training data when null.",
                              nullable=True, check=_positive),
         "head": Field(None, STR, "Name of the classifier sub-layer (RIFLE's target). Null: the model's own "
@@ -121,11 +130,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                      "are re-estimated during training (false). Applied to the network being "
                                      "fine-tuned only, never to a regularizer's frozen teacher."),
         "checkpoint": Field(None, STR, "Weights to evaluate (eval.py) — a run directory or a .pdparams file.",
-                            nullable=True),
+                            nullable=True, path_words=()),
     },
     "data": {
         "name": Field("folder", STR, "Data set reader from the data registry ('folder', 'filelist', ...)."),
-        "root": Field(None, STR, "Data set root directory.", nullable=True),
+        "root": Field(None, STR, "Data set root directory.", nullable=True, path_words=()),
         "train_list": Field(None, STR, "File list (`path label` lines) for the training split "
                             "('filelist' reader); relative to root.", nullable=True),
         "test_list": Field(None, STR, "File list for the test split ('filelist' reader); relative to root.",
@@ -215,7 +224,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "resume": Field(None, STR, "Continue an interrupted run from its newest checkpoint: a run directory, or "
                         "'auto' (<output_dir>/<name> if it has a checkpoint, else start it). The config must match "
                         "the run's except for execution keys (num_workers, device, log/eval frequency, ...). "
-                        "`train.py --resume <run dir>` sets it and reads the run's config.yaml.", nullable=True),
+                        "`train.py --resume <run dir>` sets it and reads the run's config.yaml.", nullable=True,
+                        path_words=("auto",)),
         "nan_policy": Field("stop", STR, "On a NaN/Inf training loss: 'stop' the run (naming the step and the last "
                             "good checkpoint) or 'skip' the batch without an optimizer step (counted in "
                             "metrics.json; 10 in a row still stop).", choices=("stop", "skip")),

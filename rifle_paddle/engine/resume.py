@@ -25,7 +25,7 @@ import paddle
 import yaml
 from paddle.hapi.callbacks import config_callbacks
 
-from ..config import SCHEMA, defaults, to_yaml
+from ..config import SCHEMA, absolute_paths, defaults, to_yaml
 from .amp import fp32_state_dict
 from .checkpoint_store import NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore, Position
 from .errors import RunError
@@ -75,15 +75,18 @@ class ResumePoint(NamedTuple):
 
 
 def plain_config(cfg: dict) -> dict:
-    """The config's keys and values alone (no private ``_source``), as saved in ``config.yaml``."""
-    return yaml.safe_load(to_yaml(cfg))
+    """The config's keys and values alone (no private ``_source``), paths absolute, as saved in ``config.yaml``."""
+    return yaml.safe_load(to_yaml(absolute_paths(cfg)))
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
     """The keys outside ``EXECUTION_KEYS`` whose value differs, as ``key: saved in the run, current now`` lines.
 
-    A key absent from ``saved`` (a checkpoint from before the key existed) had its default."""
+    A key absent from ``saved`` (a checkpoint from before the key existed) had its default. Paths compare in
+    their absolute form (a checkpoint from before paths were recorded absolute holds them relative)."""
     fallback, problems = defaults(), []
+    saved = absolute_paths({s: dict(saved.get(s) or {}) for s in SCHEMA})
+    current = absolute_paths(current)
     for section, fields in SCHEMA.items():
         for key in fields:
             if f"{section}.{key}" in EXECUTION_KEYS:

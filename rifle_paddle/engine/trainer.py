@@ -18,7 +18,7 @@ import paddle
 from paddle.static import InputSpec
 
 from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
-from ..config import to_yaml
+from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
 from ..console import setup_logging
 from ..data import build_datasets, build_loader
@@ -109,9 +109,10 @@ def run_config_yaml(cfg: dict) -> str:
 
     ``train.resume`` is saved as null: resuming is what one invocation does (``auto`` that found no checkpoint
     starts the run), not a property of the run, and a copy of the config must not resume anything.
-    ``train.py --resume <run>`` sets it again.
+    ``train.py --resume <run>`` sets it again. Paths are recorded absolute (``absolute_paths``), so that
+    ``-c <run>/config.yaml``, ``--resume`` and the analysis work from any folder.
     """
-    return to_yaml({**cfg, "train": {**cfg["train"], "resume": None}})
+    return to_yaml(absolute_paths({**cfg, "train": {**cfg["train"], "resume": None}}))
 
 
 def build_network(cfg: dict, num_classes: int) -> tuple[paddle.nn.Layer, str]:

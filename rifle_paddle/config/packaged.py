@@ -1,0 +1,46 @@
+"""The configs shipped inside the package (``rifle_paddle/configs/``), so that a pip install can name them.
+
+``rifle-train -c cub200/resnet50_rifle`` reads ``rifle_paddle/configs/cub200/resnet50_rifle.yaml`` from wherever the
+command runs. A path to a file that exists always wins, so ``-c my.yaml`` and ``-c run/config.yaml`` keep working,
+and so do the checkout-relative spellings in older notes (``configs/...``, ``rifle_paddle/configs/...``).
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+# Folders of fragments that run configs inherit (data sets, methods) and of the tables configgen reads: not
+# configs one trains with on their own, so ``--list-configs`` leaves them out (``-c`` still accepts them), as it
+# leaves out ``base.yaml`` (the protocol every run config inherits).
+FRAGMENT_FOLDERS = ("datasets", "methods", "tables")
+_OLD_PREFIXES = ("rifle_paddle/configs/", "configs/")
+
+
+def resolve_config(spec: str) -> str:
+    """The file ``-c spec`` means: ``spec`` itself when it is a file, else the packaged config of that name (with
+    or without ``.yaml``, with or without a ``configs/`` prefix), else ``spec`` unchanged, so that the loader's
+    "not found" message names what the user typed."""
+    if os.path.isfile(spec):
+        return spec
+    name = spec.replace("\\", "/")
+    for prefix in _OLD_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    for candidate in (name, f"{name}.yaml"):
+        path = os.path.join(CONFIGS_DIR, *candidate.split("/"))
+        if os.path.isfile(path):
+            return path
+    return spec
+
+
+def list_configs() -> list[str]:
+    """Names ``-c`` accepts for the packaged run configs (``<folder>/<name>``, no ``.yaml``)."""
+    names = []
+    for path in glob.glob(os.path.join(CONFIGS_DIR, "*", "*.yaml")):
+        rel = os.path.relpath(path, CONFIGS_DIR).replace(os.sep, "/")
+        if rel.split("/")[0] not in FRAGMENT_FOLDERS:
+            names.append(rel[:-len(".yaml")])
+    return sorted(names)
