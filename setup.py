@@ -32,6 +32,7 @@ setup(
         "dev": ["paddlepaddle>=3.0,<4", "pytest>=7", "scipy>=1.9"],
     },
     entry_points={"console_scripts": ["rifle-train=rifle_paddle.cli:train_main",
-                                      "rifle-eval=rifle_paddle.cli:eval_main"]},
+                                      "rifle-eval=rifle_paddle.cli:eval_main",
+                                      "rifle-selftest=rifle_paddle.selftest:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],
 )

@@ -6,28 +6,17 @@ own shard of the data, RIFLE draws the same new head on every rank without a bro
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
+from multicard import failure, launch, train_args
 from rifle_paddle.engine.trainer import RunError, amp_configs
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_two_process_launch_shards_data_and_agrees_on_rifle(tmp_path, tiny_folder, tiny_pretrained):
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
-           str(tmp_path / "log"), os.path.join(REPO, "train.py"),
-           "-o", "model.arch=resnet18", "-o", f"model.pretrained={tiny_pretrained}", "-o", f"data.root={tiny_folder}",
-           "-o", "data.image_size=32", "-o", "data.resize_size=32", "-o", "data.batch_size=6",
-           "-o", "data.num_workers=0", "-o", "train.epochs=2", "-o", "run.device=cpu", "-o", "run.name=ddp",
-           "-o", f"run.output_dir={tmp_path / 'output'}", "-o", "rifle.enabled=true", "-o", "rifle.num_reinits=1",
-           "-o", "rifle.min_tail_epochs=1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    logs = [(tmp_path / "log" / f"workerlog.{rank}").read_text() for rank in (0, 1)]
-    assert proc.returncode == 0, proc.stdout[-2000:] + logs[0][-2000:] + logs[1][-2000:]
+    code, logs, stdout = launch(tmp_path, *train_args(tmp_path, tiny_folder, tiny_pretrained, "rifle.enabled=true",
+                                                      "rifle.num_reinits=1", "rifle.min_tail_epochs=1"))
+    assert code == 0, failure(code, logs, stdout)
     # 36 training images over 2 ranks at batch 6: 3 steps per rank and epoch (one card would take 6);
     # rank 0 alone shows the progress bar
     assert re.search(r"step 3/3 ", logs[0]) and not re.search(r"step \d+/\d+ ", logs[1])
@@ -44,3 +33,37 @@ def test_amp_is_configured_for_gpu_and_refused_on_cpu():
     assert amp_configs({"amp": False, "amp_level": "O1"}, "cpu") is None
     with pytest.raises(RunError, match="needs a GPU"):
         amp_configs(cfg, "cpu")
+
+
+def test_delta_with_supervised_attention_launches_on_two_processes(tmp_path, tiny_folder, tiny_pretrained):
+    """DELTA broadcasts rank 0's channel attention while the training step is built, before hapi creates the
+    process group: the launch failed with "The global group is not initialized"."""
+    code, logs, stdout = launch(tmp_path, *train_args(tmp_path, tiny_folder, tiny_pretrained, "train.epochs=1",
+                                                      "regularizer.name=delta", "regularizer.attention_probe=fast",
+                                                      "regularizer.attention_batches=1"))
+    assert code == 0, failure(code, logs, stdout)
+    metrics = json.loads((tmp_path / "output" / "ddp" / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 1 and metrics["regularization"]
+
+
+def test_a_two_card_run_resumed_on_one_keeps_each_ranks_streams_and_ends_its_schedule(tmp_path, tiny_folder,
+                                                                                    tiny_pretrained):
+    """Ctrl-C during the first batch of epoch 1 on 2 ranks (3 batches an epoch; saved after it), resumed on 1 process (6 an epoch):
+    the schedule must continue at the same point of training, 1 x 6 + 2 x 1 batches, and reach 0 at the end
+    (counting the 2-rank steps as 1-rank ones, it ended at 6.7e-4). The checkpoint keeps every rank's streams."""
+    from rifle_paddle.config import load_config
+    from rifle_paddle.engine.checkpoint_store import CheckpointStore, Position
+    from rifle_paddle.engine.trainer import train
+    args = train_args(tmp_path, tiny_folder, tiny_pretrained, "train.epochs=3", "train.lr_schedule=cosine")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interrupted_run.py")
+    code, logs, stdout = launch(tmp_path, script, "1", "0", *args[2::2])
+    assert code == 0, failure(code, logs, stdout)
+    run_dir = str(tmp_path / "output" / "ddp")
+    position, path = CheckpointStore(run_dir).latest()
+    assert position == Position(1, 1)
+    state = CheckpointStore(run_dir).load(path)["state.pdstate"]
+    assert state["world_size"] == 2 and len(state["rng_ranks"]) == 2
+    assert state["rng_ranks"][0]["numpy"] != state["rng_ranks"][1]["numpy"]
+    resumed = train(load_config(None, list(args[2::2]) + [f"train.resume={run_dir}"]))
+    assert resumed["steps"] == 4 + 4 + 6  # 3 + 1 on 2 ranks, then epoch 1 from batch 2 of 6, then epoch 2
+    assert resumed["epochs"][-1]["lr"] == pytest.approx(0.0, abs=1e-9)

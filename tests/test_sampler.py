@@ -69,6 +69,17 @@ def test_without_shuffling_the_batches_are_paddles(n, batch_size, nranks, drop_l
         assert list(ours) == list(theirs) and len(ours) == len(theirs)
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_no_rank_gets_a_batch_of_one(monkeypatch, rank):
+    """65 images on 2 ranks at batch 32: each rank iterates over ceil(65 / 2) = 33 (one padded), so the batch of
+    one (which batch norm cannot normalize) must be dropped on every rank; floor(65 / 2) = 32 missed it."""
+    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
+    monkeypatch.setenv("PADDLE_TRAINER_ID", str(rank))
+    monkeypatch.setattr(paddle.distributed, "get_world_size", lambda *a: 2)  # caches the launch-less env otherwise
+    sampler = build_loader(Indices(65), 32, True, 0, seed=1).batch_sampler
+    assert sampler.nranks == 2 and [len(b) for b in sampler] == [32] and len(sampler) == 1
+
+
 def test_evaluation_keeps_the_order():
     assert list(build_loader(Indices(10), 4, False, 0, seed=9).batch_sampler) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 

@@ -177,7 +177,9 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
         if top1 is not None and (self.best is None or top1 > self.best["test_acc_top1"]):
             self.best = dict(self._current)
             if self.save_best and self.rank == 0:
-                atomic_save(self.model.network.state_dict(), os.path.join(self.run_dir, "best.pdparams"))
+                from ..engine.amp import fp32_state_dict  # late: the engine builds on the callbacks
+                atomic_save(fp32_state_dict(self.model.network, self.model._optimizer),  # O2: fp32 master weights
+                            os.path.join(self.run_dir, "best.pdparams"))
         self.write_metrics()
 
     def on_train_end(self, logs=None):

@@ -218,6 +218,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            check=_positive),
         "amp": Field(False, BOOL, "Mixed precision (GPU only)."),
         "amp_level": Field("O1", STR, "Paddle AMP level.", choices=("O1", "O2")),
+        "sync_bn": Field(False, BOOL, "Several cards: synchronized batch norm, statistics over the global batch "
+                         "(GPU only). With data.batch_size = the one-card batch / cards it reproduces a one-card "
+                         "run (docs/gpu.md). Without it each card normalizes its own batch."),
         "eval_freq": Field(1, INT, "Evaluate every N epochs (and after the last).", check=_positive),
         "log_freq": Field(10, INT, "Progress-bar refresh, in steps.", check=_positive),
         "save_best": Field(True, BOOL, "Keep the checkpoint with the best test top-1 as best.pdparams."),

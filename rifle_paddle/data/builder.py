@@ -1,7 +1,6 @@
 """From the ``data`` section of a config to datasets and loaders."""
 from __future__ import annotations
 
-import paddle
 
 from .base import ImageClassificationDataset, stratified_subsample
 from .errors import DataError
@@ -106,12 +105,13 @@ def build_loader(dataset, batch_size: int, train: bool, num_workers: int, seed: 
     authors), else only when that batch would hold a single image (batch norm cannot normalize a batch of one).
     Evaluation keeps order and every sample.
     """
-    per_rank = len(dataset) // max(1, paddle.distributed.get_world_size())
+    sampler = SeededBatchSampler(dataset, batch_size=batch_size, seed=seed, shuffle=train, drop_last=False,
+                                 reshuffle=reshuffle)
+    per_rank = sampler.num_samples  # what each rank iterates over: ceil(N / ranks), the short shares padded
     drop_last = train and (drop_last or (per_rank > batch_size and per_rank % batch_size == 1))
     if train and drop_last and per_rank < batch_size:
         raise DataError(f"data.drop_last=true with {per_rank} training images per process and batch_size "
                         f"{batch_size}: no batch would be left; lower data.batch_size or set data.drop_last=false")
-    sampler = SeededBatchSampler(dataset, batch_size=batch_size, seed=seed, shuffle=train, drop_last=drop_last,
-                                 reshuffle=reshuffle)
+    sampler.drop_last = drop_last
     return ImageLoader(dataset, batch_sampler=sampler, num_workers=num_workers, return_list=True,
                        use_shared_memory=num_workers > 0)

@@ -8,9 +8,12 @@ the forward/backward to a ``TrainStep`` and keeps the optimizer update, AMP scal
 """
 from __future__ import annotations
 
+import contextlib
+
 import paddle
 from paddle.hapi.model import to_list
 
+from .amp import LossScaler, is_converted
 from .nonfinite import NonFiniteLossGuard
 
 
@@ -58,9 +61,32 @@ class TransferModel(paddle.Model):
         return fit_from(self, train_data, eval_data, *args, start_epoch=start_epoch, skip_steps=skip_steps,
                         **kwargs)
 
+    def prepare(self, optimizer=None, loss=None, metrics=None, amp_configs=None):
+        """hapi's ``prepare``; refuses AMP O2 on several cards for a network not yet in half precision: hapi casts
+        it here, after its constructor wrapped it in DataParallel, whose buckets then expect fp32 (backward fails
+        in the reducer). ``engine.amp.convert_for_o2`` before ``TransferModel(network)`` does it in the right order
+        (``build_model`` does)."""
+        level = amp_configs if isinstance(amp_configs, str) else \
+            (amp_configs or {}).get("level", "O1") if amp_configs else "O0"
+        if level == "O2" and optimizer is not None and getattr(self._adapter, "_nranks", 1) > 1 \
+                and not is_converted(self.network):
+            raise RuntimeError("AMP O2 on several cards needs the network in half precision before it is wrapped "
+                               "in DataParallel: call rifle_paddle.engine.amp.convert_for_o2(network, optimizer) "
+                               "before TransferModel(network) (train.py does)")
+        super().prepare(optimizer, loss, metrics, amp_configs)
+
     @property
     def amp_level(self) -> str:
         return getattr(self._adapter, "_amp_level", "O0")
+
+    def grad_scaler(self) -> LossScaler | None:
+        """AMP's loss scaler (None without AMP), created at first use: hapi's ``prepare`` resets it. A
+        ``LossScaler``, not Paddle's ``GradScaler``, which crashes at the first overflow (``engine.amp``)."""
+        if self.amp_level == "O0":
+            return None
+        if self._scaler is None:
+            self._scaler = LossScaler(**self._adapter._amp_configs)
+        return self._scaler
 
     def autocast(self, level: str | None = None):
         """The AMP context of the training forward (inactive without AMP). ``level='O1'`` for a network that
@@ -75,6 +101,20 @@ class TransferModel(paddle.Model):
         with self.autocast():
             return network(*[as_tensor(x) for x in inputs])
 
+    def eval_autocast(self):
+        """Evaluation's AMP context: the training one under O2, where the network is in half precision and hapi's
+        ``eval_batch``, which runs without autocast, gives conv2d and linear fp32 inputs they refuse. Under O1 the
+        network is fp32 and evaluation stays fp32."""
+        return self.autocast() if self.amp_level == "O2" else contextlib.nullcontext()
+
+    def eval_batch(self, inputs, labels=None):
+        with self.eval_autocast():
+            return super().eval_batch(inputs, labels)
+
+    def predict_batch(self, inputs):
+        with self.eval_autocast():
+            return super().predict_batch(inputs)
+
     def update_metrics(self, outputs, labels) -> None:
         for metric in self._metrics:
             outs = metric.compute(*(to_list(outputs) + labels))
@@ -87,9 +127,7 @@ class TransferModel(paddle.Model):
         self.mode = "train"
         inputs = to_list(inputs)
         labels = [as_tensor(label) for label in to_list(labels or [])]
-        if self.amp_level != "O0" and self._scaler is None:
-            self._scaler = paddle.amp.GradScaler(**self._adapter._amp_configs)
-        scaler = self._scaler if self.amp_level != "O0" else None
+        scaler = self.grad_scaler()
         self._batch_metrics = []
         losses = self.train_step(self, inputs, labels, scaler)
         if update:

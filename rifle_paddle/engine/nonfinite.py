@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .multicard import any_rank
+
 NAN_POLICIES = ("stop", "skip")
 MAX_CONSECUTIVE_SKIPS = 10
 
@@ -42,7 +44,8 @@ class NonFiniteLossGuard:
         if self.policy != "skip":
             return False
         values = [loss.numpy() for loss in losses]
-        if all(np.isfinite(v).all() for v in values):
+        # several cards: together, else a rank would step with the NaN its gradient all-reduce averaged in
+        if not any_rank(not all(np.isfinite(v).all() for v in values)):
             self._in_a_row = 0
             return False
         self.skipped += 1

@@ -26,9 +26,11 @@ import yaml
 from paddle.hapi.callbacks import config_callbacks
 
 from ..config import SCHEMA, absolute_paths, defaults, to_yaml
+from .amp import fp32_state_dict
 from .checkpoint_store import NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore, Position
 from .errors import RunError
 from .interrupt import InterruptRequest
+from .multicard import gather, resumed_step, world_size
 from .training_state import (capture_components, capture_grad_scaler, capture_metric_totals, capture_rng,
                              mid_epoch_rng, parameter_names, restore_components, restore_grad_scaler,
                              restore_metric_totals, restore_network, restore_optimizer, restore_rng, sampler_epoch,
@@ -165,6 +167,12 @@ class Checkpointer(paddle.callbacks.Callback):
         self.interrupt = InterruptRequest()
         position = resume.position if resume else Position(0)
         self.epoch, self.step = position.epoch, position.step
+        self.saved_world = resume.state.get("world_size", 1) if resume else world_size()
+        if self.saved_world != world_size():  # a run continued on another number of cards
+            self.step = resumed_step(self.step, self.saved_world, world_size())
+            log.warning("resuming a run of %d process(es) on %d: the learning-rate schedule continues from the same "
+                        "point of training, but the batches and random streams differ from an uninterrupted run",
+                        self.saved_world, world_size())
         self.global_step = resume.state["global_step"] if resume else 0
         self.last_checkpoint = resume.path if resume else None
         self._pending = None  # the resumed state's random streams and sampler epoch, applied at the epoch start
@@ -218,18 +226,23 @@ class Checkpointer(paddle.callbacks.Callback):
             restore_network(self.model.network, self.resume.files[NETWORK_FILE])
             restore_optimizer(self.model._optimizer, self.resume.files[OPTIMIZER_FILE], self.model.network,
                               state["parameter_names"])
+            if self.saved_world != world_size():  # the schedule counts steps, which are bigger or smaller now
+                self.model._optimizer._learning_rate.step(self.epoch * len(self.train_loader) + self.step)
             restore_grad_scaler(self.model, state.get("grad_scaler"))
             restore_components(self.components, state["components"])
             if state.get("metric_totals"):
                 restore_metric_totals(self.model._metrics, state["metric_totals"])
         except (ValueError, KeyError) as e:
             raise RunError(f"cannot resume from {path}: {e}") from None
-        self._pending = {"rng": state["rng"], "sampler_epoch": state["sampler_epoch"]}
+        ranks = state.get("rng_ranks") or [state["rng"]]  # each rank's own streams (older checkpoints: rank 0's)
+        rank = paddle.distributed.get_rank()
+        self._pending = {"rng": ranks[rank] if rank < len(ranks) else None, "sampler_epoch": state["sampler_epoch"]}
         self.resume.files.clear()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._pending is not None:  # the resumed epoch: where the state was captured
-            restore_rng(self._pending["rng"])
+            if self._pending["rng"] is not None:  # else a rank the saving run did not have: its fresh streams
+                restore_rng(self._pending["rng"])
             set_sampler_epoch(self.train_loader, self._pending["sampler_epoch"])
             self._pending = None
         else:
@@ -263,19 +276,21 @@ class Checkpointer(paddle.callbacks.Callback):
     # -- internals ------------------------------------------------------------------------------------------------
     def _save(self, finished: bool = False) -> None:
         position = Position(self.epoch, self.step)
+        mid_epoch = self.step > 0
+        rng = gather(mid_epoch_rng(self._epoch_start_rng, capture_rng()) if mid_epoch else capture_rng())
         if self.rank == 0:
-            mid_epoch = self.step > 0
             state = {
                 "format": STATE_FORMAT, "position": [self.epoch, self.step], "global_step": self.global_step,
-                "finished": finished, "config": self.config,
-                "rng": mid_epoch_rng(self._epoch_start_rng, capture_rng()) if mid_epoch else capture_rng(),
+                "finished": finished, "config": self.config, "world_size": world_size(),
+                "rng": rng[0], "rng_ranks": rng,  # every rank's streams: each continues its own
                 "sampler_epoch": self._epoch_start_sampler if mid_epoch else sampler_epoch(self.train_loader),
                 "metric_totals": capture_metric_totals(self.model._metrics) if mid_epoch else None,
                 "grad_scaler": capture_grad_scaler(getattr(self.model, "_scaler", None)),
                 "parameter_names": parameter_names(self.model.network),
                 "components": capture_components(self.components),
             }
-            files = {NETWORK_FILE: self.model.network.state_dict(), OPTIMIZER_FILE: self.model._optimizer.state_dict(),
+            network = fp32_state_dict(self.model.network, self.model._optimizer)  # AMP O2: the fp32 master weights
+            files = {NETWORK_FILE: network, OPTIMIZER_FILE: self.model._optimizer.state_dict(),
                      STATE_FILE: state}
             self.store.save(position, files)
         self.last_checkpoint = self.store.path(position)  # on every rank: ranks must take the same decisions

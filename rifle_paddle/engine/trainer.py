@@ -26,8 +26,12 @@ from ..data.builder import build_dataset
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
                       reset_batchnorm_statistics, resolve_pretrained)
 from ..tricks import install_tricks, wrap_train_step
+from . import amp as amp_module
+from .amp import convert_for_o2, state_in_dtypes_of
 from .errors import RunError
 from .model import TrainStep, TransferModel
+from .multicard import (SameStatisticsOnEveryRank, configure_batch_norm, init_process_group, rank_seed,
+                        world_size)
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .optim import build_lr_scheduler, build_optimizer
 from .resume import Checkpointer, find_resume_point
@@ -67,8 +71,13 @@ def select_device(device: str, threads: int | None = None) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
+    """Seed every global generator from ``run.seed``. Python's and NumPy's, which draw the augmentation (crops,
+    flips) and seed the loader's workers, get a seed of their own on each rank of a multi-card run
+    (``rank_seed``), else every card would crop and flip its images in lockstep; Paddle's keeps the run's seed on
+    every rank (what is drawn before DataParallel synchronizes the weights stays identical)."""
+    data_seed = rank_seed(seed, paddle.distributed.get_rank())
+    random.seed(data_seed)
+    np.random.seed(data_seed)
     paddle.seed(seed)
 
 
@@ -141,18 +150,21 @@ def lr_stair(num_train: int, batch_size: int) -> int:
 def build_model(cfg: dict, network: paddle.nn.Layer, steps_per_epoch: int, device: str,
                 train_step: TrainStep | None = None, epoch_stair: int | None = None) -> TransferModel:
     size = cfg["data"]["image_size"]
-    model = TransferModel(network, inputs=[InputSpec([None, 3, size, size], "float32", "image")],
-                          labels=[InputSpec([None], "int64", "label")], train_step=train_step)
     optimizer = None
     if steps_per_epoch:
         optimizer = build_optimizer(network.parameters(), cfg["train"],
                                     build_lr_scheduler(cfg["train"], steps_per_epoch, epoch_stair))
+    amp = amp_configs(cfg["train"], device) if optimizer else None
+    if amp and amp["level"] == "O2":  # before TransferModel, whose constructor wraps it in DataParallel
+        convert_for_o2(network, optimizer, amp_module.HALF_DTYPE)
+    model = TransferModel(network, inputs=[InputSpec([None, 3, size, size], "float32", "image")],
+                          labels=[InputSpec([None], "int64", "label")], train_step=train_step)
     num_classes = find_classifier(network, cfg["model"]["head"])[1].weight.shape[-1]
     # top-5 of <= 5 classes is always 1; a single-k Accuracy is named 'acc', so name it as the two-k one would
     metrics = (paddle.metric.Accuracy(topk=(1, 5)) if num_classes > 5 else
                paddle.metric.Accuracy(topk=(1,), name="acc_top1"))
     model.prepare(optimizer, paddle.nn.CrossEntropyLoss(label_smoothing=cfg["train"]["label_smoothing"]),
-                  metrics, amp_configs=amp_configs(cfg["train"], device) if optimizer else None)
+                  metrics, amp_configs=amp)
     model.nonfinite = NonFiniteLossGuard(cfg["train"]["nan_policy"])
     return model
 
@@ -183,6 +195,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     """
     require_paths(cfg, "train")  # a wrong path or a missing GPU fails now, before a run directory or a model exists
     device = select_device(cfg["run"]["device"], cfg["run"]["cpu_threads"])
+    init_process_group()  # several cards: before the first collective (DELTA's attention broadcast)
     seed_everything(cfg["run"]["seed"])
     resume = find_resume_point(cfg)  # None: a new run
     run_dir = resume.run_dir if resume else prepare_run_dir(cfg)
@@ -205,6 +218,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     test_loader = build_loader(test_set, data_cfg["eval_batch_size"], False, data_cfg["num_workers"])
 
     network, head_name = build_network(cfg, num_classes)
+    network = configure_batch_norm(network, cfg["train"]["sync_bn"], device, data_cfg["batch_size"], cfg["train"]["lr"])
     for trick in install_tricks(network, cfg["tricks"], head_name):  # after the pretrained weights are loaded
         log.info("trick: %s", trick)
     from ..regularizers import RegularizationMonitor, build_train_step  # late: regularizers build on the engine
@@ -241,6 +255,8 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
         monitor = RegularizationMonitor(regularized_step, writer)
         callbacks.append(monitor)
         recorder.extra["regularization"] = lambda: monitor.history
+    if world_size() > 1 and not cfg["train"]["sync_bn"]:  # before the recorder saves best.pdparams
+        callbacks.append(SameStatisticsOnEveryRank())
     callbacks.append(recorder)
     if writer is not None:
         callbacks.append(VisualDLLogger(writer, cfg["train"]["log_freq"]))
@@ -299,7 +315,7 @@ def evaluate(cfg: dict) -> dict:
         detail = ", ".join(f"{k} {list(state[k].shape) if k in state else 'missing'} vs {list(own[k].shape)}"
                            for k in wrong[:3])
         raise RunError(f"{checkpoint} does not fit {cfg['model']['arch']} with {num_classes} classes: {detail}")
-    network.set_state_dict(state)
+    network.set_state_dict(state_in_dtypes_of(network, state))  # also a half-precision file (AMP O2, older runs)
     model = build_model(cfg, network, 0, device)
     loader = build_loader(test_set, cfg["data"]["eval_batch_size"], False, cfg["data"]["num_workers"])
     logs = model.evaluate(loader, verbose=0)

@@ -29,6 +29,8 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 import paddle
 
+from .amp import state_in_dtypes_of
+
 
 class Stateful(Protocol):
     """A training step or callback whose state a checkpoint must keep (same protocol as ``paddle.nn.Layer``)."""
@@ -45,13 +47,24 @@ def is_stateful(obj) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------- random streams
+def _cuda_device() -> int | None:
+    """The card this process computes on (its rank's under ``paddle.distributed.launch``), None without one."""
+    if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
+        return None
+    place = paddle.framework._current_expected_place()
+    return place.get_device_id() if place.is_gpu_place() else None
+
+
 def capture_rng() -> dict:
-    """Every global random generator's state, in a form ``paddle.save`` accepts."""
+    """Every global random generator's state, in a form ``paddle.save`` accepts. On a GPU: the generator of this
+    process's card only (``paddle_cuda_device``), which any card can take back, where Paddle's
+    ``get_cuda_rng_state`` lists every visible card and ``set_cuda_rng_state`` refuses another count."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     state = {"python": random.getstate(), "numpy": [kind, key.tolist(), int(pos), int(has_gauss), float(gauss)],
              "paddle_cpu": paddle.get_rng_state("cpu")}
-    if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
-        state["paddle_cuda"] = paddle.get_cuda_rng_state()
+    device = _cuda_device()
+    if device is not None:
+        state["paddle_cuda_device"] = paddle.base.core.default_cuda_generator(device).get_state()
     return state
 
 
@@ -60,7 +73,12 @@ def restore_rng(state: dict) -> None:
     kind, key, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
     paddle.set_rng_state(state["paddle_cpu"], device="cpu")
-    if "paddle_cuda" in state and paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+    device = _cuda_device()
+    if device is None:
+        return
+    if "paddle_cuda_device" in state:
+        paddle.base.core.default_cuda_generator(device).set_state(state["paddle_cuda_device"])
+    elif len(state.get("paddle_cuda", [])) == paddle.device.cuda.device_count():  # written by an older version
         paddle.set_cuda_rng_state(state["paddle_cuda"])
 
 
@@ -116,7 +134,7 @@ def restore_network(network: paddle.nn.Layer, state: dict) -> None:
     if wrong:
         raise ValueError(f"the saved network does not fit this one: {', '.join(wrong[:3])}"
                          + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""))
-    network.set_state_dict(state)
+    network.set_state_dict(state_in_dtypes_of(network, state))  # fp32 files into an AMP O2 network
 
 
 def parameter_names(network: paddle.nn.Layer) -> dict[str, str]:
@@ -179,11 +197,9 @@ def capture_grad_scaler(scaler) -> dict | None:
 
 def restore_grad_scaler(model, state: dict | None) -> None:
     """AMP's dynamic loss scale and its good/bad step counters (``TransferModel`` creates the scaler lazily)."""
-    if state is None or model.amp_level == "O0":
-        return
-    if getattr(model, "_scaler", None) is None:
-        model._scaler = paddle.amp.GradScaler(**model._adapter._amp_configs)
-    model._scaler.load_state_dict(state)
+    scaler = model.grad_scaler()
+    if state is not None and scaler is not None:
+        scaler.load_state_dict(state)
 
 
 def capture_metric_totals(metrics: list) -> list[dict | None]:

@@ -79,7 +79,7 @@ class L2SP(Regularizer):
         factor = self.alpha if grad_scale is None else grad_scale * self.alpha
         squares = []
         for name, p in self.body_params:
-            diff = (p if p.dtype == paddle.float32 else p.astype("float32")) - self.reference[name]
+            diff = self.fp32(p) - self.reference[name]
             squares.append(inner(diff, diff))
             if isinstance(factor, float):
                 diff.scale_(factor)  # in place: the difference becomes the gradient, no extra tensor
@@ -93,8 +93,8 @@ class L2SP(Regularizer):
         """``||w - w0||`` per backbone parameter (analysis: which layers moved)."""
         self._require_attached()
         with paddle.no_grad():
-            return {n: float(paddle.sqrt(inner(p - self.reference[n], p - self.reference[n])))
-                    for n, p in self.body_params}
+            diffs = {n: self.fp32(p) - self.reference[n] for n, p in self.body_params}
+            return {n: float(paddle.sqrt(inner(d, d))) for n, d in diffs.items()}
 
     def state_dict(self):
         return {f"reference.{k}": v for k, v in self.reference.items()}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
+from ..engine.amp import master_weights
 from ..engine.model import TrainStep, as_tensor
 from .base import Regularizer
 from .dtnh import DTNH, add_aligned
@@ -50,6 +51,7 @@ class RegularizedStep(TrainStep):
         with model.autocast(level="O1"):  # the teacher is never cast to half precision by prepare()
             penalty = reg.penalty(inputs)
         loss_scale = scaler.scale(paddle.ones([], dtype="float32")) if scaler is not None else None
+        reg.master_weights = master_weights(model._optimizer)  # AMP O2: distances from the fp32 weights
         closed_value, closed_grads = reg.closed_form(loss_scale)
 
         if self.dtnh is None:
@@ -93,12 +95,15 @@ def _add_to_grads(pairs) -> None:
 
 
 def _average_over_ranks(grads: list) -> list:
-    """Mean over the ranks of a multi-card run (DataParallel averages ``.grad``, not ``paddle.grad``'s output)."""
+    """Mean over the ranks of a multi-card run (DataParallel averages ``.grad``, not ``paddle.grad``'s output).
+
+    Divided before the sum, as Paddle's reducer does: the loss-scaled gradients of AMP sit near the top of fp16's
+    range, and a sum of N of them overflows N times earlier, a spurious inf that skips the step."""
     world = paddle.distributed.get_world_size()
     if world <= 1:
         return grads
     for g in grads:
         if g is not None:
-            paddle.distributed.all_reduce(g)
             g.scale_(1.0 / world)
+            paddle.distributed.all_reduce(g)
     return grads

@@ -1,0 +1,118 @@
+"""Mixed precision (``train.amp``) that works on first contact: the pieces of Paddle's AMP the engine replaces.
+
+Paddle 3.3's AMP as hapi drives it fails in ways a CPU test cannot see, so each workaround lives here, with the
+reason:
+
+- ``LossScaler``: ``GradScaler`` lowers the loss scale after an overflow with a message that calls ``float()`` on
+  its shape-[1] scale tensor; NumPy >= 2 refuses that (``TypeError: only 0-dimensional arrays can be converted``),
+  so the first overflow (likely with the 2^15 initial scale) ended the run.
+- ``convert_for_o2``: O2 casts the network to half precision. hapi does it in ``prepare``, after its constructor
+  has wrapped the network in DataParallel, whose gradient buckets then expect fp32 (backward fails in the reducer
+  on several cards; Paddle's own ``decorate`` refuses a DataParallel for that reason). The engine converts before
+  building the model. It also seeds the optimizer's fp32 master weights with the exact pretrained values: Paddle
+  creates them at the first step from the already-rounded half weights, losing the pretrained precision for good.
+- ``fp32_state_dict`` / ``state_in_dtypes_of``: under O2 the live weights are half precision; checkpoints a user
+  keeps (``best.pdparams``, ``last.pdparams``) hold the fp32 master weights, so ``eval.py`` loads them into an
+  fp32 network, and a half-precision file (older runs) is cast on load.
+"""
+from __future__ import annotations
+
+import logging
+
+import paddle
+from paddle.amp.auto_cast import amp_initialize
+
+log = logging.getLogger("rifle_paddle")
+
+
+class LossScaler(paddle.amp.GradScaler):
+    """``paddle.amp.GradScaler`` whose dynamic loss-scale update survives NumPy 2 (see the module docstring).
+
+    The update rule is Paddle's (``AmpScaler._update``): after ``decr_every_n_nan_or_inf`` overflowing steps the
+    scale is multiplied by ``decr_ratio``, after ``incr_every_n_steps`` clean steps by ``incr_ratio``; only the
+    message reads the scale through ``.item()`` and goes to the log instead of stdout. Same ``state_dict``, so
+    checkpoints written with either class load into the other.
+    """
+
+    def _update(self):
+        if not self._enable:
+            return
+        if self._cache_found_inf:
+            self._incr_count = 0
+            self._decr_count += 1
+            if self._decr_count == self._decr_every_n_nan_or_inf:
+                before = float(self._scale.item())
+                self._scale = self._scale * self._decr_ratio
+                self._decr_count = 0
+                log.info("AMP: inf or nan in the gradients, step skipped; loss scale %g -> %g", before,
+                         before * self._decr_ratio)
+        else:
+            self._decr_count = 0
+            self._incr_count += 1
+            if self._incr_count == self._incr_every_n_steps:
+                self._scale = self._scale * self._incr_ratio
+                self._incr_count = 0
+
+    @property
+    def loss_scale(self) -> float:
+        """The current loss scale (1 when disabled)."""
+        return float(self._scale.item()) if self._enable else 1.0
+
+
+HALF = (paddle.float16, paddle.bfloat16)
+#: the half precision of O2 in the engine (``build_model``); the multi-card CPU tests put float64 in its place
+HALF_DTYPE = "float16"
+
+
+@paddle.no_grad()
+def convert_for_o2(network: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer | None,
+                   dtype: str = "float16") -> None:
+    """Cast ``network`` in place for AMP O2 as ``paddle.amp.decorate`` does (batch norm stays fp32) and give
+    ``optimizer`` fp32 master weights holding the exact values from before the cast (see the module docstring).
+
+    Call it before anything wraps the network (``TransferModel``, i.e. DataParallel). hapi's ``prepare`` then
+    decorates again, which finds nothing left to cast. ``dtype``: float16 (GPU), bfloat16; CPU tests use other
+    floating types as stand-ins (Paddle's own ``decorate`` does nothing off the GPU).
+    """
+    exact = {p.name: p.detach().clone() for p in network.parameters() if p.dtype == paddle.float32}
+    amp_initialize([network], dtype, None)
+    if optimizer is None:
+        return
+    optimizer._multi_precision = True
+    for p in network.parameters():
+        if p.name in exact and p.dtype in HALF:  # the ones the optimizer keeps a master weight of
+            optimizer._create_master_weight(p).set_value(exact[p.name])
+
+
+def is_converted(network: paddle.nn.Layer) -> bool:
+    """Whether ``network`` holds parameters of another floating type than float32 (``convert_for_o2`` ran)."""
+    return any(p.is_floating_point() and p.dtype != paddle.float32 for p in network.parameters())
+
+
+def master_weights(optimizer) -> dict:
+    """``{parameter name: fp32 master weight}`` of an O2 optimizer (empty otherwise)."""
+    return getattr(optimizer, "_master_weights", None) or {}
+
+
+def fp32_state_dict(network: paddle.nn.Layer, optimizer=None) -> dict:
+    """``network.state_dict()`` with every half-precision tensor in float32: the optimizer's master weight where it
+    has one (exact: the value training updates), else cast (buffers). Without AMP O2: the state dict itself."""
+    masters = master_weights(optimizer)
+    state = network.state_dict()
+    return {key: (masters.get(t.name, t).astype("float32") if t.dtype in HALF else t) for key, t in state.items()}
+
+
+def state_in_dtypes_of(network: paddle.nn.Layer, state: dict) -> dict:
+    """``state`` with each floating tensor cast to the dtype of the network's tensor of the same name, so an fp32
+    checkpoint loads into an O2 network and a half-precision one into an fp32 network (``set_state_dict`` refuses
+    a dtype mismatch). Shapes and names are the caller's to check."""
+    own = network.state_dict()
+    cast = {}
+    for key, value in state.items():
+        target = own.get(key)
+        if target is not None and target.is_floating_point():
+            value = value if isinstance(value, paddle.Tensor) else paddle.to_tensor(value)
+            if value.dtype != target.dtype:
+                value = value.astype(target.dtype)
+        cast[key] = value
+    return cast

@@ -1,0 +1,132 @@
+"""Scenarios run as two ranks by ``tests/test_multicard.py`` (``multicard.launch``): each rank writes what it saw to
+``<out>/<scenario>.<rank>.json`` for the test to compare across ranks.
+
+Usage: ``python -m paddle.distributed.launch --nproc_per_node 2 multicard_probe.py <out dir> <scenario>...``
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import paddle
+
+from tiny_net import linear_model
+
+from rifle_paddle.engine.model import TransferModel
+
+SCENARIOS = {}
+
+
+def scenario(fn):
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+@scenario
+def nan_skip(rank: int) -> dict:
+    """nan_policy=skip with a NaN loss on rank 0 only: every rank must skip the step."""
+    model = linear_model(nan_policy="skip")
+    x = np.full([1, 2], np.nan if rank == 0 else 1.0, dtype="float32")
+    model.train_batch([x], [np.zeros([1], dtype="int64")])
+    return {"weight": model.network.weight.numpy().tolist(), "skipped": model.nonfinite.skipped}
+
+
+@scenario
+def dtnh_reduce(rank: int) -> dict:
+    """DTNH's g_R mean over ranks of values near the top of the dtype's range (fp32 here, fp16 on a GPU)."""
+    from rifle_paddle.regularizers.step import _average_over_ranks
+    g = paddle.full([3], 3.0e38 if rank == 0 else 2.0e38, dtype="float32")
+    return {"mean": _average_over_ranks([g])[0].numpy().tolist()}
+
+
+def _weights(network) -> dict:
+    return {k: v.astype("float64").numpy().tolist() for k, v in network.state_dict().items()}
+
+
+@scenario
+def o2_ddp(rank: int) -> dict:
+    """AMP O2 on two ranks through the engine's ``build_model``, float64 standing in for float16 (Paddle's casts
+    and loss scaler are off on the CPU): each rank trains on its own batch, the ranks must end equal."""
+    from tiny_net import Tiny
+
+    import rifle_paddle.engine.amp as amp
+    import rifle_paddle.engine.trainer as trainer
+    from rifle_paddle.config import load_config
+    amp.HALF_DTYPE = "float64"
+    trainer.amp_configs = lambda train_cfg, device: {"level": "O2", "init_loss_scaling": 2.0 ** 15}
+    cfg = load_config(None, ["train.amp=true", "train.amp_level=O2", "train.lr=0.5"])
+    paddle.seed(0)
+    network = Tiny()
+    before = _weights(network)
+    model = trainer.build_model(cfg, network, 1, "cpu")
+    # the optimizer, built before the cast, holds its learning rate in float32: Momentum's fp16 kernel reads it so,
+    # its fp64 kernel (the stand-in's) needs it in float64
+    model._optimizer._dtype = paddle.float64
+    x = paddle.to_tensor(np.random.default_rng(rank).normal(size=(4, 4)), dtype="float64")
+    model.train_batch([x], [np.array([0, 1, 0, 1], dtype="int64")])
+    return {"before": before, "after": _weights(network), "dtype": str(network.body.weight.dtype)}
+
+
+@scenario
+def o2_unconverted(rank: int) -> dict:
+    """hapi's own O2 order on several cards (DataParallel first, the cast in prepare) is refused clearly."""
+    from tiny_net import Tiny
+    network = Tiny()
+    model = TransferModel(network)
+    try:
+        model.prepare(paddle.optimizer.SGD(0.1, parameters=network.parameters()), paddle.nn.CrossEntropyLoss(),
+                      amp_configs="O2")
+    except RuntimeError as e:
+        return {"refused": str(e)}
+    return {"refused": None}
+
+
+@scenario
+def bn_average(rank: int) -> dict:
+    """Plain batch norm on two ranks, one training batch each (different data): the running statistics differ;
+    before an evaluation they become the same on both."""
+    from rifle_paddle.engine.multicard import SameStatisticsOnEveryRank
+    paddle.seed(0)
+    network = paddle.nn.Sequential(paddle.nn.Linear(2, 3), paddle.nn.BatchNorm1D(3), paddle.nn.Linear(3, 2))
+    model = TransferModel(network)
+    model.prepare(paddle.optimizer.SGD(0.1, parameters=network.parameters()), paddle.nn.CrossEntropyLoss())
+    x = np.random.default_rng(rank).normal(loc=3.0 * rank, size=(8, 2)).astype("float32")
+    model.train_batch([x], [np.zeros([8], dtype="int64")])
+    bn = network[1]
+    before = {"mean": bn._mean.numpy().tolist(), "variance": bn._variance.numpy().tolist()}
+    callback = SameStatisticsOnEveryRank()
+    callback.set_model(model)
+    callback.on_eval_begin()
+    return {"before": before, "after": {"mean": bn._mean.numpy().tolist(), "variance": bn._variance.numpy().tolist()}}
+
+
+@scenario
+def sync_bn_on_cpu(rank: int) -> dict:
+    """train.sync_bn on CPU ranks: refused clearly (Paddle's SyncBatchNorm has no CPU kernel)."""
+    from rifle_paddle.engine.errors import RunError
+    from rifle_paddle.engine.multicard import configure_batch_norm
+    try:
+        configure_batch_norm(paddle.nn.BatchNorm1D(3), True, "cpu", 16, 0.01)
+    except RunError as e:
+        return {"refused": str(e)}
+    return {"refused": None}
+
+
+def main() -> None:
+    out, names = sys.argv[1], sys.argv[2:]
+    paddle.set_device("cpu")
+    paddle.distributed.init_parallel_env()
+    rank = paddle.distributed.get_rank()
+    for name in names:
+        try:
+            result = SCENARIOS[name](rank)
+        except Exception as e:  # reported to the test, which shows it
+            result = {"error": f"{type(e).__name__}: {e}"}
+        with open(os.path.join(out, f"{name}.{rank}.json"), "w") as f:
+            json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()

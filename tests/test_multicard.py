@@ -1,0 +1,102 @@
+"""Multi-card behaviour on two CPU ranks (gloo): what every rank must decide together or hold identically.
+
+One launch runs every scenario of ``multicard_probe.py`` (a launch costs seconds); each test reads its scenario's
+per-rank results. ``tests/test_distributed.py`` runs whole training runs the same way.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from multicard import failure, launch
+
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multicard_probe.py")
+SCENARIOS = ["nan_skip", "dtnh_reduce", "o2_ddp", "o2_unconverted", "bn_average", "sync_bn_on_cpu"]
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """``{scenario: [rank 0's result, rank 1's]}``."""
+    tmp = tmp_path_factory.mktemp("multicard")
+    out = tmp / "out"
+    out.mkdir()
+    code, logs, stdout = launch(tmp, PROBE, str(out), *SCENARIOS)
+    assert code == 0, failure(code, logs, stdout)
+    results = {name: [json.loads((out / f"{name}.{rank}.json").read_text()) for rank in (0, 1)]
+               for name in SCENARIOS}
+    for name, ranks in results.items():
+        for rank, result in enumerate(ranks):
+            assert "error" not in result, f"{name} on rank {rank}: {result['error']}"
+    return results
+
+
+def test_a_nan_on_one_rank_makes_every_rank_skip(probe):
+    """Rank 1's loss is finite but its all-reduced gradient holds rank 0's NaN: stepping would put NaN in its
+    weights while rank 0 keeps its own. Decided together, both skip and stay identical."""
+    rank0, rank1 = probe["nan_skip"]
+    assert rank0["skipped"] == rank1["skipped"] == 1
+    assert rank0["weight"] == rank1["weight"] and all(math.isfinite(w) for row in rank1["weight"] for w in row)
+
+
+def test_dtnh_regularizer_gradient_is_averaged_without_overflow(probe):
+    """(3e38 + 2e38) / 2 = 2.5e38 is a float32; summing first overflows to inf (fp16 on a GPU: at 65504)."""
+    for result in probe["dtnh_reduce"]:
+        assert result["mean"] == pytest.approx([2.5e38] * 3, rel=1e-6)
+
+
+def test_o2_on_two_cards_converts_before_data_parallel(probe):
+    """The engine casts the network before DataParallel wraps it: both ranks train and stay identical (cast after,
+    as hapi does, the reducer's fp32 buckets met float64 gradients and backward failed)."""
+    rank0, rank1 = probe["o2_ddp"]
+    assert rank0["dtype"] == "paddle.float64"
+    assert rank0["after"] == rank1["after"] and rank0["after"] != rank0["before"]
+    assert all(math.isfinite(v) for v in np.ravel(rank0["after"]["body.weight"]))
+
+
+def test_o2_on_two_cards_without_conversion_is_refused_with_a_clear_message(probe):
+    for result in probe["o2_unconverted"]:
+        assert result["refused"] and "convert_for_o2" in result["refused"]
+
+
+def test_every_rank_evaluates_with_the_mean_of_the_ranks_batch_norm_statistics(probe):
+    """Each rank's running statistics came from its own card's batches: the ranks evaluated different networks,
+    none of them the one rank 0 saves. Before an evaluation each becomes the mean over the ranks."""
+    rank0, rank1 = probe["bn_average"]
+    assert rank0["before"]["mean"] != rank1["before"]["mean"]
+    for key in ("mean", "variance"):
+        expected = (np.array(rank0["before"][key]) + np.array(rank1["before"][key])) / 2
+        np.testing.assert_allclose(rank0["after"][key], expected, rtol=1e-6)
+        assert rank0["after"][key] == rank1["after"][key]
+
+
+def test_sync_bn_is_refused_on_cpu_ranks(probe):
+    for result in probe["sync_bn_on_cpu"]:
+        assert result["refused"] and "train.sync_bn" in result["refused"]
+
+
+def _first_crop(cfg, monkeypatch, rank: int):
+    import paddle
+
+    from rifle_paddle.data.builder import build_dataset
+    from rifle_paddle.engine.trainer import seed_everything
+    monkeypatch.setattr(paddle.distributed, "get_rank", lambda *a: rank)
+    seed_everything(cfg["run"]["seed"])
+    image, _ = build_dataset(cfg["data"], "train", seed=cfg["run"]["seed"])[0]
+    return np.asarray(image), paddle.rand([3]).numpy()
+
+
+def test_each_rank_draws_its_own_crops_from_the_same_run_seed(tiny_config, monkeypatch):
+    """The random-resized crop and flip of one image: identical for one rank seeded twice (reproducible), different
+    on rank 1 (with the run's seed on every rank, the cards' augmentations were drawn in lockstep). Paddle's own
+    generator keeps the run's seed on every rank."""
+    cfg = tiny_config("data.crop_scale=[0.08, 1.0]")
+    rank0, paddle0 = _first_crop(cfg, monkeypatch, 0)
+    again, _ = _first_crop(cfg, monkeypatch, 0)
+    rank1, paddle1 = _first_crop(cfg, monkeypatch, 1)
+    np.testing.assert_array_equal(rank0, again)
+    assert not np.array_equal(rank0, rank1)
+    np.testing.assert_array_equal(paddle0, paddle1)
