@@ -202,7 +202,7 @@ class SelfTest:
         theirs = paddle.load(os.path.join(self.run_dir("reference"), "last.pdparams"))
         diff = max(float(np.abs(mine[k].numpy() - theirs[k].numpy()).max()) for k in theirs)
         _require(diff <= (1e-2 if self.gpu else 0.0), f"final weights differ by up to {diff:g}")
-        return f"crashed in epoch 1, resumed: {resumed['steps']} steps, final weights within {diff:.1e}"
+        return f"crashed in epoch 2, resumed: {resumed['steps']} steps, final weights within {diff:.1e}"
 
     def check_dtnh(self) -> str:
         """L2-SP with DTNH trains to finite losses and logs its regularizer."""
@@ -243,7 +243,7 @@ class SelfTest:
         tail = (logs[0] or proc.stdout)[-800:].strip().splitlines()[-3:]
         _require(proc.returncode == 0, f"the launch exited with {proc.returncode}: {' | '.join(tail)} "
                                        f"(logs: {log_dir})")
-        heads = [re.findall(r"re-initialized the classifier at the start of epoch 1 \((.*)\)", text) for text in logs]
+        heads = [re.findall(r"re-initialized the classifier before epoch 2 \((.*)\)", text) for text in logs]
         _require(bool(heads[0]) and heads[0] == heads[1], f"the ranks drew different heads: {heads}")
         metrics = json.load(open(os.path.join(self.run_dir("two_processes"), "metrics.json"), encoding="utf-8"))
         _require(len(metrics["epochs"]) == EPOCHS, f"{len(metrics['epochs'])} epochs recorded")
