@@ -25,6 +25,7 @@ setup(
         "visualdl>=2.5",
         "scipy>=1.9",  # reads the official .mat annotations (Stanford Cars, Stanford Dogs, Flowers-102)
         "matplotlib>=3.5",  # the report's and the analysis' figures (imported lazily, Agg backend)
+        "tqdm>=4.60",  # progress and time left where hapi's bar does not reach: eval.py, the data checker
     ],
     extras_require={
         "cpu": ["paddlepaddle>=3.0,<4"],

@@ -10,7 +10,8 @@ import os
 import sys
 
 from . import __version__
-from .config import SCHEMA, ConfigError, list_configs, load_config, to_yaml
+from .config import ConfigError, list_configs, load_config, to_yaml
+from .config.reference import describe_schema
 
 
 def version_line() -> str:
@@ -34,16 +35,6 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--list-configs", action="store_true", help="list the configs shipped with the package and exit")
     p.add_argument("--version", action="version", version=version_line())
     return p
-
-
-def describe_schema() -> str:
-    lines = []
-    for section, fields in SCHEMA.items():
-        lines.append(f"{section}:")
-        for key, f in fields.items():
-            choices = f" [{'|'.join(f.choices)}]" if f.choices else ""
-            lines.append(f"  {key}: {f.default!r}{choices}\n      {f.doc}")
-    return "\n".join(lines)
 
 
 def _load(args, paths_for: str) -> dict:
@@ -118,8 +109,10 @@ def train_main(argv=None) -> int:
 
 
 def eval_main(argv=None) -> int:
-    parser = _parser("eval.py", "Evaluate a checkpoint: prints top-1/top-5 and writes a JSON result.")
-    parser.add_argument("--out", help="JSON result path (default: eval.json beside the checkpoint)")
+    parser = _parser("eval.py", "Evaluate a checkpoint: prints top-1 (top-5 with more than five classes), and "
+                     "writes a JSON result with each class's accuracy and the confusion matrix as CSV and PNG.")
+    parser.add_argument("--out", help="JSON result path (default: eval.json beside the checkpoint); the confusion "
+                                      "matrix goes beside it as <stem>_confusion.csv and .png")
     args = parser.parse_args(argv)
     cfg = _load(args, paths_for="eval")
     if _handle_info(args, cfg):
@@ -127,12 +120,21 @@ def eval_main(argv=None) -> int:
     from .data import DataError
     from .engine import RunError, evaluate
     try:
-        result = evaluate(cfg)
+        result, matrix, classes = evaluate(cfg, with_matrix=True)
     except (DataError, RunError, ValueError) as e:
         _fail(e)
+    from .artifacts import confusion_csv, plot_confusion, write_text
     out = args.out or os.path.join(os.path.dirname(result["checkpoint"]), "eval.json")
+    stem = os.path.splitext(out)[0]
+    result["confusion_csv"], result["confusion_png"] = f"{stem}_confusion.csv", f"{stem}_confusion.png"
+    write_text(confusion_csv(matrix, classes), result["confusion_csv"])
+    plot_confusion(matrix, classes, result["confusion_png"],
+                   title=f"{os.path.basename(result['checkpoint'])}: top-1 {100 * result['acc_top1']:.2f} %")
     with open(out, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
     top5 = f"  top-5 {result['acc_top5']:.4f}" if "acc_top5" in result else ""
+    worst = sorted((c for c in result["per_class"] if c["acc_top1"] is not None), key=lambda c: c["acc_top1"])[:3]
     print(f"top-1 {result['acc_top1']:.4f}{top5}  ({result['num_test']} images)  -> {out}")
+    print("weakest classes: " + ", ".join(f"{c['class']} {c['acc_top1']:.3f}" for c in worst)
+          + f"; per class in {out}, confusion matrix in {result['confusion_csv']} and .png")
     return 0

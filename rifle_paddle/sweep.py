@@ -26,6 +26,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
+from .callbacks.progress import Eta, format_duration
 from .config import ConfigError, load_config
 from .configgen import render
 from .matrix import Cell, Table, TableError, load_table
@@ -160,17 +161,21 @@ def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process,
     trained ~1.7x the images/s of one run with two threads). On a GPU keep one worker per card.
     """
     pending = [j for j in jobs if j.state != DONE]
+    eta = Eta(len(pending), parallel=workers)
     if workers > 1:
-        return _run_in_pool(pending, keep_going, runner, workers)
+        return _run_in_pool(pending, keep_going, runner, workers, eta)
     failures = []
     for i, job in enumerate(pending, 1):
         _log_start(job, i, len(pending))
+        started = eta.clock()
         try:
             runner(job)
         except Exception as e:  # noqa: BLE001 - reported per run; the traceback goes to the log
             failures.append(_failure(job, e))
             if not keep_going:
                 break
+        else:
+            _log_finished(eta, job, eta.clock() - started)
     return failures
 
 
@@ -179,18 +184,27 @@ def _log_start(job: Job, i: int, n: int) -> None:
              ", restarting an incomplete run" if job.state == INCOMPLETE else "")
 
 
+def _log_finished(eta: Eta, job: Job, seconds: float) -> None:
+    """One line per finished run: its time, and the sweep's time left from the mean run so far."""
+    eta.add(seconds)
+    log.info("sweep: %s took %s; %s", job.name, format_duration(seconds),
+             eta.summary(f"{eta.done}/{eta.total} runs"))
+
+
 def _failure(job: Job, e: BaseException) -> tuple[Job, str]:
     log.error("sweep: %s failed: %s: %s\n%s", job.name, type(e).__name__, e,
               "".join(traceback.format_exception(e)))
     return job, f"{type(e).__name__}: {e}"
 
 
-def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int) -> list[tuple[Job, str]]:
+def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int,
+                 eta: Eta | None = None) -> list[tuple[Job, str]]:
     """``run_jobs`` with ``workers`` processes, started in order; after a failure (without ``keep_going``) no new
     job starts, the running ones finish."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    failures, queue, running = [], list(enumerate(pending, 1)), {}
+    failures, queue, running, started = [], list(enumerate(pending, 1)), {}, {}
+    eta = eta or Eta(len(pending), parallel=workers)
     from .engine.trainer import CPU_THREADS_ENV
     context = multiprocessing.get_context("spawn")  # a fork of a process that has run Paddle is not safe
     # each process gets its share of the cores (run.cpu_threads, when a config sets it, still wins)
@@ -202,6 +216,7 @@ def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int) -> 
                 i, job = queue.pop(0)
                 _log_start(job, i, len(pending))
                 running[pool.submit(runner, job)] = job
+                started[job.name] = eta.clock()
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -209,6 +224,8 @@ def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int) -> 
                 job = running.pop(future)
                 if future.exception() is not None:
                     failures.append(_failure(job, future.exception()))
+                else:
+                    _log_finished(eta, job, eta.clock() - started[job.name])
     return failures
 
 

@@ -92,3 +92,18 @@ def test_saved_config_reloads_to_the_same_values(tmp_path):
     assert {k: v for k, v in again.items() if not k.startswith("_")} == \
         {k: v for k, v in cfg.items() if not k.startswith("_")}
     assert set(defaults()) <= set(again)
+
+
+def test_the_key_reference_in_docs_is_the_schema(tmp_path, capsys):
+    """docs/config.md is generated; a schema change without regenerating it fails here."""
+    from rifle_paddle.config import reference
+    from rifle_paddle.config.schema import SCHEMA
+    assert reference.main(["--check"]) == 0, "run `python -m rifle_paddle.config.reference`"
+    text = reference.schema_markdown()
+    for section, fields in SCHEMA.items():  # every key, with its default as YAML writes it
+        for key, field in fields.items():
+            assert f"| `{section}.{key}` | `{reference._value(field.default)}` |" in text
+    stale = tmp_path / "config.md"
+    stale.write_text(text.replace("`rifle.min_tail_epochs` | `4`", "`rifle.min_tail_epochs` | `5`"))
+    assert reference.main(["--check", "--out", str(stale)]) == 1
+    assert "out of date" in capsys.readouterr().err

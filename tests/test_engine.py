@@ -1,4 +1,5 @@
 """End to end through the engine and the CLI on tiny generated data (seconds on a CPU)."""
+import csv
 import json
 import os
 
@@ -94,7 +95,20 @@ def test_cli_train_then_eval_prints_and_writes_json(tiny_config, tmp_path, capsy
     assert f"top-1 {result['acc_top1']:.4f}" in printed
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert result["acc_top1"] == pytest.approx(metrics["best"]["test_acc_top1"])  # best.pdparams re-evaluated
+    assert result["loss"] == pytest.approx(metrics["best"]["test_loss"], rel=1e-4)  # hapi's loss, our numpy
     assert result["num_test"] == 12
+    assert "acc_top5" not in result and "top-5 is always 1" in result["acc_top5_omitted"]  # 3 classes
+    with open(result["confusion_csv"], encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    classes = [c["class"] for c in result["per_class"]]
+    assert rows[0] == ["true \\ predicted"] + classes and [r[0] for r in rows[1:]] == classes
+    matrix = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
+    assert matrix.sum() == 12 and np.trace(matrix) / 12 == pytest.approx(result["acc_top1"])
+    for i, entry in enumerate(result["per_class"]):  # hapi's overall accuracy, split by class from the CSV
+        assert entry["num_test"] == matrix[i].sum() == 4
+        assert entry["acc_top1"] == pytest.approx(matrix[i, i] / 4)
+    assert os.path.getsize(result["confusion_png"]) > 0 and result["confusion_png"].endswith("eval_confusion.png")
+    assert "weakest classes:" in printed
 
 
 def test_cli_rejects_unknown_keys_before_doing_anything(capsys):

@@ -79,3 +79,22 @@ def test_rifle_names_parameters_by_their_place_and_marks_the_redraw_beside_the_l
 def test_readers_of_metrics_json_get_0_based_indices_from_either_numbering():
     assert epoch_index({"epoch": 2}, {"epoch_numbering": "1-based"}) == 1
     assert epoch_index({"epoch": 2}, {}) == 2  # files written before the key existed counted from 0
+
+
+def test_the_log_says_how_long_the_run_has_left(run):
+    _, _, log_text = run
+    lines = re.findall(r"epoch (\d)/3: run: .* so far, about .* left \(ends near \d\d:\d\d\)", log_text)
+    assert lines == ["2", "3"]  # from the second epoch on, once one epoch has been timed
+
+
+def test_eta_is_the_mean_unit_times_the_units_left():
+    from rifle_paddle.callbacks.progress import Eta, format_duration
+    clock = iter([0.0, 100.0]).__next__
+    eta = Eta(total=10, parallel=2, clock=clock)
+    assert eta.left_s() is None
+    for seconds in (30.0, 50.0, 40.0):
+        eta.add(seconds)
+    assert eta.left_s() == 40.0 * 4  # 7 runs left on 2 workers: 4 rounds of the mean run
+    assert eta.left_s(skipped=1) == 40.0 * 3
+    assert "1 min 40 s so far, about 2 min 40 s left" in eta.summary("3/10 runs")
+    assert [format_duration(s) for s in (45, 425, 7380)] == ["45 s", "7 min 05 s", "2 h 03 min"]

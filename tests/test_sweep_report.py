@@ -1,5 +1,6 @@
 """Tables as matrices: the config generator, the sweep planner (cells, seeds, resuming) and the report."""
 import json
+import logging
 import os
 import shlex
 
@@ -173,9 +174,18 @@ def test_an_interrupted_sweep_resumes(configs, tmp_path):
     states = {j.name: j.state for j in jobs}
     assert states["alpha-rifle-s0"] == sweep.DONE and states["beta-finetune-s1"] == sweep.INCOMPLETE
     assert sum(s == sweep.TODO for s in states.values()) == 6
-    ran = []
-    failures = sweep.run_jobs(jobs, runner=lambda job: ran.append((job.name, job.run_overrides)))
+    ran, lines = [], []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logging.getLogger("rifle_paddle").addHandler(handler)
+    try:
+        failures = sweep.run_jobs(jobs, runner=lambda job: ran.append((job.name, job.run_overrides)))
+    finally:
+        logging.getLogger("rifle_paddle").removeHandler(handler)
     assert not failures
+    finished = [line for line in lines if line.startswith("sweep: ") and " took " in line]
+    assert len(finished) == 7 and "7/7 runs: " in finished[-1] and "about 0 s left" in finished[-1]
+    assert "1/7 runs: " in finished[0] and " left (ends near " in finished[0]
     assert [name for name, _ in ran] == [j.name for j in jobs if j.name != "alpha-rifle-s0"]
     overrides = dict(ran)
     assert overrides["beta-finetune-s1"][-1] == "run.overwrite=true"  # a cut-short run starts over

@@ -81,14 +81,27 @@ def count_problems(splits: dict[str, Split], expected: Expected | None) -> list[
     return problems
 
 
-def decode_problems(paths: list[str], workers: int) -> list[str]:
-    """Decode every image (``workers`` processes; 1: in this process) and return what went wrong."""
-    if workers <= 1:
-        results = map(inspect_image, paths)
-        return [r for r in results if r is not None]
-    single_threaded_opencv()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return [r for r in pool.map(inspect_image, paths, chunksize=64) if r is not None]
+def decode_problems(paths: list[str], workers: int, progress: bool | None = None) -> list[str]:
+    """Decode every image (``workers`` processes; 1: in this process) and return what went wrong.
+
+    Decoding a data set takes minutes; ``tqdm`` shows images per second and the time left on a terminal
+    (``progress=None``: only there, so logs stay clean)."""
+    from tqdm import tqdm
+    bar = tqdm(total=len(paths), desc="decoding", unit="img", disable=None if progress is None else not progress)
+    with bar:
+        if workers <= 1:
+            results = []
+            for path in paths:
+                results.append(inspect_image(path))
+                bar.update()
+        else:
+            single_threaded_opencv()
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results = []
+                for result in pool.map(inspect_image, paths, chunksize=64):
+                    results.append(result)
+                    bar.update()
+    return [r for r in results if r is not None]
 
 
 def describe(name: str, found: Split, expected: Expected | None) -> str:

@@ -18,16 +18,16 @@ import paddle
 from paddle.static import InputSpec
 
 from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
+from ..callbacks.progress import RunProgress
 from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
 from ..console import setup_logging
 from ..data import build_datasets, build_loader
-from ..data.builder import build_dataset
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
                       reset_batchnorm_statistics, resolve_pretrained)
 from ..tricks import install_tricks, wrap_train_step
 from . import amp as amp_module
-from .amp import convert_for_o2, state_in_dtypes_of
+from .amp import convert_for_o2
 from .errors import RunError
 from .model import TrainStep, TransferModel
 from .multicard import (SameStatisticsOnEveryRank, configure_batch_norm, init_process_group, rank_seed,
@@ -184,7 +184,7 @@ def _final_metrics(recorder: RunRecorder, model: TransferModel, test_loader) -> 
     return {k[len("test_"):]: v for k, v in last.items() if k.startswith("test_")}
 
 
-def _format_accuracy(metrics: dict) -> str:
+def format_accuracy(metrics: dict) -> str:
     return ", ".join(f"top-{k[len('acc_top'):]} {metrics[k]:.4f}" for k in ("acc_top1", "acc_top5") if k in metrics)
 
 
@@ -258,6 +258,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     if world_size() > 1 and not cfg["train"]["sync_bn"]:  # before the recorder saves best.pdparams
         callbacks.append(SameStatisticsOnEveryRank())
     callbacks.append(recorder)
+    callbacks.append(RunProgress())
     if writer is not None:
         callbacks.append(VisualDLLogger(writer, cfg["train"]["log_freq"]))
     checkpointer = Checkpointer(run_dir, train_loader, cfg, resume, rank=paddle.distributed.get_rank())
@@ -277,49 +278,9 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
             writer.close()
     final = recorder.extra["final"]
     best = recorder.record()["best"] or {}
-    log.info("done: test %s (best top-1 %.4f at epoch %s); outputs in %s", _format_accuracy(final),
+    log.info("done: test %s (best top-1 %.4f at epoch %s); outputs in %s", format_accuracy(final),
              best.get("test_acc_top1", float("nan")), best.get("epoch"), run_dir)
     for dataset in (train_set, test_set):
         if dataset.unreadable_files():
             log.warning("%s (listed in metrics.json)", dataset.unreadable_summary())
     return recorder.record()
-
-
-def resolve_checkpoint(spec: str | None) -> str:
-    """``model.checkpoint`` may name a run directory (its best, else last weights) or a .pdparams file."""
-    if not spec:
-        raise RunError("model.checkpoint is not set: pass -o model.checkpoint=output/<run> or a .pdparams file")
-    if os.path.isdir(spec):
-        for name in ("best.pdparams", "last.pdparams"):
-            if os.path.isfile(os.path.join(spec, name)):
-                return os.path.join(spec, name)
-        raise RunError(f"{spec} holds no best.pdparams or last.pdparams")
-    if not os.path.isfile(spec):
-        raise RunError(f"checkpoint not found: {spec}")
-    return spec
-
-
-def evaluate(cfg: dict) -> dict:
-    """Top-1/top-5 of ``model.checkpoint`` on the configured test split."""
-    device = select_device(cfg["run"]["device"], cfg["run"]["cpu_threads"])
-    seed_everything(cfg["run"]["seed"])
-    setup_logging()
-    checkpoint = resolve_checkpoint(cfg["model"]["checkpoint"])
-    test_set = build_dataset(cfg["data"], "test", seed=cfg["run"]["seed"])
-    num_classes = cfg["model"]["num_classes"] or test_set.num_classes
-    network = create_model(cfg["model"]["arch"], num_classes=num_classes)
-    state = paddle.load(checkpoint)
-    own = network.state_dict()
-    wrong = [k for k in own if k not in state or list(state[k].shape) != list(own[k].shape)]
-    if wrong:
-        detail = ", ".join(f"{k} {list(state[k].shape) if k in state else 'missing'} vs {list(own[k].shape)}"
-                           for k in wrong[:3])
-        raise RunError(f"{checkpoint} does not fit {cfg['model']['arch']} with {num_classes} classes: {detail}")
-    network.set_state_dict(state_in_dtypes_of(network, state))  # also a half-precision file (AMP O2, older runs)
-    model = build_model(cfg, network, 0, device)
-    loader = build_loader(test_set, cfg["data"]["eval_batch_size"], False, cfg["data"]["num_workers"])
-    logs = model.evaluate(loader, verbose=0)
-    result = {"checkpoint": os.path.abspath(checkpoint), "data": cfg["data"]["name"], "root": cfg["data"]["root"],
-              "num_test": len(test_set), **{k: float(np.ravel(v)[0]) for k, v in logs.items()}}
-    log.info("%s: %s on %d test images", checkpoint, _format_accuracy(result), len(test_set))
-    return result
