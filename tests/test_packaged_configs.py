@@ -72,9 +72,10 @@ def test_a_run_records_absolute_paths_and_resumes_from_another_folder(tmp_path, 
     os.symlink(tiny_folder, "data")
     cfg = tiny_config("model.pretrained=source.pdparams", "data.root=data", "run.output_dir=out",
                       "train.epochs=1", "log.visualdl=false")
-    train(cfg)
+    result = train(cfg)
     monkeypatch.chdir(elsewhere)
     run_dir = str(work / "out" / "test")
+    assert result["run_dir"] == run_dir  # metrics.json and the log name the run absolutely too
     with open(os.path.join(run_dir, "config.yaml")) as f:
         saved = yaml.safe_load(f)
     assert saved["model"]["pretrained"] == str(work / "source.pdparams")

@@ -198,7 +198,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     init_process_group()  # several cards: before the first collective (DELTA's attention broadcast)
     seed_everything(cfg["run"]["seed"])
     resume = find_resume_point(cfg)  # None: a new run
-    run_dir = resume.run_dir if resume else prepare_run_dir(cfg)
+    run_dir = os.path.abspath(resume.run_dir if resume else prepare_run_dir(cfg))  # metrics.json, messages
     setup_logging(os.path.join(run_dir, "train.log") if is_main_process() else None)
     if is_main_process() and resume is None:
         with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as f:
