@@ -34,6 +34,8 @@ setup(
     },
     entry_points={"console_scripts": ["rifle-train=rifle_paddle.cli:train_main",
                                       "rifle-eval=rifle_paddle.cli:eval_main",
+                                      "rifle-export=rifle_paddle.deploy.export:main",
+                                      "rifle-predict=rifle_paddle.deploy.predict:main",
                                       "rifle-selftest=rifle_paddle.selftest:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],
 )

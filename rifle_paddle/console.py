@@ -29,3 +29,12 @@ def setup_logging(log_file: str | None = None) -> None:
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(fmt)
         log.addHandler(handler)
+
+
+def module_parser(prog: str, doc: str):
+    """An ``argparse`` parser whose description is the first line of a command module's docstring and whose
+    epilog is the rest (its usage examples), kept as written."""
+    import argparse
+    return argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog=doc.split("\n\n", 1)[1] if "\n\n" in doc else None)

@@ -28,6 +28,7 @@ from ..models import (create_model, find_classifier, initialize_classifier, load
 from ..tricks import install_tricks, wrap_train_step
 from . import amp as amp_module
 from .amp import convert_for_o2
+from .classes import write_classes
 from .errors import RunError
 from .model import TrainStep, TransferModel
 from .multicard import (SameStatisticsOnEveryRank, configure_batch_norm, init_process_group, rank_seed,
@@ -211,6 +212,8 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     if num_classes < train_set.num_classes:
         raise RunError(f"model.num_classes={num_classes} but the data has {train_set.num_classes} classes")
     log.info("data: %d train / %d test images, %d classes", len(train_set), len(test_set), num_classes)
+    if is_main_process():
+        write_classes(run_dir, train_set.classes, cfg["data"]["name"])
     data_cfg = cfg["data"]
     train_loader = build_loader(train_set, data_cfg["batch_size"], True, data_cfg["num_workers"],
                                 seed=cfg["run"]["seed"], drop_last=data_cfg["drop_last"],
