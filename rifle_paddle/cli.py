@@ -99,7 +99,7 @@ def train_main(argv=None) -> int:
         _fail(e)
     except TrainingInterrupted as e:
         print(e, file=sys.stderr)
-        return 130  # the shell's code for "ended by SIGINT"
+        return e.exit_code  # the shell's code for "ended by SIGINT" (130) or SIGTERM (143)
     except KeyboardInterrupt:
         print("interrupted; nothing was saved since the last checkpoint", file=sys.stderr)
         return 130

@@ -241,6 +241,23 @@ def test_ctrl_c_saves_mid_epoch_exits_cleanly_and_resumes_exactly(workspace, ref
     assert_same_run(run_dir, reference)
 
 
+def test_sigterm_is_a_preemption_it_saves_exits_143_and_resumes_exactly(workspace, reference):
+    """Slurm, Kubernetes and paddle.distributed.launch stop a job with SIGTERM: before, Paddle's own handler
+    aborted with a C++ traceback and nothing saved."""
+    process = start_train_process(workspace, "preempted")
+    run_dir = os.path.join(workspace["output"], "preempted")
+    read_until(process, "Epoch 2/", f"step 1/{STEPS_PER_EPOCH}")
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 143, out[-2000:]
+    assert "Traceback" not in out and "interrupted (SIGTERM)" in out, out[-2000:]
+    assert f"resume with: python train.py --resume {run_dir}" in out
+    (position, path), = CheckpointStore(run_dir).complete()
+    assert position.step >= 1 and path in out  # saved in the middle of an epoch
+    assert train_main(["--resume", run_dir]) == 0
+    assert_same_run(run_dir, reference)
+
+
 def test_ctrl_c_in_a_terminal_with_loader_workers_resumes_exactly(workspace):
     """A terminal's Ctrl-C reaches the whole process group, DataLoader workers included: they must keep serving
     until the main process has saved. Worker augmentation is seeded from NumPy's stream at each epoch's start."""

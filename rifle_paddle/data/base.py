@@ -6,7 +6,9 @@ unreadable files live here once, so every data set behaves the same in training.
 from __future__ import annotations
 
 import logging
+import threading
 
+import cv2
 import numpy as np
 import paddle
 
@@ -18,6 +20,21 @@ from .unreadable import UnreadableImages
 __all__ = ["DataError", "ImageClassificationDataset", "class_permutation", "read_image", "stratified_subsample"]
 
 log = logging.getLogger(__name__)
+
+
+def in_loader() -> bool:
+    """Whether this call comes from a DataLoader's reader thread or worker process.
+
+    An exception raised there never reaches the training loop as itself: Paddle's single-process reader thread
+    dies and leaves the loop waiting forever on its queue (a hang at 0 % CPU that Ctrl-C cannot end), and a worker's
+    comes back wrapped, after tracebacks from every process. So there the dataset records the problem and serves
+    a stand-in, and ``ImageLoader`` raises one clean ``DataError`` in the main thread before yielding the batch."""
+    return paddle.io.get_worker_info() is not None or threading.current_thread() is not threading.main_thread()
+
+
+def exhausted_message(name: str, num_samples: int) -> str:
+    return (f"{name or 'dataset'}: no readable image left ({num_samples} samples, all unreadable); check the data "
+            f"with python -m rifle_paddle.data.check")
 
 
 def strict_message(name: str, problems: list[str]) -> str:
@@ -95,16 +112,16 @@ class ImageClassificationDataset(paddle.io.Dataset):
             try:
                 return self.load(index)
             except DataError as error:
-                # In a DataLoader worker, strict mode is enforced by ImageLoader in the main process: Paddle turns
-                # an exception raised in a worker into an unrelated SystemError of its reader thread.
-                if self.strict and paddle.io.get_worker_info() is None:
+                # In a DataLoader's thread or worker, strict mode is enforced by ImageLoader in the main thread
+                # (``in_loader`` says why)
+                if self.strict and not in_loader():
                     raise DataError(strict_message(self.name, [str(error)])) from None
                 self._mark(index, error)
         self.unreadable.count_replacement()
         return self._replacement(index)
 
     def _mark(self, index: int, error: DataError) -> None:
-        if self.unreadable.mark(index):
+        if self.unreadable.mark(index) and not self.strict:  # strict: the loader stops the run with the file's name
             log.warning("%s: %s; skipped, replaced by another image of its class (data.strict=true makes this an "
                         "error)", self.name or "dataset", error)
 
@@ -118,8 +135,21 @@ class ImageClassificationDataset(paddle.io.Dataset):
                     return self.load(int(other))
                 except DataError as error:
                     self._mark(int(other), error)
-        raise DataError(f"{self.name or 'dataset'}: no readable image left ({len(self.samples)} samples, all "
-                        f"unreadable); check the data with python -m rifle_paddle.data.check")
+        if not in_loader():
+            raise DataError(exhausted_message(self.name, len(self.samples)))
+        self.unreadable.mark_exhausted()  # ImageLoader stops the run before this batch is used
+        return self._stand_in(index)
+
+    def _stand_in(self, index: int):
+        """A black image through the transform, with ``index``'s label: the right shape for a batch that is never
+        trained on."""
+        blank = np.zeros((16, 16, 3), np.uint8)
+        img = EncodedImage(cv2.imencode(".png", blank)[1].tobytes(), "<stand-in>")
+        if not getattr(self.transform, "decodes", False):
+            img = img.decode()
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, np.int64(self._labels[index])
 
     def unreadable_files(self) -> list[str]:
         return [str(self.samples[i][0]) for i in self.unreadable.indices()]

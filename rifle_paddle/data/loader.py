@@ -16,7 +16,7 @@ import logging
 import cv2
 import paddle
 
-from .base import strict_message
+from .base import exhausted_message, strict_message
 from .errors import DataError
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class ImageLoader(paddle.io.DataLoader):
             if getattr(dataset, "strict", False) and record is not None and record.replaced > replaced_before:
                 raise DataError(strict_message(dataset.name, [f"unreadable image {f}"
                                                               for f in dataset.unreadable_files()]))
+            if record is not None and record.exhausted:
+                raise DataError(exhausted_message(dataset.name, len(dataset)))
             if finish is not None:
                 batch = [finish(batch[0]), *batch[1:]]
             yield batch

@@ -27,6 +27,7 @@ class UnreadableImages:
     def __init__(self, num_samples: int):
         self._flags = multiprocessing.RawArray(ctypes.c_uint8, max(1, num_samples))
         self._replaced = multiprocessing.Value(ctypes.c_int64, 0)
+        self._exhausted = multiprocessing.Value(ctypes.c_int8, 0)
 
     def mark(self, index: int) -> bool:
         """Flag sample ``index`` as unreadable; True the first time."""
@@ -40,6 +41,14 @@ class UnreadableImages:
 
     def is_unreadable(self, index: int) -> bool:
         return bool(self._flags[index])
+
+    def mark_exhausted(self) -> None:
+        """Every sample a replacement could come from is unreadable: the loader must stop the run."""
+        self._exhausted.value = 1
+
+    @property
+    def exhausted(self) -> bool:
+        return bool(self._exhausted.value)
 
     @property
     def replaced(self) -> int:

@@ -1,4 +1,11 @@
-"""Ctrl-C as a request to stop at the next safe point, not an exception thrown wherever Python happens to be.
+"""Ctrl-C and SIGTERM as a request to stop at the next safe point, not an exception thrown wherever Python happens
+to be.
+
+SIGTERM is how a cluster preempts a job (Slurm before its KILL, Kubernetes when a pod is evicted,
+``paddle.distributed.launch`` when it tears the ranks down): it is treated as Ctrl-C, so the run saves a checkpoint
+after the current batch, prints the resume command and exits with 143 (128 + SIGTERM; Ctrl-C: 130). Slurm's
+default grace period is 30 s (``KillWait``) and Kubernetes' 30 s (``terminationGracePeriodSeconds``): enough for a
+batch and a checkpoint of a ResNet-50.
 
 Python turns SIGINT into ``KeyboardInterrupt`` at an arbitrary bytecode: inside an optimizer step (half the
 parameters updated), inside a DataLoader worker hand-off, inside a checkpoint write. While training, SIGINT only
@@ -22,26 +29,37 @@ import paddle
 log = logging.getLogger(__name__)
 
 
+#: the signals that request a checkpoint and a stop, and what each one's second arrival does instead
+SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+
+
 class InterruptRequest:
-    """Context manager that turns the first SIGINT into ``self.requested = True`` (main thread only; elsewhere,
-    where Python cannot install handlers, Ctrl-C keeps its default behaviour)."""
+    """Context manager that turns the first SIGINT or SIGTERM into ``self.requested = True`` and remembers which
+    (``signum``; main thread only; elsewhere, where Python cannot install handlers, they keep their default
+    behaviour)."""
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self.signum: int | None = None
+        self._previous: dict = {}
         self._pid = None
 
+    @property
+    def exit_code(self) -> int:
+        """The shell's status for a process ended by the signal received: 130 for Ctrl-C, 143 for SIGTERM."""
+        return 128 + int(self.signum or signal.SIGINT)
+
     def __enter__(self) -> "InterruptRequest":
-        self.requested = False
+        self.requested, self.signum = False, None
         if threading.current_thread() is threading.main_thread():
             self._pid = os.getpid()
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous = {}
 
     def _handle(self, signum, frame) -> None:
         if os.getpid() != self._pid:
@@ -49,10 +67,14 @@ class InterruptRequest:
             # and a worker that died of it would leave the main process waiting for its batches; it keeps serving
             # until the main process stops it
             return
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts immediately
-        log.warning("Ctrl-C: saving a checkpoint after the current batch, then stopping (Ctrl-C again to abort "
-                    "without saving)")
+        self.requested, self.signum = True, self.signum or signum
+        signal.signal(signum, SIGNALS[signum])  # the same signal again aborts immediately
+        if signum == signal.SIGTERM:
+            log.warning("SIGTERM (preemption or shutdown): saving a checkpoint after the current batch, then "
+                        "stopping (a second SIGTERM ends the process without saving)")
+        else:
+            log.warning("Ctrl-C: saving a checkpoint after the current batch, then stopping (Ctrl-C again to abort "
+                        "without saving)")
 
     def requested_on_any_rank(self) -> bool:
         if paddle.distributed.get_world_size() <= 1:

@@ -140,4 +140,6 @@ class TransferModel(paddle.Model):
             self._optimizer.clear_grad()
         loss_values = [loss.numpy() for loss in losses]
         self.nonfinite.check(loss_values)  # nan_policy=stop: raises NonFiniteLossError
+        if update:
+            self.nonfinite.check_weights(self.network)  # a finite loss does not prove finite weights
         return (loss_values, self._batch_metrics) if self._metrics else loss_values

@@ -7,6 +7,12 @@ resumed after the cause is fixed (a lower ``train.lr``, ``train.grad_clip``). Wi
 optimizer step and is counted (``metrics.json``: ``nonfinite_batches``); for the occasional pathological batch.
 Skipping cannot rescue a diverged run, so ``MAX_CONSECUTIVE_SKIPS`` non-finite batches in a row stop it anyway.
 
+A finite loss does not prove finite weights: a huge step can overflow some weights, or batch norm's running
+statistics (buffers, which no loss sees in training mode), while the loss stays finite for a few more batches; a
+checkpoint taken then is poisoned. So after every step ``weights_are_finite`` checks the whole network state with
+one fused reduction (one host sync; a sum of finite values is finite), and no checkpoint is ever written from a
+non-finite state (``require_finite``), so the "last good checkpoint" a failure names really is one.
+
 Cost: the engine already copies each loss to the host after the step. ``stop`` checks that copy (the weights of
 the offending step are lost with the process, the checkpoint on disk predates them); ``skip`` must decide before
 the step, which makes the host wait for the backward pass before it launches the update.
@@ -22,7 +28,35 @@ MAX_CONSECUTIVE_SKIPS = 10
 
 
 class NonFiniteLossError(ArithmeticError):
-    """The loss of a training batch was NaN or infinite (the message says which terms)."""
+    """The loss of a training batch, or the weights after a step, were NaN or infinite (the message says which)."""
+
+
+def _state_tensors(network) -> list:
+    return [t for t in list(network.parameters()) + list(network.buffers()) if t.size > 0 and t.is_floating_point()]
+
+
+def weights_are_finite(network) -> bool:
+    """Whether every parameter and floating-point buffer of ``network`` is finite: one reduction, one sync."""
+    import paddle
+    tensors = _state_tensors(network)
+    if not tensors:
+        return True
+    total = paddle.add_n([t.astype("float32").sum() for t in tensors])
+    return bool(paddle.isfinite(total))
+
+
+def nonfinite_names(state: dict) -> list[str]:
+    """The keys of ``state`` (a state dict) whose tensor holds a NaN or an infinity."""
+    return [k for k, v in state.items() if hasattr(v, "is_floating_point") and v.is_floating_point()
+            and not np.isfinite(v.astype("float32").numpy()).all()]
+
+
+def require_finite(state: dict, what: str) -> None:
+    """Refuse to write ``what`` from a state dict holding NaN or Inf."""
+    bad = nonfinite_names(state)
+    if bad:
+        raise NonFiniteLossError(f"non-finite weights ({len(bad)} tensors, e.g. {', '.join(bad[:3])}); {what} was "
+                                 f"not written")
 
 
 def _describe(values) -> str:
@@ -60,3 +94,12 @@ class NonFiniteLossGuard:
         if self.policy == "stop" and not all(np.isfinite(v).all() for v in values):
             raise NonFiniteLossError(f"non-finite training loss ({_describe(values)}; train.nan_policy=skip would "
                                      f"skip such batches)")
+
+    @staticmethod
+    def check_weights(network) -> None:
+        """Under either policy: raise when the step just taken left a NaN or Inf anywhere in the network (no policy
+        can continue from there)."""
+        if not weights_are_finite(network):
+            bad = nonfinite_names(network.state_dict())
+            raise NonFiniteLossError(f"non-finite weights after the step ({len(bad)} tensors, e.g. "
+                                     f"{', '.join(bad[:3])}) although the loss was finite")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from typing import NamedTuple
 
 import paddle
@@ -31,6 +32,7 @@ from .checkpoint_store import NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, Checkpoi
 from .errors import RunError
 from .interrupt import InterruptRequest
 from .multicard import gather, resumed_step, world_size
+from .nonfinite import require_finite
 from .training_state import (capture_components, capture_grad_scaler, capture_metric_totals, capture_rng,
                              mid_epoch_rng, parameter_names, restore_components, restore_grad_scaler,
                              restore_metric_totals, restore_network, restore_optimizer, restore_rng, sampler_epoch,
@@ -48,7 +50,13 @@ EXECUTION_KEYS = frozenset({
 
 
 class TrainingInterrupted(Exception):
-    """Training stopped on Ctrl-C after saving a checkpoint; the message says how to resume."""
+    """Training stopped on Ctrl-C or SIGTERM after saving a checkpoint; the message says how to resume and
+    ``exit_code`` is the shell's status for that signal (130, 143)."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
 
 
 def resume_command(run_dir: str) -> str:
@@ -290,6 +298,7 @@ class Checkpointer(paddle.callbacks.Callback):
                 "components": capture_components(self.components),
             }
             network = fp32_state_dict(self.model.network, self.model._optimizer)  # AMP O2: the fp32 master weights
+            require_finite(network, f"the checkpoint {self.store.path(position)}")  # never a poisoned "last good"
             files = {NETWORK_FILE: network, OPTIMIZER_FILE: self.model._optimizer.state_dict(),
                      STATE_FILE: state}
             self.store.save(position, files)
@@ -298,8 +307,10 @@ class Checkpointer(paddle.callbacks.Callback):
             paddle.distributed.barrier()  # no rank leaves before rank 0 has the checkpoint on disk
 
     def _stop(self) -> None:
-        raise TrainingInterrupted(f"interrupted at {Position(self.epoch, self.step)}; checkpoint saved: "
-                                  f"{self.last_checkpoint}\nresume with: {resume_command(self.run_dir)}")
+        by = "SIGTERM" if self.interrupt.signum == signal.SIGTERM else "Ctrl-C"
+        raise TrainingInterrupted(f"interrupted ({by}) at {Position(self.epoch, self.step)}; checkpoint saved: "
+                                  f"{self.last_checkpoint}\nresume with: {resume_command(self.run_dir)}",
+                                  exit_code=self.interrupt.exit_code)
 
 
 # ------------------------------------------------------------------------------------------- the continued loop
