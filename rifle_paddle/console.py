@@ -31,6 +31,13 @@ def setup_logging(log_file: str | None = None) -> None:
         log.addHandler(handler)
 
 
+def close_log_file() -> None:
+    """Detach and close the run's ``train.log`` handler (before its directory is removed)."""
+    for handler in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        log.removeHandler(handler)
+        handler.close()
+
+
 def module_parser(prog: str, doc: str):
     """An ``argparse`` parser whose description is the first line of a command module's docstring and whose
     epilog is the rest (its usage examples), kept as written."""

@@ -69,3 +69,58 @@ def test_a_diverging_run_stops_early_and_names_a_checkpoint_that_is_finite(tiny_
     last = os.path.join(run_dir, "last.pdparams")
     if os.path.exists(last):
         assert all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in paddle.load(last).values())
+
+
+@pytest.mark.parametrize("problem", ["empty data root", "too few classes", "bad pretrained file"])
+def test_a_run_that_cannot_start_leaves_nothing_and_the_corrected_rerun_works(tiny_config, tmp_path, problem):
+    from rifle_paddle.data import DataError
+    from rifle_paddle.engine import RunError, train
+    from rifle_paddle.models import PretrainedWeightsError
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = tmp_path / "bad.pdparams"
+    bad.write_bytes(b"not a checkpoint")
+    broken = {"empty data root": [f"data.root={empty}"], "too few classes": ["model.num_classes=2"],
+              "bad pretrained file": [f"model.pretrained={bad}"]}[problem]
+    cfg = tiny_config("train.epochs=1", "log.visualdl=false", *broken)
+    run_dir = os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"])
+    with pytest.raises((DataError, RunError, PretrainedWeightsError, ValueError)):
+        train(cfg)
+    assert not os.path.exists(run_dir)  # before: config.yaml and train.log, and the re-run was refused
+    assert train(tiny_config("train.epochs=1", "log.visualdl=false"))["final"]["acc_top1"] >= 0
+
+
+def test_auto_resume_restarts_a_job_killed_before_its_first_checkpoint(tiny_config):
+    from rifle_paddle.engine import train
+    cfg = tiny_config("train.epochs=1", "log.visualdl=false", "train.resume=auto")
+    run_dir = os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"])
+    os.makedirs(run_dir)  # what a job killed during its first epoch leaves: no checkpoints/
+    for name in ("config.yaml", "train.log", "classes.json"):
+        with open(os.path.join(run_dir, name), "w") as f:
+            f.write("from the killed job\n")
+    result = train(cfg)  # before: refused, "already exists and is not empty"
+    assert result["final"]["acc_top1"] >= 0
+    with open(os.path.join(run_dir, "train.log")) as f:
+        assert "from the killed job" not in f.read()
+
+
+def test_overwrite_leaves_nothing_of_the_old_run_and_never_empties_a_foreign_folder(tiny_config, tmp_path):
+    from rifle_paddle.engine import RunError, train
+    first = train(tiny_config("train.epochs=1", "log.visualdl=false"))
+    run_dir = first["run_dir"]
+    with open(os.path.join(run_dir, "eval.json"), "w") as f:
+        f.write('{"acc_top1": 0.37}')  # an evaluation of the old weights
+    os.remove(os.path.join(run_dir, "best.pdparams"))
+    with open(os.path.join(run_dir, "best.pdparams"), "w") as f:
+        f.write("old weights")
+    train(tiny_config("train.epochs=1", "log.visualdl=false", "run.overwrite=true", "train.save_best=false"))
+    left = set(os.listdir(run_dir))
+    assert "eval.json" not in left and "best.pdparams" not in left  # save_best=false: no best of the new run
+    with open(os.path.join(run_dir, "train.log")) as f:
+        assert f.read().count("run directory:") == 1  # not appended to the old log
+    foreign = tmp_path / "output" / "photos"
+    foreign.mkdir(parents=True)
+    (foreign / "holiday.jpg").write_bytes(b"keep me")
+    with pytest.raises(RunError, match="not a run directory"):
+        train(tiny_config("run.name=photos", "run.overwrite=true", "log.visualdl=false"))
+    assert (foreign / "holiday.jpg").read_bytes() == b"keep me"

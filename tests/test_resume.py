@@ -202,10 +202,11 @@ class CtrlCBeforeTraining(paddle.callbacks.Callback):
 
 def test_ctrl_c_before_the_first_batch_saves_the_starting_state(workspace, reference):
     overrides = run_overrides(workspace, "early")
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(TrainingInterrupted, match="interrupted at the start of epoch 1"):
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match=r"interrupted \(Ctrl-C\) at the start of epoch 1") as stop:
         train(load_config(None, overrides), callbacks=[CtrlCBeforeTraining()])
-    assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C is back to what it was
+    assert stop.value.exit_code == 130
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # both are back
     train(load_config(None, overrides + ["train.resume=auto"]))
     assert_same_run(os.path.join(workspace["output"], "early"), reference)
 

@@ -7,11 +7,13 @@ The run directory (``<run.output_dir>/<run.name>/``) holds everything needed to 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import math
 import os
 import random
+import shutil
 
 import numpy as np
 import paddle
@@ -21,7 +23,7 @@ from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
 from ..callbacks.progress import RunProgress
 from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
-from ..console import setup_logging
+from ..console import close_log_file, setup_logging
 from ..data import build_datasets, build_loader
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
                       reset_batchnorm_statistics, resolve_pretrained)
@@ -93,16 +95,44 @@ def run_name(cfg: dict) -> str:
     return f"{stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_run_dir(cfg: dict) -> str:
-    """Create the run directory; refuse to write into a non-empty one unless ``run.overwrite``."""
+def prepare_run_dir(cfg: dict, restart: bool = False) -> str:
+    """Create the run directory for a new run.
+
+    A non-empty directory is refused unless ``run.overwrite`` (or ``restart``: ``train.resume=auto`` found no
+    checkpoint in it, a job killed before its first one). Then everything in it is removed first, so that nothing
+    of the old run (its ``best.pdparams``, an ``eval.json``, its ``train.log``) can be taken for the new run's. Only
+    a run directory (one with a ``config.yaml``) is ever emptied."""
     run_dir = os.path.join(cfg["run"]["output_dir"], run_name(cfg))
     if not is_main_process():  # only rank 0 writes; the others would see rank 0's fresh files
         return run_dir
-    if os.path.isdir(run_dir) and os.listdir(run_dir) and not cfg["run"]["overwrite"]:
-        raise RunError(f"run directory {run_dir} already exists and is not empty; choose another "
-                       f"-o run.name=..., or pass -o run.overwrite=true to write over it")
+    if os.path.isdir(run_dir) and os.listdir(run_dir):
+        if not (cfg["run"]["overwrite"] or restart):
+            raise RunError(f"run directory {run_dir} already exists and is not empty; choose another "
+                           f"-o run.name=..., or pass -o run.overwrite=true to write over it")
+        if not os.path.isfile(os.path.join(run_dir, "config.yaml")):
+            raise RunError(f"{run_dir} is not a run directory (no config.yaml): refusing to empty it; choose "
+                           f"another -o run.name=... or run.output_dir")
+        close_log_file()  # a process that trained the old run (a sweep, a notebook) may still hold its train.log
+        for entry in os.listdir(run_dir):
+            path = os.path.join(run_dir, entry)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
     os.makedirs(run_dir, exist_ok=True)
     return run_dir
+
+
+@contextlib.contextmanager
+def discarded_on_failure(run_dir: str, new_run: bool):
+    """Remove a new run's directory when its start fails (empty data, wrong class count, a bad pretrained file):
+    what it wrote (``config.yaml``, ``train.log``) is no run, and would make the corrected command be refused as
+    "not empty". A resumed run's directory is never touched."""
+    try:
+        yield
+    except BaseException:
+        if new_run and is_main_process() and os.path.isdir(run_dir):
+            close_log_file()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            log.info("the run did not start; removed %s", run_dir)
+        raise
 
 
 def run_config_yaml(cfg: dict) -> str:
@@ -189,17 +219,9 @@ def format_accuracy(metrics: dict) -> str:
     return ", ".join(f"top-{k[len('acc_top'):]} {metrics[k]:.4f}" for k in ("acc_top1", "acc_top5") if k in metrics)
 
 
-def train(cfg: dict, callbacks: list | None = None) -> dict:
-    """Fine-tune as configured; return ``metrics.json``'s content (with ``run_dir``).
-
-    ``callbacks`` are extra hapi callbacks, called before the engine's own at every event.
-    """
-    require_paths(cfg, "train")  # a wrong path or a missing GPU fails now, before a run directory or a model exists
-    device = select_device(cfg["run"]["device"], cfg["run"]["cpu_threads"])
-    init_process_group()  # several cards: before the first collective (DELTA's attention broadcast)
-    seed_everything(cfg["run"]["seed"])
-    resume = find_resume_point(cfg)  # None: a new run
-    run_dir = os.path.abspath(resume.run_dir if resume else prepare_run_dir(cfg))  # metrics.json, messages
+def _start(cfg: dict, run_dir: str, resume, device: str):
+    """Everything before the first epoch: the log, config.yaml, the data, the network and the model. A failure
+    here leaves no run behind (``discarded_on_failure``)."""
     setup_logging(os.path.join(run_dir, "train.log") if is_main_process() else None)
     if is_main_process() and resume is None:
         with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as f:
@@ -224,7 +246,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     network = configure_batch_norm(network, cfg["train"]["sync_bn"], device, data_cfg["batch_size"], cfg["train"]["lr"])
     for trick in install_tricks(network, cfg["tricks"], head_name):  # after the pretrained weights are loaded
         log.info("trick: %s", trick)
-    from ..regularizers import RegularizationMonitor, build_train_step  # late: regularizers build on the engine
+    from ..regularizers import build_train_step  # late: regularizers build on the engine
     regularized_step = build_train_step(cfg, network, head_name, train_loader)  # None: plain fine-tuning
     if not cfg["model"]["pretrained_bn_stats"]:  # after the regularizer's teacher copy, which keeps them
         log.info("batch norm: running statistics of %d layers reset to 0/1 (model.pretrained_bn_stats=false)",
@@ -236,6 +258,25 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     model = build_model(cfg, network, len(train_loader), device,
                         train_step=wrap_train_step(regularized_step, cfg["tricks"], num_classes),
                         epoch_stair=lr_stair(len(train_set), data_cfg["batch_size"]))
+    return train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model
+
+
+def train(cfg: dict, callbacks: list | None = None) -> dict:
+    """Fine-tune as configured; return ``metrics.json``'s content (with ``run_dir``).
+
+    ``callbacks`` are extra hapi callbacks, called before the engine's own at every event.
+    """
+    require_paths(cfg, "train")  # a wrong path or a missing GPU fails now, before a run directory or a model exists
+    device = select_device(cfg["run"]["device"], cfg["run"]["cpu_threads"])
+    init_process_group()  # several cards: before the first collective (DELTA's attention broadcast)
+    seed_everything(cfg["run"]["seed"])
+    resume = find_resume_point(cfg)  # None: a new run
+    restart = resume is None and cfg["train"]["resume"] == "auto"  # auto, no checkpoint yet: start afresh
+    run_dir = os.path.abspath(resume.run_dir if resume else prepare_run_dir(cfg, restart))  # metrics.json, messages
+    with discarded_on_failure(run_dir, new_run=resume is None):
+        parts = _start(cfg, run_dir, resume, device)
+    train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model = parts
+    from ..regularizers import RegularizationMonitor
 
     writer = _log_writer(run_dir, cfg["log"]["visualdl"])
     callbacks = list(callbacks or [])
