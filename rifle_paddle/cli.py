@@ -108,6 +108,23 @@ def train_main(argv=None) -> int:
     return 0
 
 
+#: files a run directory holds that an evaluation result must never replace
+RUN_RECORDS = ("config.yaml", "metrics.json", "train.log", "classes.json")
+
+
+def eval_output_path(out: str | None, checkpoint: str) -> str:
+    """Where ``eval.py`` writes its JSON: ``--out``, else ``eval.json`` beside the checkpoint. A run's own records
+    and weights are refused (``--out run/metrics.json`` used to replace the run's record with the evaluation)."""
+    path = os.path.abspath(out or os.path.join(os.path.dirname(checkpoint), "eval.json"))
+    folder, name = os.path.split(path)
+    is_run = os.path.isfile(os.path.join(folder, "config.yaml"))
+    if (is_run and name in RUN_RECORDS) or name.endswith((".pdparams", ".pdopt")) or os.path.isdir(path):
+        raise ValueError(f"--out {out}: refusing to write the evaluation over "
+                         f"{'a folder' if os.path.isdir(path) else 'the run file ' + path}; name another file, "
+                         f"e.g. {os.path.join(folder, 'eval.json')}")
+    return path
+
+
 def eval_main(argv=None) -> int:
     parser = _parser("eval.py", "Evaluate a checkpoint: prints top-1 (top-5 with more than five classes), and "
                      "writes a JSON result with each class's accuracy and the confusion matrix as CSV and PNG.")
@@ -118,23 +135,24 @@ def eval_main(argv=None) -> int:
     if _handle_info(args, cfg):
         return 0
     from .data import DataError
-    from .engine import RunError, evaluate
+    from .engine import RunError, evaluate, resolve_checkpoint
     try:
+        out = eval_output_path(args.out, resolve_checkpoint(cfg["model"]["checkpoint"]))  # refused before the work
         result, matrix, classes = evaluate(cfg, with_matrix=True)
     except (DataError, RunError, ValueError) as e:
         _fail(e)
     from .artifacts import confusion_csv, plot_confusion, write_text
-    out = args.out or os.path.join(os.path.dirname(result["checkpoint"]), "eval.json")
+    replaced = os.path.exists(out)
     stem = os.path.splitext(out)[0]
     result["confusion_csv"], result["confusion_png"] = f"{stem}_confusion.csv", f"{stem}_confusion.png"
     write_text(confusion_csv(matrix, classes), result["confusion_csv"])
     plot_confusion(matrix, classes, result["confusion_png"],
                    title=f"{os.path.basename(result['checkpoint'])}: top-1 {100 * result['acc_top1']:.2f} %")
-    with open(out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+    write_text(json.dumps(result, indent=2), out)  # atomic: an interrupted write leaves the previous result
     top5 = f"  top-5 {result['acc_top5']:.4f}" if "acc_top5" in result else ""
     worst = sorted((c for c in result["per_class"] if c["acc_top1"] is not None), key=lambda c: c["acc_top1"])[:3]
-    print(f"top-1 {result['acc_top1']:.4f}{top5}  ({result['num_test']} images)  -> {out}")
+    print(f"top-1 {result['acc_top1']:.4f}{top5}  ({result['num_test']} images)  -> {out}"
+          + (" (replacing the previous result)" if replaced else ""))
     print("weakest classes: " + ", ".join(f"{c['class']} {c['acc_top1']:.3f}" for c in worst)
           + f"; per class in {out}, confusion matrix in {result['confusion_csv']} and .png")
     return 0

@@ -109,6 +109,15 @@ def test_cli_train_then_eval_prints_and_writes_json(tiny_config, tmp_path, capsy
         assert entry["acc_top1"] == pytest.approx(matrix[i, i] / 4)
     assert os.path.getsize(result["confusion_png"]) > 0 and result["confusion_png"].endswith("eval_confusion.png")
     assert "weakest classes:" in printed
+    # the run's own record is never replaced by an evaluation; a missing folder is created; nothing half-written
+    record = open(os.path.join(run_dir, "metrics.json")).read()
+    with pytest.raises(SystemExit, match="refusing to write the evaluation over the run file"):
+        eval_main(args + ["-o", f"model.checkpoint={run_dir}", "--out", os.path.join(run_dir, "metrics.json")])
+    assert open(os.path.join(run_dir, "metrics.json")).read() == record
+    nested = tmp_path / "results" / "seed0" / "eval.json"
+    assert eval_main(args + ["-o", f"model.checkpoint={run_dir}", "--out", str(nested)]) == 0
+    assert json.load(open(nested))["acc_top1"] == result["acc_top1"]
+    assert sorted(os.listdir(nested.parent)) == ["eval.json", "eval_confusion.csv", "eval_confusion.png"]
 
 
 def test_cli_rejects_unknown_keys_before_doing_anything(capsys):

@@ -69,6 +69,11 @@ def test_a_diverging_run_stops_early_and_names_a_checkpoint_that_is_finite(tiny_
     last = os.path.join(run_dir, "last.pdparams")
     if os.path.exists(last):
         assert all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in paddle.load(last).values())
+    # the advice is a command that works (before: "lower train.lr and resume", which --resume refuses)
+    command = re.search(r"python train\.py (-c \S+ -o train\.lr=30 -o run\.name=\S+)", message)
+    assert command, message
+    from rifle_paddle.cli import train_main
+    assert train_main(command.group(1).split() + ["--print-config"]) == 0
 
 
 @pytest.mark.parametrize("problem", ["empty data root", "too few classes", "bad pretrained file"])
@@ -124,3 +129,18 @@ def test_overwrite_leaves_nothing_of_the_old_run_and_never_empties_a_foreign_fol
     with pytest.raises(RunError, match="not a run directory"):
         train(tiny_config("run.name=photos", "run.overwrite=true", "log.visualdl=false"))
     assert (foreign / "holiday.jpg").read_bytes() == b"keep me"
+
+
+def test_what_was_accepted_silently_is_refused(tiny_config, tiny_folder, tmp_path):
+    import shutil
+
+    from rifle_paddle.data import DataError
+    from rifle_paddle.engine import RunError, train
+    with pytest.raises(RunError, match="model.num_classes=5 but the data has 3 classes"):
+        train(tiny_config("model.num_classes=5", "log.visualdl=false"))  # 2 outputs no image would ever train
+    root = tmp_path / "folder"
+    shutil.copytree(tiny_folder, root)
+    (root / "train" / "zebra").mkdir()  # an empty class folder counted as a fourth class
+    (root / "test" / "zebra").mkdir()
+    with pytest.raises(DataError, match="class folder.s. without any image: zebra"):
+        train(tiny_config(f"data.root={root}", "log.visualdl=false"))

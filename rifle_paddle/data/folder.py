@@ -24,6 +24,11 @@ def scan_folder(directory: str) -> Split:
                            if f.lower().endswith(IMAGE_EXTENSIONS))
     if not samples:
         raise DataError(f"{directory} has class folders but no images ({', '.join(IMAGE_EXTENSIONS)})")
+    empty = [name for label, name in enumerate(classes) if not any(y == label for _, y in samples)]
+    if empty:  # it would still be a class: an output the model is asked to predict with nothing to learn it from
+        raise DataError(f"{directory}: class folder(s) without any image: {', '.join(empty[:5])}"
+                        f"{f' and {len(empty) - 5} more' if len(empty) > 5 else ''}; add images or remove the "
+                        f"folder(s)")
     return Split(samples, classes)
 
 

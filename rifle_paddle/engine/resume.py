@@ -210,8 +210,20 @@ class Checkpointer(paddle.callbacks.Callback):
     def failure(self, error: Exception) -> RunError:
         """A training failure (e.g. ``NonFiniteLossError``) as a ``RunError`` saying where it happened and from
         which checkpoint the run can continue once the cause is fixed."""
-        return RunError(f"{error} at {self.where()}; {self.last_checkpoint_hint()}. Fix the cause first (e.g. a "
-                        f"lower train.lr, or train.grad_clip)")
+        return RunError(f"{error} at {self.where()}; {self.last_checkpoint_hint()}.\n{self.ways_on(error)}")
+
+    def ways_on(self, error: Exception) -> str:
+        """What a user can really do next. ``--resume`` refuses a changed learning rate or clipping (a resumed run
+        computes what the run computed), so those need a new run; the command says how."""
+        train_cfg, name = self.config["train"], os.path.basename(os.path.normpath(self.run_dir))
+        lower = f"{train_cfg['lr'] / 10:g}"
+        ways = [f"  - a new run with a lower learning rate or gradient clipping (--resume cannot change them): "
+                f"python train.py -c {os.path.join(self.run_dir, 'config.yaml')} -o train.lr={lower} "
+                f"-o run.name={name}-lr{lower}" + ("" if train_cfg["grad_clip"] else " (and/or -o train.grad_clip=1.0)")]
+        if "loss" in str(error) and self.last_checkpoint is not None:  # not for weights: no policy continues those
+            ways.append(f"  - if a rare bad batch caused it: {resume_command(self.run_dir)} -o train.nan_policy=skip "
+                        f"(skips and counts non-finite batches)")
+        return "What can continue:\n" + "\n".join(ways)
 
     def where(self) -> str:
         steps = (self.params or {}).get("steps")

@@ -231,8 +231,9 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
 
     train_set, test_set = build_datasets(cfg["data"], seed=cfg["run"]["seed"])
     num_classes = cfg["model"]["num_classes"] or train_set.num_classes
-    if num_classes < train_set.num_classes:
-        raise RunError(f"model.num_classes={num_classes} but the data has {train_set.num_classes} classes")
+    if num_classes != train_set.num_classes:  # fewer cannot train; more would be outputs no image ever trains
+        raise RunError(f"model.num_classes={num_classes} but the data has {train_set.num_classes} classes; leave "
+                       f"model.num_classes null to take the data's")
     log.info("data: %d train / %d test images, %d classes", len(train_set), len(test_set), num_classes)
     if is_main_process():
         write_classes(run_dir, train_set.classes, cfg["data"]["name"])
