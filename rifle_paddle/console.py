@@ -31,6 +31,16 @@ def setup_logging(log_file: str | None = None) -> None:
         log.addHandler(handler)
 
 
+def log_to_file(error: BaseException) -> BaseException:
+    """Write a fatal ``error`` into the run's ``train.log`` only (the command line prints it on the console as its
+    ``error:`` line); returns it, for ``raise log_to_file(e)``."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "stopped: %s", (error,), None)
+    for handler in log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    return error
+
+
 def close_log_file() -> None:
     """Detach and close the run's ``train.log`` handler (before its directory is removed)."""
     for handler in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:

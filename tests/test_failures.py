@@ -144,3 +144,71 @@ def test_what_was_accepted_silently_is_refused(tiny_config, tiny_folder, tmp_pat
     (root / "test" / "zebra").mkdir()
     with pytest.raises(DataError, match="class folder.s. without any image: zebra"):
         train(tiny_config(f"data.root={root}", "log.visualdl=false"))
+
+
+def test_a_full_disk_ends_cleanly_names_the_intact_checkpoint_and_leaves_no_temporary_file(tiny_config, monkeypatch):
+    import errno
+
+    import paddle
+
+    from rifle_paddle.engine import RunError, train
+    real_save = paddle.save
+
+    def full_disk(obj, path, *args, **kwargs):
+        if "epoch_0002.partial" in str(path):  # the checkpoint at the start of the third epoch
+            with open(path, "wb") as f:
+                f.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(paddle, "save", full_disk)
+    cfg = tiny_config("train.epochs=3", "log.visualdl=false")
+    with pytest.raises(RunError) as failure:
+        train(cfg)
+    run_dir = os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"])
+    message = str(failure.value)
+    assert "No space left on device" in message, message
+    assert f"last good checkpoint: {os.path.join(os.path.abspath(run_dir), 'checkpoints', 'epoch_0001')}" in message
+    left = [os.path.join(d, f) for d, dirs, files in os.walk(run_dir) for f in files + dirs
+            if ".tmp" in f or ".partial" in f]
+    assert not left, left
+    with open(os.path.join(run_dir, "train.log")) as f:
+        assert "stopped: could not write to" in f.read()  # the log says why the run ended
+
+
+def test_the_nan_stop_is_in_train_log(tiny_config):
+    from rifle_paddle.engine import RunError, train
+    cfg = tiny_config("model.pretrained=none", "train.lr=300", "train.epochs=4", "log.visualdl=false")
+    with pytest.raises(RunError):
+        train(cfg)
+    with open(os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"], "train.log")) as f:
+        assert "stopped: non-finite" in f.read()
+
+
+def test_an_unreadable_test_image_is_left_out_of_the_evaluation_not_replaced(tiny_config, tiny_folder, tmp_path):
+    """Before, it was replaced by another test image of its class: the accuracy was computed on a different test
+    set, with a duplicate, and said nothing."""
+    import glob
+    import json
+    import shutil
+
+    from rifle_paddle.cli import eval_main
+    from rifle_paddle.engine import train
+    root = tmp_path / "folder"
+    shutil.copytree(tiny_folder, root)
+    broken = sorted(glob.glob(str(root / "test" / "*" / "*.jpg")))[0]
+    with open(broken, "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0truncated")
+    cfg = tiny_config(f"data.root={root}", "train.epochs=1", "log.visualdl=false")
+    result = train(cfg)
+    assert result["unreadable_images"]["test"] == [broken]
+    out = tmp_path / "eval.json"
+    overrides = [f"data.root={root}", "model.arch=resnet18", "data.image_size=32", "data.resize_size=32",
+                 "data.num_workers=0", "run.device=cpu", f"model.checkpoint={result['run_dir']}"]
+    assert eval_main(sum((["-o", o] for o in overrides), []) + ["--out", str(out)]) == 0
+    scored = json.loads(out.read_text())
+    assert scored["num_test"] == 11 and scored["excluded_unreadable"] == [broken]  # 12 test images, one left out
+    assert sum(c["num_test"] for c in scored["per_class"]) == 11
+    # the training run's test scored the same 11 images: its top-1 is a multiple of 1/11
+    assert round(result["final"]["acc_top1"] * 11, 6) == round(result["final"]["acc_top1"] * 11)
+    assert result["final"]["acc_top1"] == pytest.approx(scored["acc_top1"])

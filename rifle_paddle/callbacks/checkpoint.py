@@ -47,18 +47,29 @@ def _commit(tmp: str, path: str) -> None:
     fsync_path(os.path.dirname(os.path.abspath(path)))
 
 
+def _written(tmp: str, path: str, write) -> None:
+    """``write(tmp)``, then the rename; on any failure (a full disk) the temporary file is removed, not left."""
+    try:
+        write(tmp)
+        _commit(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def atomic_save(obj, path: str) -> None:
     """``paddle.save`` that leaves either the old or the new file at ``path``, never a partial one."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    paddle.save(obj, tmp)
-    _commit(tmp, path)
+    _written(f"{path}.tmp{os.getpid()}", path, lambda tmp: paddle.save(obj, tmp))
 
 
 def atomic_write_text(text: str, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    _commit(tmp, path)
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    _written(f"{path}.tmp{os.getpid()}", path, write)
 
 
 def _scalar(value):

@@ -32,6 +32,11 @@ def in_loader() -> bool:
     return paddle.io.get_worker_info() is not None or threading.current_thread() is not threading.main_thread()
 
 
+#: the label of an unreadable test image's stand-in: evaluation leaves such rows out (``TransferModel.eval_batch``,
+#: ``engine.evaluation``) rather than scoring a duplicate of another image in their place
+EXCLUDED = -1
+
+
 def exhausted_message(name: str, num_samples: int) -> str:
     return (f"{name or 'dataset'}: no readable image left ({num_samples} samples, all unreadable); check the data "
             f"with python -m rifle_paddle.data.check")
@@ -60,12 +65,15 @@ class ImageClassificationDataset(paddle.io.Dataset):
 
     def __init__(self, samples: list[tuple[str | int, int]], classes: list[str], transform=None, name: str = "",
                  *, images: np.ndarray | None = None, crop_bottom: int = 0, batch_transform=None,
-                 strict: bool = False):
+                 strict: bool = False, exclude_unreadable: bool = False):
         super().__init__()
         self.samples = list(samples)
         self.classes = list(classes)
         self.transform, self.batch_transform = transform, batch_transform
         self.name, self.images, self.crop_bottom, self.strict = name, images, crop_bottom, strict
+        #: a test split: an unreadable image is left out of the evaluation (served as a stand-in labelled
+        #: ``EXCLUDED``), not replaced by another image, which would score a different test set
+        self.exclude_unreadable = exclude_unreadable
         labels = np.fromiter((y for _, y in self.samples), dtype=np.int64, count=len(self.samples))
         bad = np.flatnonzero((labels < 0) | (labels >= len(self.classes)))
         if len(bad):
@@ -118,12 +126,15 @@ class ImageClassificationDataset(paddle.io.Dataset):
                     raise DataError(strict_message(self.name, [str(error)])) from None
                 self._mark(index, error)
         self.unreadable.count_replacement()
+        if self.exclude_unreadable:
+            return self._stand_in(index, EXCLUDED)
         return self._replacement(index)
 
     def _mark(self, index: int, error: DataError) -> None:
         if self.unreadable.mark(index) and not self.strict:  # strict: the loader stops the run with the file's name
-            log.warning("%s: %s; skipped, replaced by another image of its class (data.strict=true makes this an "
-                        "error)", self.name or "dataset", error)
+            log.warning("%s: %s; %s (data.strict=true makes this an error)", self.name or "dataset", error,
+                        "left out of the evaluation" if self.exclude_unreadable
+                        else "skipped, replaced by another image of its class")
 
     def _replacement(self, index: int):
         same_class = np.flatnonzero(self._labels == self._labels[index])
@@ -140,16 +151,16 @@ class ImageClassificationDataset(paddle.io.Dataset):
         self.unreadable.mark_exhausted()  # ImageLoader stops the run before this batch is used
         return self._stand_in(index)
 
-    def _stand_in(self, index: int):
-        """A black image through the transform, with ``index``'s label: the right shape for a batch that is never
-        trained on."""
+    def _stand_in(self, index: int, label: int | None = None):
+        """A black image through the transform, with ``index``'s label (or ``label``): the right shape for a batch
+        that is never trained on, or a row that evaluation leaves out."""
         blank = np.zeros((16, 16, 3), np.uint8)
         img = EncodedImage(cv2.imencode(".png", blank)[1].tobytes(), "<stand-in>")
         if not getattr(self.transform, "decodes", False):
             img = img.decode()
         if self.transform is not None:
             img = self.transform(img)
-        return img, np.int64(self._labels[index])
+        return img, np.int64(self._labels[index] if label is None else label)
 
     def unreadable_files(self) -> list[str]:
         return [str(self.samples[i][0]) for i in self.unreadable.indices()]

@@ -82,7 +82,8 @@ def build_dataset(data_cfg: dict, split: str, seed: int = 0) -> ImageClassificat
         transform = eval_transform(data_cfg["image_size"], data_cfg["resize_size"], antialias)
     return ImageClassificationDataset.from_split(
         found._replace(samples=samples), transform, name=f"{data_cfg['name']}:{split}",
-        batch_transform=Normalize(data_cfg["mean"], data_cfg["std"]), strict=data_cfg.get("strict", False))
+        batch_transform=Normalize(data_cfg["mean"], data_cfg["std"]), strict=data_cfg.get("strict", False),
+        exclude_unreadable=split == "test")
 
 
 def build_datasets(data_cfg: dict, seed: int = 0) -> tuple[ImageClassificationDataset, ImageClassificationDataset]:

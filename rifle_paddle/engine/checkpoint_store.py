@@ -100,12 +100,16 @@ class CheckpointStore:
             return final
         partial = final + _PARTIAL
         shutil.rmtree(partial, ignore_errors=True)
-        os.makedirs(partial)
-        for name in sorted(files, key=lambda n: n == STATE_FILE):
-            path = os.path.join(partial, name)
-            paddle.save(files[name], path)
-            fsync_path(path)
-        fsync_path(partial)
+        try:
+            os.makedirs(partial)
+            for name in sorted(files, key=lambda n: n == STATE_FILE):
+                path = os.path.join(partial, name)
+                paddle.save(files[name], path)
+                fsync_path(path)
+            fsync_path(partial)
+        except BaseException:  # a full disk: leave no half-written checkpoint to fill it further
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         shutil.rmtree(final, ignore_errors=True)  # a directory without STATE_FILE: an aborted earlier write
         os.rename(partial, final)
         fsync_path(self.root)

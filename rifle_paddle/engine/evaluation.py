@@ -16,6 +16,7 @@ import paddle
 
 from ..console import setup_logging
 from ..data import build_loader
+from ..data.base import EXCLUDED
 from ..data.builder import build_dataset
 from ..models import create_model
 from .amp import state_in_dtypes_of
@@ -55,7 +56,9 @@ def predict_logits(model, loader, desc: str = "eval") -> tuple[np.ndarray, np.nd
         labels.append(np.asarray(targets, dtype=np.int64).reshape(-1))
     if not logits:
         raise RunError("the test split is empty: nothing to evaluate")
-    return np.concatenate(logits), np.concatenate(labels)
+    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    keep = labels != EXCLUDED  # unreadable test images: left out, never scored as another image
+    return logits[keep], labels[keep]
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -109,8 +112,16 @@ def evaluate(cfg: dict, with_matrix: bool = False):
     log.info("evaluating %s on %d test images (%d batches)", checkpoint, len(test_set), len(loader))
     model.network.eval()
     logits, labels = predict_logits(model, loader)
+    if not len(labels):
+        raise RunError(f"no test image could be read ({len(test_set)} unreadable): check the data with "
+                       f"python -m rifle_paddle.data.check")
     scores, matrix = score(logits, labels, list(test_set.classes))
+    excluded = test_set.unreadable_files()
     result = {"checkpoint": os.path.abspath(checkpoint), "data": cfg["data"]["name"], "root": cfg["data"]["root"],
-              "num_test": len(test_set), **scores}
+              "num_test": int(len(labels)), **scores}
+    if excluded:
+        result["excluded_unreadable"] = excluded
+        log.warning("%d unreadable test image(s) left out of the evaluation: %s", len(excluded),
+                    ", ".join(excluded[:5]) + (" ..." if len(excluded) > 5 else ""))
     log.info("%s: %s on %d test images", checkpoint, format_accuracy(result), len(test_set))
     return (result, matrix, [c["class"] for c in scores["per_class"]]) if with_matrix else result

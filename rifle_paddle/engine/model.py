@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import paddle
 from paddle.hapi.model import to_list
 
+from ..data.base import EXCLUDED
+from ..data.errors import DataError
 from .amp import LossScaler, is_converted
 from .nonfinite import NonFiniteLossGuard
 
@@ -108,6 +111,18 @@ class TransferModel(paddle.Model):
         return self.autocast() if self.amp_level == "O2" else contextlib.nullcontext()
 
     def eval_batch(self, inputs, labels=None):
+        """hapi's, without the rows of unreadable test images (labelled ``data.base.EXCLUDED``): they are left out
+        of the loss and the metrics, not scored as some other image."""
+        inputs, labels = to_list(inputs), to_list(labels or [])
+        if labels:
+            keep = np.flatnonzero(np.asarray(as_tensor(labels[0]).numpy()).reshape(-1) != EXCLUDED)
+            if len(keep) < as_tensor(labels[0]).shape[0]:
+                if len(keep) == 0:
+                    raise DataError("a whole test batch is unreadable: check the data with "
+                                    "python -m rifle_paddle.data.check")
+                index = paddle.to_tensor(keep)
+                inputs = [paddle.index_select(as_tensor(x), index, axis=0) for x in inputs]
+                labels = [paddle.index_select(as_tensor(y), index, axis=0) for y in labels]
         with self.eval_autocast():
             return super().eval_batch(inputs, labels)
 

@@ -212,6 +212,13 @@ class Checkpointer(paddle.callbacks.Callback):
         which checkpoint the run can continue once the cause is fixed."""
         return RunError(f"{error} at {self.where()}; {self.last_checkpoint_hint()}.\n{self.ways_on(error)}")
 
+    def write_failure(self, error: OSError) -> RunError:
+        """A write that failed (a full disk: ``OSError`` ENOSPC) as a ``RunError`` naming the newest intact
+        checkpoint; the failed write has removed its temporary files."""
+        what = f"{error.strerror or error}" + (f" ({error.filename})" if error.filename else "")
+        return RunError(f"could not write to {self.run_dir}: {what}, at {self.where()}; nothing half-written was left. "
+                        f"{self.last_checkpoint_hint()}. Free space (or fix the folder), then resume.")
+
     def ways_on(self, error: Exception) -> str:
         """What a user can really do next. ``--resume`` refuses a changed learning rate or clipping (a resumed run
         computes what the run computed), so those need a new run; the command says how."""

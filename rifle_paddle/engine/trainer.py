@@ -23,7 +23,7 @@ from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
 from ..callbacks.progress import RunProgress
 from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
-from ..console import close_log_file, setup_logging
+from ..console import close_log_file, log_to_file, setup_logging
 from ..data import build_datasets, build_loader
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
                       reset_batchnorm_statistics, resolve_pretrained)
@@ -317,7 +317,12 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
         recorder.extra["final"] = _final_metrics(recorder, model, test_loader)
         recorder.write_metrics()
     except NonFiniteLossError as e:
-        raise checkpointer.failure(e) from None
+        raise log_to_file(checkpointer.failure(e)) from None
+    except OSError as e:  # a full disk, a folder gone: clean, with the newest checkpoint that is intact
+        raise log_to_file(checkpointer.write_failure(e)) from None
+    except Exception as e:  # e.g. a DataError from the loader: the console says it, train.log must too
+        log_to_file(e)
+        raise
     finally:
         if writer is not None:
             writer.close()
