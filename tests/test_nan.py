@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import paddle
@@ -39,7 +40,8 @@ def test_skip_makes_no_update_from_a_nonfinite_batch_and_counts_it():
     loss = model.train_batch(*batch(poisoned=True))
     assert math.isnan(float(loss[0]))
     assert all(np.array_equal(a, b) for a, b in zip(before, weights(model)))
-    assert all(p.grad is None or not np.isnan(p.grad.numpy()).any() for p in model.network.parameters())
+    velocities = model._optimizer._accumulators  # created lazily at the first step: a skipped batch creates none
+    assert not any(np.isnan(a.numpy()).any() for per_param in velocities.values() for a in per_param.values())
     assert model.nonfinite.skipped == 1
     model.train_batch(*batch(poisoned=False))  # a finite batch trains as usual
     assert not all(np.array_equal(a, b) for a, b in zip(before, weights(model)))
@@ -83,9 +85,37 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_the_last_checkpoint(tiny_c
     assert "checkpoints/epoch_0001" in message and "python train.py --resume" in message
 
 
+class PoisonWeight(paddle.callbacks.Callback):
+    """Sets one convolution weight to NaN before the given (1-based) global step: the forward, the gradients and
+    the step all turn non-finite, as in a real divergence (the loss-only poison above never reaches the weights)."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self.step, self.count = step, 0
+
+    def on_train_batch_begin(self, step, logs=None):
+        self.count += 1
+        if self.count == self.step:
+            weight = self.model.network.conv1.weight
+            weight.set_value(paddle.full(weight.shape, float("nan"), weight.dtype))
+
+
+def test_a_real_nan_stops_the_run_and_every_checkpoint_on_disk_is_finite(tiny_config):
+    cfg = tiny_config("train.epochs=3", "log.visualdl=false")
+    with pytest.raises(RunError, match="global step 5") as e:
+        train(cfg, callbacks=[PoisonWeight(5)])
+    named = str(e.value).split("last good checkpoint: ")[1].split(" ")[0]
+    assert named.endswith("epoch_0001")
+    run_dir = os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"])
+    for path in (os.path.join(named, "network.pdparams"), os.path.join(run_dir, "last.pdparams")):
+        state = paddle.load(path)
+        assert all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in state.values()), path
+
+
 def test_skip_policy_trains_on_and_reports_the_skipped_batches(tiny_config):
     result = train(tiny_config("train.epochs=2", "train.nan_policy=skip", "log.visualdl=false"),
                    callbacks=[PoisonLosses({2, 4})])
     assert result["nonfinite_batches"] == 2 and result["steps"] == 6
     assert [e.get("nonfinite_batches") for e in result["epochs"]] == [1, 1]
-    assert all(math.isfinite(e["train_loss"]) for e in result["epochs"])
+    state = paddle.load(os.path.join(result["run_dir"], "last.pdparams"))  # no NaN step reached the weights
+    assert all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in state.values())

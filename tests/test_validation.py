@@ -111,11 +111,13 @@ def test_an_existing_run_directory_is_never_overwritten(tmp_path, tiny_folder, t
     (run_dir / "results.txt").write_text("precious")
     argv = ["-o", "model.arch=resnet18", "-o", f"model.pretrained={tiny_pretrained}", "-o", f"data.root={tiny_folder}",
             "-o", f"run.output_dir={tmp_path / 'out'}", "-o", "run.name=taken", "-o", "run.device=cpu"]
-    for extra in ([], ["-o", "train.resume=auto"]):  # auto: no checkpoint there, so it would be a new run
+    for extra, refusal in (([], "already exists and is not empty"),
+                           # auto: no checkpoint there, so it would restart afresh, but it is not a run's folder
+                           (["-o", "train.resume=auto"], "is not a run directory (no config.yaml)")):
         with pytest.raises(SystemExit) as e:
             train_main(argv + extra)
         assert e.value.code != 0
-        assert "already exists and is not empty" in capsys.readouterr().err + str(e.value.code)
+        assert refusal in capsys.readouterr().err + str(e.value.code)
     assert os.listdir(run_dir) == ["results.txt"] and (run_dir / "results.txt").read_text() == "precious"
 
 
