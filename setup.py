@@ -17,7 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["rifle_paddle", "rifle_paddle.*"]),
-    package_data={"rifle_paddle": ["published.yaml", "configs/*.yaml", "configs/*/*.yaml"]},
+    package_data={"rifle_paddle": ["experiments/published.yaml", "configs/*.yaml", "configs/*/*.yaml"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.6",
@@ -32,10 +32,11 @@ setup(
         "test": ["pytest>=7", "scipy>=1.9"],
         "dev": ["paddlepaddle>=3.0,<4", "pytest>=7", "scipy>=1.9"],
     },
-    entry_points={"console_scripts": ["rifle-train=rifle_paddle.cli:train_main",
-                                      "rifle-eval=rifle_paddle.cli:eval_main",
+    entry_points={"console_scripts": ["rifle-train=rifle_paddle.app.cli:train_main",
+                                      "rifle-eval=rifle_paddle.app.cli:eval_main",
                                       "rifle-export=rifle_paddle.deploy.export:main",
                                       "rifle-predict=rifle_paddle.deploy.predict:main",
-                                      "rifle-selftest=rifle_paddle.selftest:main"]},
+                                      "rifle-selftest=rifle_paddle.app.selftest:main",
+                                      "rifle-check-data=rifle_paddle.app.check_data:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],
 )

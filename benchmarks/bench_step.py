@@ -49,7 +49,7 @@ def build(arch: str, num_classes: int):
 def bench_arch(args, arch: str) -> dict[str, float]:
     import numpy as np
     import paddle
-    from rifle_paddle.engine.model import TrainStep
+    from rifle_paddle.core.step import TrainStep
 
     paddle.seed(0)
     model, steps = build(arch, args.classes)

@@ -51,7 +51,7 @@ def source_path() -> str:
 
 def source_run_dirs() -> list[str]:
     """Where the source's run directory may be: this benchmark's output folder, or the config's own (the source
-    may also have been trained with ``python -m rifle_paddle.pretrain -c rifle_paddle/configs/evidence/source_resnet18.yaml``)."""
+    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c rifle_paddle/configs/evidence/source_resnet18.yaml``)."""
     from rifle_paddle.config import load_config
     cfg = load_config(SOURCE_CONFIG)
     return [os.path.join(folder, cfg["run"]["name"]) for folder in (OUTPUT_DIR, cfg["run"]["output_dir"])]
@@ -82,7 +82,7 @@ def ensure_source() -> dict:
     The committed runs were made from the source that summary names (by md5); a weights file with another md5 is
     reported as ``foreign`` and never pooled with them."""
     from rifle_paddle.config import load_config
-    from rifle_paddle.pretrain import pretrain
+    from rifle_paddle.experiments.pretrain import pretrain
     path, summary_file = source_path(), os.path.join(SUMMARIES, "source.json")
     committed = _read_json(summary_file)
     if not os.path.isfile(path) and os.path.isfile(SOURCE_COPY):
@@ -108,7 +108,7 @@ def ensure_source() -> dict:
 
 # ------------------------------------------------------------------------------------------------ the runs
 def _tables():
-    from rifle_paddle.matrix import load_table
+    from rifle_paddle.experiments.matrix import load_table
     return {name: load_table(path) for name, path in TABLES.items()}
 
 
@@ -118,7 +118,7 @@ def summary_path(run_name: str) -> str:
 
 def plan_jobs(seeds: list[int]) -> list:
     """Every run of both tables once (a cell shared by the tables is one run), in the order of the module doc."""
-    from rifle_paddle.sweep import plan
+    from rifle_paddle.experiments.sweep import plan
     jobs, seen = [], set()
     for table in _tables().values():
         for job in plan(table, seeds, [f"run.output_dir={OUTPUT_DIR}"]):
@@ -134,9 +134,9 @@ def plan_jobs(seeds: list[int]) -> list:
 
 def summarize(run_dir: str, source: dict) -> dict:
     """The committed record of one finished run (a few KB), read from its run directory."""
-    from rifle_paddle.analyze import load_state, relative_weight_change
+    from rifle_paddle.experiments.analyze import load_state, relative_weight_change
     from rifle_paddle.callbacks.epoch_numbers import epoch_index
-    from rifle_paddle.runs import read_run
+    from rifle_paddle.experiments.runs import read_run
     run = read_run(run_dir)
     metrics, cfg = run.metrics, run.config
     dataset, method, seed = run.cell
@@ -159,7 +159,7 @@ def summarize(run_dir: str, source: dict) -> dict:
 def train_and_summarize(job) -> None:
     """The sweep's runner: train ``job`` in this process, then write its summary (a picklable module function)."""
     os.chdir(REPO)
-    from rifle_paddle.sweep import train_in_process
+    from rifle_paddle.experiments.sweep import train_in_process
     train_in_process(job)
     record_summary(job.run_dir)
 
@@ -172,8 +172,8 @@ def record_summary(run_dir: str) -> None:
 def run(args) -> int:
     from rifle_paddle.console import setup_logging
     from rifle_paddle.data import read_split
-    from rifle_paddle.runs import is_complete
-    from rifle_paddle.sweep import run_jobs
+    from rifle_paddle.experiments.runs import is_complete
+    from rifle_paddle.experiments.sweep import run_jobs
     setup_logging()
     read_split({"name": "fashion_mnist", "root": None}, "test")  # a missing data set fails now, clearly
     source = ensure_source()
@@ -238,7 +238,7 @@ def _by(summaries: list[dict], dataset: str, method: str) -> dict[int, dict]:
 
 def regime_rows(summaries: list[dict], regimes: list[str], methods: list[str]) -> list[dict]:
     """Per regime and RIFLE setting: plain and RIFLE accuracies and their paired difference."""
-    from rifle_paddle.report import paired_difference
+    from rifle_paddle.experiments.report import paired_difference
     rows = []
     for dataset in regimes:
         plain = _by(summaries, dataset, "finetune")
@@ -276,7 +276,7 @@ def warning_threshold(rows: list[dict], min_seeds: int = 5) -> tuple[int | None,
 
 
 def plot_regime_curve(rows: list[dict], path: str) -> str:
-    from rifle_paddle.artifacts import pyplot, save_figure
+    from rifle_paddle.experiments.artifacts import pyplot, save_figure
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     for i, method in enumerate(sorted({r["method"] for r in rows})):
@@ -307,8 +307,8 @@ def stage_change(summary: dict) -> dict[str, float]:
 
 
 def write_report(summaries: list[dict], source: dict | None) -> str:
-    from rifle_paddle.artifacts import markdown_table, write_text
-    from rifle_paddle.report import paired_difference, sample_std
+    from rifle_paddle.experiments.artifacts import markdown_table, write_text
+    from rifle_paddle.experiments.report import paired_difference, sample_std
     tables = _tables()
     figures = os.path.join("benchmarks", "results")
     regimes, methods_table = tables["regimes"], tables["methods"]
@@ -412,13 +412,13 @@ def _read_json(path: str) -> dict | None:
 
 
 def _write_json(data: dict, path: str) -> None:
-    from rifle_paddle.callbacks.checkpoint import atomic_write_text
+    from rifle_paddle.core.files import atomic_write_text
     os.makedirs(os.path.dirname(path), exist_ok=True)
     atomic_write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", path)
 
 
 def main(argv=None) -> int:
-    from rifle_paddle.sweep import positive_int
+    from rifle_paddle.experiments.sweep import positive_int
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=("run", "status", "report"))

@@ -4,7 +4,7 @@ The papers' tables need GPUs and downloads; this is the scaled-down, honest vers
 in about an hour (rifle_paddle/configs/tables/fashion_mnist_cpu.yaml, rifle_paddle/configs/datasets/fashion_mnist.yaml):
 
 1. source: ResNet-18 trained from scratch on 5 Fashion-MNIST classes (rifle_paddle/configs/fashion_mnist/source_resnet18.yaml,
-   through ``rifle_paddle.pretrain``; cached in output/weights/ and reused);
+   through ``rifle_paddle.experiments.pretrain``; cached in output/weights/ and reused);
 2. target: the 5 other classes with 20 labels each, every method from those weights, seeds 0..N-1, through the
    sweep (seed ``s`` of every method trains on the same images, so the comparison is paired);
 3. ``benchmarks/results/transfer_cpu.md``: mean +- std top-1 per method, the paired difference to plain fine-tuning with a
@@ -40,7 +40,7 @@ CURVE_METHODS = ("finetune", "rifle", "rifle_l2sp")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from rifle_paddle.sweep import positive_int
+    from rifle_paddle.experiments.sweep import positive_int
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 per method (default 5)")
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 def source_weights(overrides: list[str]) -> tuple[str, float]:
     """The source checkpoint the table's configs point at, trained now if it is not there yet."""
     from rifle_paddle.config import load_config
-    from rifle_paddle.pretrain import pretrain
+    from rifle_paddle.experiments.pretrain import pretrain
     target = load_config(os.path.join("rifle_paddle", "configs", "fashion_mnist", "resnet18_finetune.yaml"), overrides)
     path = target["model"]["pretrained"]
     start = time.time()
@@ -72,7 +72,7 @@ def source_weights(overrides: list[str]) -> tuple[str, float]:
 
 def mean_weight_change(runs_by_method: dict[str, list[str]]) -> "OrderedDict[str, OrderedDict[str, float]]":
     """Per method, the per-layer relative change from the source weights averaged over its seeds."""
-    from rifle_paddle.analyze import weight_change
+    from rifle_paddle.experiments.analyze import weight_change
     out = OrderedDict()
     for method, run_dirs in runs_by_method.items():
         changes, _ = weight_change(run_dirs)
@@ -83,7 +83,7 @@ def mean_weight_change(runs_by_method: dict[str, list[str]]) -> "OrderedDict[str
 
 def plot_loss_curves(runs: dict, path: str) -> str:
     """Training loss per epoch of one seed, re-initialization epochs marked: the jump and the re-convergence."""
-    from rifle_paddle.artifacts import pyplot, save_figure
+    from rifle_paddle.experiments.artifacts import pyplot, save_figure
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
     for i, (method, run) in enumerate(runs.items()):
@@ -131,9 +131,9 @@ def environment() -> str:
 
 
 def write_results(args, report, complete_runs: list, pretrain_s: float, sweep_s: float) -> str:
-    from rifle_paddle.analyze import plot_weight_change, stage_means
-    from rifle_paddle.artifacts import markdown_table, write_text
-    from rifle_paddle.report import bar_chart, to_markdown
+    from rifle_paddle.experiments.analyze import plot_weight_change, stage_means
+    from rifle_paddle.experiments.artifacts import markdown_table, write_text
+    from rifle_paddle.experiments.report import bar_chart, to_markdown
     figures = os.path.join("benchmarks", "results")
     runs = {m: [r for r in complete_runs if r.cell[1] == m] for m in report.methods}
     by_method = {m: [r.path for r in sorted(rs, key=lambda r: r.cell[2])] for m, rs in runs.items() if rs}
@@ -183,10 +183,10 @@ def main(argv=None) -> int:
     from rifle_paddle.config import ConfigError
     from rifle_paddle.console import setup_logging
     from rifle_paddle.data import DataError, read_split
-    from rifle_paddle.matrix import load_table
-    from rifle_paddle.report import build_report
-    from rifle_paddle.runs import find_runs
-    from rifle_paddle.sweep import SweepError, plan, run_jobs
+    from rifle_paddle.experiments.matrix import load_table
+    from rifle_paddle.experiments.report import build_report
+    from rifle_paddle.experiments.runs import find_runs
+    from rifle_paddle.experiments.sweep import SweepError, plan, run_jobs
     setup_logging()
     try:
         read_split({"name": "fashion_mnist", "root": None}, "test")

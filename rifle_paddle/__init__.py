@@ -19,6 +19,15 @@ except ImportError as e:  # pragma: no cover - exercised only on a machine witho
         "  pip install paddlepaddle-gpu     # GPU wheel, matching your CUDA (see paddlepaddle.org.cn)"
     ) from e
 
-from .callbacks import RIFLE, RifleController  # noqa: E402
+from . import models, data  # noqa: E402,F401  (each registers its config checks: model and reader names)
+# The public API: what a user's own training loop needs (docs/api.md). The engine, the table machinery
+# (``experiments``) and the command line are reached by their module paths.
+from .callbacks import RIFLE, RifleController, reinitialize_layer  # noqa: E402
+from .data import DataError, build_dataset, build_loader, list_readers  # noqa: E402
+from .models import create_model, find_classifier, list_models  # noqa: E402
+from .regularizers import DELTA, DTNH, L2SP, BatchSpectralShrinkage, FeatureDistillation  # noqa: E402
+from .tricks import install_tricks  # noqa: E402
 
-__all__ = ["RIFLE", "RifleController", "__version__"]
+__all__ = ["BatchSpectralShrinkage", "DELTA", "DTNH", "DataError", "FeatureDistillation", "L2SP", "RIFLE",
+           "RifleController", "__version__", "build_dataset", "build_loader", "create_model", "find_classifier",
+           "install_tricks", "list_models", "list_readers", "reinitialize_layer"]

@@ -6,7 +6,7 @@ import paddle
 import pytest
 import yaml
 
-from rifle_paddle import analyze
+from rifle_paddle.experiments import analyze
 
 
 def _tensor(array):

@@ -1,4 +1,4 @@
-"""``python -m rifle_paddle.data.check``: the report, the problems it finds and its exit status."""
+"""``python -m rifle_paddle.app.check_data``: the report, the problems it finds and its exit status."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import pytest
 
 import data_layouts as layouts
 from rifle_paddle.data import registry
-from rifle_paddle.data.check import OK, PROBLEMS, UNREADABLE_LAYOUT, main
+from rifle_paddle.app.check_data import OK, PROBLEMS, UNREADABLE_LAYOUT, main
 from rifle_paddle.data.registry import Expected
 
 
@@ -116,7 +116,7 @@ def test_command_line_with_worker_processes(tmp_path):
     for split in ("train", "test"):
         for label in range(2):
             layouts.write_jpeg(str(tmp_path / split / f"c{label}" / "0.jpg"), label)
-    result = subprocess.run([sys.executable, "-m", "rifle_paddle.data.check", "folder", str(tmp_path), "--workers",
+    result = subprocess.run([sys.executable, "-m", "rifle_paddle.app.check_data", "folder", str(tmp_path), "--workers",
                              "2"], capture_output=True, text=True, timeout=120,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert result.returncode == OK, result.stdout + result.stderr

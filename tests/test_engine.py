@@ -7,7 +7,7 @@ import numpy as np
 import paddle
 import pytest
 
-from rifle_paddle.cli import eval_main, train_main
+from rifle_paddle.app.cli import eval_main, train_main
 from rifle_paddle.engine import RunError, train
 from rifle_paddle.engine.optim import build_lr_scheduler
 from rifle_paddle.config import load_config
@@ -149,7 +149,7 @@ def test_cpu_threads_come_from_the_config_then_the_sweep_then_every_core(monkeyp
 def test_the_sweep_gives_each_worker_its_share_of_the_cores(monkeypatch):
     from types import SimpleNamespace
 
-    from rifle_paddle import sweep
+    from rifle_paddle.experiments import sweep
     from rifle_paddle.engine.trainer import CPU_THREADS_ENV
     from sweep_probe import report_threads
     monkeypatch.delenv(CPU_THREADS_ENV, raising=False)

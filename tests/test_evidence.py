@@ -41,7 +41,7 @@ def test_the_plan_covers_both_tables_once_cheap_cells_first(monkeypatch):
 
 
 def _row(tail, differences):
-    from rifle_paddle.report import paired_difference
+    from rifle_paddle.experiments.report import paired_difference
     plain = {s: 0.5 for s in range(len(differences))}
     pair = paired_difference("r", "rifle", plain, {s: 0.5 + d for s, d in enumerate(differences)})
     return {"tail_steps": tail, "pair": pair}

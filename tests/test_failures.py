@@ -72,7 +72,7 @@ def test_a_diverging_run_stops_early_and_names_a_checkpoint_that_is_finite(tiny_
     # the advice is a command that works (before: "lower train.lr and resume", which --resume refuses)
     command = re.search(r"python train\.py (-c \S+ -o train\.lr=30 -o run\.name=\S+)", message)
     assert command, message
-    from rifle_paddle.cli import train_main
+    from rifle_paddle.app.cli import train_main
     assert train_main(command.group(1).split() + ["--print-config"]) == 0
 
 
@@ -192,7 +192,7 @@ def test_an_unreadable_test_image_is_left_out_of_the_evaluation_not_replaced(tin
     import json
     import shutil
 
-    from rifle_paddle.cli import eval_main
+    from rifle_paddle.app.cli import eval_main
     from rifle_paddle.engine import train
     root = tmp_path / "folder"
     shutil.copytree(tiny_folder, root)

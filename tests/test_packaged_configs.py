@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import rifle_paddle
-from rifle_paddle.cli import eval_main, train_main
+from rifle_paddle.app.cli import eval_main, train_main
 from rifle_paddle.config import CONFIGS_DIR, ConfigError, list_configs, load_config
 from rifle_paddle.engine import train
 from rifle_paddle.engine.resume import config_differences

@@ -18,7 +18,7 @@ import numpy as np
 import paddle
 import pytest
 
-from rifle_paddle.cli import train_main
+from rifle_paddle.app.cli import train_main
 from rifle_paddle.config import load_config
 from rifle_paddle.engine import RunError, train
 from rifle_paddle.engine.checkpoint_store import STATE_FILE, CheckpointStore, Position

@@ -1,8 +1,8 @@
 """``rifle-selftest`` on the CPU: it runs what the CPU can, says what it skipped and why, and fails loudly."""
 from __future__ import annotations
 
-from rifle_paddle import selftest
-from rifle_paddle.selftest import FAIL, PASS, SKIP, CheckFailed, Result, verdict
+from rifle_paddle.app import selftest
+from rifle_paddle.app.selftest import FAIL, PASS, SKIP, CheckFailed, Result, verdict
 
 
 def test_on_the_cpu_it_runs_what_it_can_and_a_failed_check_fails_the_verdict(tmp_path, capsys, monkeypatch):

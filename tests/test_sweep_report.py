@@ -7,10 +7,10 @@ import shlex
 import pytest
 import yaml
 
-from rifle_paddle import configgen, report, sweep
+from rifle_paddle.experiments import configgen, report, sweep
 from rifle_paddle.config import load_config
-from rifle_paddle.matrix import DATASET_TITLES, TableError, load_table
-from rifle_paddle.runs import find_runs, parse_run_name, run_name
+from rifle_paddle.experiments.matrix import DATASET_TITLES, TableError, load_table
+from rifle_paddle.experiments.runs import find_runs, parse_run_name, run_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -372,7 +372,7 @@ def test_report_reads_each_runs_cell_from_its_config_not_its_folder_name(tmp_pat
 
 
 def test_method_names_of_adhoc_runs_follow_the_tables():
-    from rifle_paddle.runs import method_from_switches
+    from rifle_paddle.experiments.runs import method_from_switches
     assert method_from_switches({}) == "finetune"
     assert method_from_switches({"rifle": {"enabled": True}, "regularizer": {"name": "l2sp"}}) == "rifle_l2sp"
     assert method_from_switches({"regularizer": {"name": "delta"}, "dtnh": {"enabled": True}}) == "delta_dtnh"

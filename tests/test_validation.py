@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from rifle_paddle.cli import train_main
+from rifle_paddle.app.cli import train_main
 from rifle_paddle.config import SCHEMA, ConfigError, load_config
 from rifle_paddle.config.checks import gpu_available, require_paths
 

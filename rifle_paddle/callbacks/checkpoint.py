@@ -18,58 +18,13 @@ import time
 
 import paddle
 
+from ..core.files import atomic_save, atomic_write_text, fsync_path  # noqa: F401 (re-exported)
 from .epoch_numbers import NUMBERING, shown, shown_record
 
 log = logging.getLogger(__name__)
 
 #: the keys of ``metrics.json`` holding per-epoch records, written with their epochs counted from 1
 EPOCH_RECORDS = ("epochs", "rifle_events", "regularization")
-
-
-def fsync_path(path: str) -> None:
-    """Flush a file's data (or a directory's entries) to the disk. Directories cannot be opened on some platforms
-    (Windows); there a rename is as durable as the OS makes it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _commit(tmp: str, path: str) -> None:
-    fsync_path(tmp)
-    os.replace(tmp, path)
-    fsync_path(os.path.dirname(os.path.abspath(path)))
-
-
-def _written(tmp: str, path: str, write) -> None:
-    """``write(tmp)``, then the rename; on any failure (a full disk) the temporary file is removed, not left."""
-    try:
-        write(tmp)
-        _commit(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_save(obj, path: str) -> None:
-    """``paddle.save`` that leaves either the old or the new file at ``path``, never a partial one."""
-    _written(f"{path}.tmp{os.getpid()}", path, lambda tmp: paddle.save(obj, tmp))
-
-
-def atomic_write_text(text: str, path: str) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    _written(f"{path}.tmp{os.getpid()}", path, write)
 
 
 def _scalar(value):
@@ -188,7 +143,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
         if top1 is not None and (self.best is None or top1 > self.best["test_acc_top1"]):
             self.best = dict(self._current)
             if self.save_best and self.rank == 0:
-                from ..engine.amp import fp32_state_dict  # late: the engine builds on the callbacks
+                from ..core.precision import fp32_state_dict
                 atomic_save(fp32_state_dict(self.model.network, self.model._optimizer),  # O2: fp32 master weights
                             os.path.join(self.run_dir, "best.pdparams"))
         self.write_metrics()

@@ -13,7 +13,6 @@ from .schema import ConfigError
 
 # readers that find their data without data.root (fashion_mnist: a system-wide copy; filelist: paths in the lists)
 _READERS_WITHOUT_ROOT = ("fashion_mnist", "filelist")
-_NO_WEIGHTS = ("none", "false", "")
 
 
 def cross_checks(cfg: dict) -> list[str]:
@@ -41,28 +40,26 @@ def cross_checks(cfg: dict) -> list[str]:
                         f"{data['resize_size']} (the evaluation crop would not fit)")
     problems.extend(_switched_on_without_effect(cfg["tricks"]))
     problems.extend(_regularization_problems(cfg))
-    problems.extend(_unknown_names(cfg))
+    problems.extend(_registered_problems(cfg, None))
     problems.extend(_execution_problems(cfg))
     return problems
 
 
-def _unknown_names(cfg: dict) -> list[str]:
-    """Values that must name a registered model or data reader (registries fill at import, not in the schema)."""
-    import difflib
+#: checks of values that name what another package owns (a model architecture, a weight tag, a data reader), each
+#: ``check(cfg, purpose) -> problems`` with ``purpose`` None (any config), "train" or "eval". The owning package
+#: registers them when it is imported (``rifle_paddle/__init__`` imports ``models`` and ``data``), so this layer
+#: never imports the layers that build on it.
+REGISTERED_CHECKS: list = []
 
-    from ..data import get_reader
-    from ..models import list_models
-    problems = []
-    arch, models = cfg["model"]["arch"], list_models()
-    if arch not in models:
-        close = difflib.get_close_matches(arch, models, n=2)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        problems.append(f"model.arch: unknown model '{arch}'{hint}; available: {', '.join(models)}")
-    try:
-        get_reader(cfg["data"]["name"])
-    except ValueError as e:  # the registry's message names the close matches and all readers
-        problems.append(f"data.name: {e}")
-    return problems
+
+def register_check(check):
+    """Add ``check(cfg, purpose) -> list of problems`` to every config validation (a decorator)."""
+    REGISTERED_CHECKS.append(check)
+    return check
+
+
+def _registered_problems(cfg: dict, purpose: str | None) -> list[str]:
+    return [problem for check in REGISTERED_CHECKS for problem in check(cfg, purpose)]
 
 
 def _execution_problems(cfg: dict) -> list[str]:
@@ -100,7 +97,7 @@ def path_problems(cfg: dict, purpose: str) -> list[str]:
                 if not os.path.isfile(path):
                     problems.append(f"data.{key}: file not found: {path}")
     if purpose == "train":
-        problems.extend(_pretrained_problems(model))
+        problems.extend(_registered_problems(cfg, "train"))
         problems.extend(_device_problems(cfg))
         resume = train.get("resume")
         if isinstance(resume, str) and resume != "auto" and not os.path.isdir(resume):
@@ -128,16 +125,6 @@ def _device_problems(cfg: dict) -> list[str]:
         return [f"train.amp=true needs a GPU, but this Paddle sees none (run.device={run['device']}; "
                 f"paddlepaddle-gpu and a visible card are needed): set -o train.amp=false to train on the CPU"]
     return []
-
-
-def _pretrained_problems(model: dict) -> list[str]:
-    spec, arch = model.get("pretrained"), model.get("arch")
-    if not isinstance(spec, str) or spec.lower() in _NO_WEIGHTS or not isinstance(arch, str):
-        return []
-    from ..models.registry import pretrained_source
-    if pretrained_source(arch, spec) is not None or os.path.isfile(os.path.expanduser(spec)):
-        return []
-    return [f"model.pretrained: '{spec}' is neither a weight tag of {arch} (e.g. 'imagenet') nor an existing file"]
 
 
 def require_paths(cfg: dict, purpose: str) -> None:

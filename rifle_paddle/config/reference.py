@@ -74,7 +74,7 @@ def main(argv=None) -> int:
             return 1
         print(f"{args.out} is up to date")
         return 0
-    from ..callbacks.checkpoint import atomic_write_text
+    from ..core.files import atomic_write_text
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     atomic_write_text(text, args.out)
     print(f"written: {args.out}")

@@ -8,6 +8,21 @@ from .image import EncodedImage, read_image
 from .loader import ImageLoader
 from .registry import Expected, Split, expected_counts, get_reader, list_readers, register_reader
 
+from ..config.checks import register_check
+
+
+@register_check
+def _reader_problems(cfg: dict, purpose: str | None) -> list[str]:
+    """``data.name`` must name a registered reader (the registry's message names the close matches)."""
+    if purpose is not None:
+        return []
+    try:
+        get_reader(cfg["data"]["name"])
+    except ValueError as e:
+        return [f"data.name: {e}"]
+    return []
+
+
 __all__ = ["DataError", "EncodedImage", "Expected", "ImageClassificationDataset", "ImageLoader", "Split",
            "build_dataset", "build_datasets", "build_loader", "class_permutation", "expected_counts", "get_reader",
            "list_readers", "read_image", "read_split", "register_reader", "select_classes",

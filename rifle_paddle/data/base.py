@@ -39,12 +39,12 @@ EXCLUDED = -1
 
 def exhausted_message(name: str, num_samples: int) -> str:
     return (f"{name or 'dataset'}: no readable image left ({num_samples} samples, all unreadable); check the data "
-            f"with python -m rifle_paddle.data.check")
+            f"with python -m rifle_paddle.app.check_data")
 
 
 def strict_message(name: str, problems: list[str]) -> str:
     return (f"{name or 'dataset'}: {'; '.join(problems)} (data.strict is true; set it to false to skip unreadable "
-            f"images, or list them all with python -m rifle_paddle.data.check)")
+            f"images, or list them all with python -m rifle_paddle.app.check_data)")
 
 
 class ImageClassificationDataset(paddle.io.Dataset):

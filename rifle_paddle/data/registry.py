@@ -1,7 +1,7 @@
 """One registry of data set readers (``data.name``). A reader parses a native layout into samples.
 
 Next to each reader the registry keeps what is known about its data set without reading it: the official counts
-(``python -m rifle_paddle.data.check`` compares a download against them) and the label levels it offers
+(``python -m rifle_paddle.app.check_data`` compares a download against them) and the label levels it offers
 (``data.label_level``).
 """
 from __future__ import annotations

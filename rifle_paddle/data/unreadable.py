@@ -11,7 +11,7 @@ ImageNet) marks the bad files, so every worker skips a known-bad file without de
 counter counts the replacements.
 
 Why not a pre-scan before training: decoding every image up front costs a whole epoch of CPU at every start.
-``python -m rifle_paddle.data.check`` does that scan once, after a download, and lists every unreadable file.
+``python -m rifle_paddle.app.check_data`` does that scan once, after a download, and lists every unreadable file.
 """
 from __future__ import annotations
 

@@ -22,6 +22,8 @@ import logging
 import paddle
 from paddle.amp.auto_cast import amp_initialize
 
+from ..core.precision import HALF, fp32_state_dict, master_weights, state_in_dtypes_of  # noqa: F401 (re-exported)
+
 log = logging.getLogger("rifle_paddle")
 
 
@@ -59,7 +61,6 @@ class LossScaler(paddle.amp.GradScaler):
         return float(self._scale.item()) if self._enable else 1.0
 
 
-HALF = (paddle.float16, paddle.bfloat16)
 #: the half precision of O2 in the engine (``build_model``); the multi-card CPU tests put float64 in its place
 HALF_DTYPE = "float16"
 
@@ -87,32 +88,3 @@ def convert_for_o2(network: paddle.nn.Layer, optimizer: paddle.optimizer.Optimiz
 def is_converted(network: paddle.nn.Layer) -> bool:
     """Whether ``network`` holds parameters of another floating type than float32 (``convert_for_o2`` ran)."""
     return any(p.is_floating_point() and p.dtype != paddle.float32 for p in network.parameters())
-
-
-def master_weights(optimizer) -> dict:
-    """``{parameter name: fp32 master weight}`` of an O2 optimizer (empty otherwise)."""
-    return getattr(optimizer, "_master_weights", None) or {}
-
-
-def fp32_state_dict(network: paddle.nn.Layer, optimizer=None) -> dict:
-    """``network.state_dict()`` with every half-precision tensor in float32: the optimizer's master weight where it
-    has one (exact: the value training updates), else cast (buffers). Without AMP O2: the state dict itself."""
-    masters = master_weights(optimizer)
-    state = network.state_dict()
-    return {key: (masters.get(t.name, t).astype("float32") if t.dtype in HALF else t) for key, t in state.items()}
-
-
-def state_in_dtypes_of(network: paddle.nn.Layer, state: dict) -> dict:
-    """``state`` with each floating tensor cast to the dtype of the network's tensor of the same name, so an fp32
-    checkpoint loads into an O2 network and a half-precision one into an fp32 network (``set_state_dict`` refuses
-    a dtype mismatch). Shapes and names are the caller's to check."""
-    own = network.state_dict()
-    cast = {}
-    for key, value in state.items():
-        target = own.get(key)
-        if target is not None and target.is_floating_point():
-            value = value if isinstance(value, paddle.Tensor) else paddle.to_tensor(value)
-            if value.dtype != target.dtype:
-                value = value.astype(target.dtype)
-        cast[key] = value
-    return cast

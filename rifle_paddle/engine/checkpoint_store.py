@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import paddle
 
-from ..callbacks.checkpoint import fsync_path
+from ..core.files import fsync_path
 
 CHECKPOINT_DIR = "checkpoints"
 NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE = "network.pdparams", "optimizer.pdopt", "state.pdstate"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..callbacks.checkpoint import atomic_write_text
+from ..core.files import atomic_write_text
 
 CLASSES_FILE = "classes.json"
 

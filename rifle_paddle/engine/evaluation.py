@@ -114,7 +114,7 @@ def evaluate(cfg: dict, with_matrix: bool = False):
     logits, labels = predict_logits(model, loader)
     if not len(labels):
         raise RunError(f"no test image could be read ({len(test_set)} unreadable): check the data with "
-                       f"python -m rifle_paddle.data.check")
+                       f"python -m rifle_paddle.app.check_data")
     scores, matrix = score(logits, labels, list(test_set.classes))
     excluded = test_set.unreadable_files()
     result = {"checkpoint": os.path.abspath(checkpoint), "data": cfg["data"]["name"], "root": cfg["data"]["root"],

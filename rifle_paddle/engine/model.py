@@ -16,30 +16,9 @@ from paddle.hapi.model import to_list
 
 from ..data.base import EXCLUDED
 from ..data.errors import DataError
+from ..core.step import TrainStep, as_tensor  # noqa: F401 (TrainStep re-exported)
 from .amp import LossScaler, is_converted
 from .nonfinite import NonFiniteLossGuard
-
-
-def as_tensor(x) -> paddle.Tensor:
-    """A batch as a tensor, without the copy ``paddle.to_tensor`` makes of a tensor (``ImageLoader`` and
-    ``paddle.io.DataLoader`` already yield tensors; a user's own loop may pass NumPy arrays)."""
-    return x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x)
-
-
-class TrainStep:
-    """Forward and backward of one training batch; returns the loss terms to log (first: the task loss).
-
-    Subclasses add terms to the loss or change how gradients are formed; they must leave ``.grad`` filled on
-    the parameters (scaled by ``scaler`` when AMP is on) and must not step the optimizer.
-    """
-
-    def __call__(self, model: "TransferModel", inputs: list, labels: list, scaler) -> list[paddle.Tensor]:
-        outputs = model.forward_train(inputs)
-        losses = to_list(model._loss(*(to_list(outputs) + labels)))
-        total = paddle.add_n(losses) if len(losses) > 1 else losses[0]
-        (scaler.scale(total) if scaler is not None else total).backward()
-        model.update_metrics(outputs, labels)
-        return losses
 
 
 class TransferModel(paddle.Model):
@@ -119,7 +98,7 @@ class TransferModel(paddle.Model):
             if len(keep) < as_tensor(labels[0]).shape[0]:
                 if len(keep) == 0:
                     raise DataError("a whole test batch is unreadable: check the data with "
-                                    "python -m rifle_paddle.data.check")
+                                    "python -m rifle_paddle.app.check_data")
                 index = paddle.to_tensor(keep)
                 inputs = [paddle.index_select(as_tensor(x), index, axis=0) for x in inputs]
                 labels = [paddle.index_select(as_tensor(y), index, axis=0) for y in labels]

@@ -3,7 +3,35 @@ from . import resnet  # noqa: F401  (registers the ResNets)
 from .classifier import HEAD_INITS, find_classifier, initialize_classifier
 from .pretrained import (PretrainedWeightsError, load_pretrained, reset_batchnorm_statistics, resolve_pretrained,
                          weights_dir)
-from .registry import create_model, list_models, register_model
+from .registry import create_model, list_models, pretrained_source, register_model
+
+from ..config.checks import register_check
+
+#: ``model.pretrained`` values that mean "no weights"
+NO_WEIGHTS = ("none", "false", "")
+
+
+
+@register_check
+def _model_problems(cfg: dict, purpose: str | None) -> list[str]:
+    """``model.arch`` must name a registered model; for training, ``model.pretrained`` a weight tag of it or a file."""
+    import difflib
+    import os
+    model = cfg["model"]
+    arch, spec = model.get("arch"), model.get("pretrained")
+    if purpose is None:
+        models = list_models()
+        if arch in models:
+            return []
+        close = difflib.get_close_matches(str(arch), models, n=2)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return [f"model.arch: unknown model '{arch}'{hint}; available: {', '.join(models)}"]
+    if purpose != "train" or not isinstance(spec, str) or spec.lower() in NO_WEIGHTS or not isinstance(arch, str):
+        return []
+    if pretrained_source(arch, spec) is not None or os.path.isfile(os.path.expanduser(spec)):
+        return []
+    return [f"model.pretrained: '{spec}' is neither a weight tag of {arch} (e.g. 'imagenet') nor an existing file"]
+
 
 __all__ = ["HEAD_INITS", "PretrainedWeightsError", "create_model", "find_classifier", "initialize_classifier",
            "list_models", "load_pretrained", "register_model", "reset_batchnorm_statistics", "resolve_pretrained",

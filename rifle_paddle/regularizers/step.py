@@ -23,8 +23,8 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
-from ..engine.amp import master_weights
-from ..engine.model import TrainStep, as_tensor
+from ..core.precision import master_weights
+from ..core.step import TrainStep, as_tensor
 from .base import Regularizer
 from .dtnh import DTNH, add_aligned
 

@@ -36,7 +36,7 @@ class DisturbLabel:
         if not 0 <= alpha < 1:
             raise ValueError(f"DisturbLabel alpha must be in [0, 1), got {alpha}")
         if inner is None:
-            from ..engine.model import TrainStep  # late: the engine imports the tricks
+            from ..core.step import TrainStep
             inner = TrainStep()
         self.alpha, self.num_classes, self.inner = alpha, num_classes, inner
 

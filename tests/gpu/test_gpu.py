@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not GPU, reason="needs Paddle with CUDA and a vi
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
-    from rifle_paddle.selftest import SelfTest
+    from rifle_paddle.app.selftest import SelfTest
     return SelfTest(str(tmp_path_factory.mktemp("selftest")))
 
 

@@ -1,7 +1,7 @@
 """Build a paper-style results table from run directories.
 
-    python -m rifle_paddle.report output/                   # -> output/report/results.{md,csv,png}
-    python -m rifle_paddle.report output/ --metric best --out results/
+    python -m rifle_paddle.experiments.report output/                   # -> output/report/results.{md,csv,png}
+    python -m rifle_paddle.experiments.report output/ --metric best --out results/
 
 Every finished run under the folder (a ``metrics.json`` with its final accuracy) counts once in its cell, which
 is read from the run's ``config.yaml`` (``run.cell`` and ``run.seed``; see ``runs.Run.cell``), never trusted from
@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from .artifacts import csv_text, markdown_table, pyplot, save_figure, write_text
-from .config import CONFIGS_DIR
+from ..config import CONFIGS_DIR
 from .matrix import TableError, dataset_title, load_table
 from .runs import Run, find_runs
 
@@ -385,7 +385,7 @@ def write_report(report: Report, out_dir: str, source_label: str = "") -> list[s
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.report", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.report", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("runs", help="folder holding the run directories (searched recursively), e.g. output/")

@@ -9,7 +9,7 @@ import csv
 import io
 import os
 
-from .callbacks.checkpoint import atomic_write_text
+from ..core.files import atomic_write_text
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

@@ -1,5 +1,5 @@
 """A one-minute check to run on one's own machine before a long job: ``rifle-selftest`` or
-``python -m rifle_paddle.selftest``.
+``python -m rifle_paddle.app.selftest``.
 
 Everything GPU-specific in the engine (mixed precision, several cards) can only be exercised where there is a GPU,
 so this module runs each such path once, on generated 32 px images with a ResNet-18, through the same code a real
@@ -70,9 +70,9 @@ class SelfTest:
     def __init__(self, workdir: str, launch: bool = True):
         import paddle
 
-        from .config.checks import gpu_available
-        from .data.synthetic import make_image_folder
-        from .models import create_model
+        from ..config.checks import gpu_available
+        from ..data.synthetic import make_image_folder
+        from ..models import create_model
         self.workdir, self.launch = workdir, launch
         self.gpu = gpu_available()
         self.cards = paddle.device.cuda.device_count() if self.gpu else 0
@@ -98,7 +98,7 @@ class SelfTest:
         return base + list(extra)
 
     def config(self, name: str, *extra: str, amp: bool = True) -> dict:
-        from .config import load_config
+        from ..config import load_config
         return load_config(None, self.overrides(name, *extra, amp=amp))
 
     def run_dir(self, name: str) -> str:
@@ -107,7 +107,7 @@ class SelfTest:
     def reference(self) -> dict:
         """The uninterrupted run (trained once, shared by the checks that compare with it)."""
         if self._reference is None:
-            from .engine import train
+            from ..engine import train
             self._reference = train(self.config("reference"))
         return self._reference
 
@@ -126,9 +126,9 @@ class SelfTest:
         import numpy as np
         import paddle
 
-        from .engine.amp import fp32_state_dict
-        from .engine.trainer import build_model, select_device
-        from .models import create_model
+        from ..engine.amp import fp32_state_dict
+        from ..engine.trainer import build_model, select_device
+        from ..models import create_model
         select_device("gpu")
         cfg = self.config(f"amp_{level}", f"train.amp_level={level}")
         paddle.seed(0)
@@ -160,7 +160,7 @@ class SelfTest:
         as the run did (under O2, within two test images: the run evaluated in fp16)."""
         import paddle
 
-        from .engine import evaluate
+        from ..engine import evaluate
         result = self.reference()
         best = os.path.join(result["run_dir"], "best.pdparams")
         dtypes = {str(v.dtype) for v in paddle.load(best).values()}
@@ -178,7 +178,7 @@ class SelfTest:
         import numpy as np
         import paddle
 
-        from .engine import train
+        from ..engine import train
         reference = self.reference()
 
         class CrashAt(paddle.callbacks.Callback):
@@ -208,7 +208,7 @@ class SelfTest:
         """L2-SP with DTNH trains to finite losses and logs its regularizer."""
         import math
 
-        from .engine import train
+        from ..engine import train
         result = train(self.config("dtnh", "regularizer.name=l2sp", "dtnh.enabled=true", "train.weight_decay=0"))
         losses = [e["train_loss"] for e in result["epochs"]]
         _require(all(math.isfinite(x) for x in losses), f"train losses {losses}")
@@ -224,7 +224,7 @@ class SelfTest:
             raise Skip(f"needs 2 cards, {self.cards} visible")
         script = os.path.join(self.workdir, "train_entry.py")
         with open(script, "w", encoding="utf-8") as f:
-            f.write("import sys\nfrom rifle_paddle.cli import train_main\nsys.exit(train_main())\n")
+            f.write("import sys\nfrom rifle_paddle.app.cli import train_main\nsys.exit(train_main())\n")
         log_dir = os.path.join(self.workdir, "launch")
         overrides = self.overrides("two_processes", "rifle.enabled=true", "rifle.num_reinits=1",
                                    "rifle.min_tail_epochs=1", "regularizer.name=l2sp", "dtnh.enabled=true")
@@ -232,7 +232,9 @@ class SelfTest:
                script] + [arg for o in overrides for arg in ("-o", o)]
         if self.gpu:
             cmd[4:4] = ["--devices", "0,1"]
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this rifle_paddle, installed or not
+        import rifle_paddle
+        # the folder holding this rifle_paddle, installed or not, so the ranks import the same code
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(rifle_paddle.__file__)))
         env = {**os.environ, "OMP_NUM_THREADS": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         proc = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True, timeout=600)

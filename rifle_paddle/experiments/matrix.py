@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .config.schema import SCHEMA, field_of
+from ..config.schema import SCHEMA, field_of
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from .config import CONFIGS_DIR, load_config
+from ..config import CONFIGS_DIR, load_config
 
 DEMO_DIR = os.path.join("output", "demo")
 SOURCE_CONFIG = os.path.join(CONFIGS_DIR, "fashion_mnist", "source_resnet18.yaml")
@@ -30,7 +30,7 @@ _COMMON = [f"run.output_dir={DEMO_DIR}", "run.overwrite=true", "train.log_freq=1
 
 def _source_checkpoint() -> str:
     """Pretrain once and cache: running the demo again only repeats the fine-tuning."""
-    from .pretrain import pretrain
+    from ..experiments.pretrain import pretrain
     path = os.path.join(DEMO_DIR, "source_resnet18.pdparams")
     if os.path.isfile(path):
         print(f"source model: {path} (cached)")
@@ -40,7 +40,7 @@ def _source_checkpoint() -> str:
 
 def _stage_changes(run_dirs: list[str], pretrained: str) -> str:
     """The per-stage weight change table of the runs, as text."""
-    from .analyze import stage_means, weight_change
+    from ..experiments.analyze import stage_means, weight_change
     changes, _ = weight_change(run_dirs, pretrained=pretrained)
     headers, rows = stage_means(changes)
     lines = ["  ".join(f"{h:>10}" for h in headers)]
@@ -49,8 +49,8 @@ def _stage_changes(run_dirs: list[str], pretrained: str) -> str:
 
 
 def main() -> int:
-    from .data import DataError, read_split
-    from .engine import train
+    from ..data import DataError, read_split
+    from ..engine import train
     start = time.time()
     print("rifle-paddle demo: no config given (-c), so running the built-in offline demo.\n"
           "  1. train ResNet-18 from scratch on 5 Fashion-MNIST classes (the source model; cached in output/demo)\n"

@@ -1,6 +1,6 @@
 """Run a whole table of a paper: every cell x seed through the engine, one run after another, resumable.
 
-    python -m rifle_paddle.sweep rifle_paddle/configs/tables/rifle_table_tricks.yaml --seeds 3 \\
+    python -m rifle_paddle.experiments.sweep rifle_paddle/configs/tables/rifle_table_tricks.yaml --seeds 3 \\
         --data-root cub200=/data/CUB_200_2011 --data-root stanford_cars=/data/stanford_cars
     ... --dry-run     # the plan: every run with its state (done / incomplete / to run), nothing is started
     ... --print       # one `python train.py ...` line per run still to do, to hand to a cluster scheduler
@@ -26,8 +26,8 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-from .callbacks.progress import Eta, format_duration
-from .config import ConfigError, load_config
+from ..callbacks.progress import Eta, format_duration
+from ..config import ConfigError, load_config
 from .configgen import render
 from .matrix import Cell, Table, TableError, load_table
 from .runs import is_complete, run_name
@@ -112,13 +112,13 @@ def plan(table: Table, seeds: list[int], overrides: list[str] = (), data_roots: 
         if not os.path.isfile(path):
             missing = ", ".join(os.path.relpath(p) for p in table.missing_fragments(cell)) or "none"
             problems.append(f"{cell.key}: {os.path.relpath(path)} does not exist (missing fragments: {missing}); "
-                            f"run `python -m rifle_paddle.configgen`, or leave the cell out with "
+                            f"run `python -m rifle_paddle.experiments.configgen`, or leave the cell out with "
                             f"--datasets/--methods")
             continue
         with open(path, encoding="utf-8") as f:
             if f.read() != render(table, cell):
                 problems.append(f"{cell.key}: {os.path.relpath(path)} is not what the table says now; "
-                                f"run `python -m rifle_paddle.configgen`")
+                                f"run `python -m rifle_paddle.experiments.configgen`")
                 continue
         cell_overrides = list(overrides)
         if data_roots and cell.dataset in data_roots:
@@ -141,7 +141,7 @@ def plan(table: Table, seeds: list[int], overrides: list[str] = (), data_roots: 
 
 def train_in_process(job: Job) -> None:
     """Run ``job`` through the engine in this process (what ``train.py`` does for one config)."""
-    from .engine import train
+    from ..engine import train
     try:
         train(load_config(job.config_path, job.run_overrides))
     finally:
@@ -205,7 +205,7 @@ def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int,
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     failures, queue, running, started = [], list(enumerate(pending, 1)), {}, {}
     eta = eta or Eta(len(pending), parallel=workers)
-    from .engine.trainer import CPU_THREADS_ENV
+    from ..engine.trainer import CPU_THREADS_ENV
     context = multiprocessing.get_context("spawn")  # a fork of a process that has run Paddle is not safe
     # each process gets its share of the cores (run.cpu_threads, when a config sets it, still wins)
     threads = os.environ.get(CPU_THREADS_ENV) or str(max(1, (os.cpu_count() or 1) // workers))
@@ -255,7 +255,7 @@ def positive_int(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rifle_paddle.sweep", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.sweep", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("table", help="a table file, e.g. rifle_paddle/configs/tables/rifle_table_tricks.yaml")
@@ -283,7 +283,7 @@ def _split(text: str | None) -> list[str] | None:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from .console import setup_logging
+    from ..console import setup_logging
     setup_logging()
     try:
         table = load_table(args.table)

@@ -1,7 +1,7 @@
 """Analyses of finished runs. One so far, for the central claim of the RIFLE paper:
 
-    python -m rifle_paddle.analyze weight-change output/cub200-finetune-s0 output/cub200-rifle-s0
-    python -m rifle_paddle.analyze weight-change --pretrained /weights/resnet50.pdparams RUN_A RUN_B --weights best
+    python -m rifle_paddle.experiments.analyze weight-change output/cub200-finetune-s0 output/cub200-rifle-s0
+    python -m rifle_paddle.experiments.analyze weight-change --pretrained /weights/resnet50.pdparams RUN_A RUN_B --weights best
 
 RIFLE (Li et al., ICML 2020) argues that plain fine-tuning leaves the deep (early) layers of the backbone close to
 their pretrained values, because the gradients a fitted classifier sends back are small, and that re-initializing
@@ -68,7 +68,7 @@ def _model_cfg(run: Run) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _default_classifier(arch: str) -> str:
-    from .models import create_model, find_classifier
+    from ..models import create_model, find_classifier
     return find_classifier(create_model(arch, num_classes=2))[0]
 
 
@@ -86,7 +86,7 @@ def pretrained_path(runs: list[Run], explicit: str | None) -> str:
     """``--pretrained``, else the one ``model.pretrained`` all runs were trained from (resolved as in training)."""
     if explicit:
         return explicit
-    from .models import PretrainedWeightsError, resolve_pretrained
+    from ..models import PretrainedWeightsError, resolve_pretrained
     sources = {(_model_cfg(r).get("arch"), _model_cfg(r).get("pretrained")) for r in runs}
     if len(sources) != 1 or None in next(iter(sources)):
         raise AnalysisError("the runs do not name one common pretrained model (model.arch and model.pretrained in "
@@ -215,7 +215,7 @@ def write_weight_change(changes, out_dir: str, pretrained_label: str) -> list[st
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.analyze", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.analyze", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     commands = parser.add_subparsers(dest="command", required=True)

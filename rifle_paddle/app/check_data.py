@@ -1,6 +1,6 @@
 """Verify a data set on disk before a long GPU run.
 
-    python -m rifle_paddle.data.check <name> <root> [-o data.key=value ...] [--workers N] [--no-decode]
+    python -m rifle_paddle.app.check_data <name> <root> [-o data.key=value ...] [--workers N] [--no-decode]
 
 Reads both splits with the reader training uses, compares the images per split, the classes and (where the
 official split is balanced) the images per class with the official numbers under the configured protocol
@@ -22,11 +22,11 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from ..config import ConfigError, load_config
-from .builder import read_split
-from .errors import DataError
-from .image import EncodedImage, jpeg_is_truncated
-from .loader import single_threaded_opencv
-from .registry import Expected, Split, expected_counts, list_readers
+from ..data.builder import read_split
+from ..data.errors import DataError
+from ..data.image import EncodedImage, jpeg_is_truncated
+from ..data.loader import single_threaded_opencv
+from ..data.registry import Expected, Split, expected_counts, list_readers
 
 OK, PROBLEMS, UNREADABLE_LAYOUT = 0, 1, 2
 
@@ -114,7 +114,7 @@ def describe(name: str, found: Split, expected: Expected | None) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.data.check", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.app.check_data", description=__doc__.split("\n\n")[0],
                                      epilog=f"data sets: {', '.join(list_readers())}")
     parser.add_argument("name", help="data set reader (data.name)")
     parser.add_argument("root", help="the data set's root directory (data.root)")

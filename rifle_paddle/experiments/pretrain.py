@@ -1,6 +1,6 @@
 """Produce a source checkpoint to transfer from, when the real ImageNet weights are out of reach.
 
-    python -m rifle_paddle.pretrain -c rifle_paddle/configs/fashion_mnist/source_resnet18.yaml \\
+    python -m rifle_paddle.experiments.pretrain -c rifle_paddle/configs/fashion_mnist/source_resnet18.yaml \\
         --out output/weights/fashion_source_resnet18.pdparams
 
 Trains the configured backbone from scratch on the source task (the config must say ``model.pretrained: none``)
@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 
-from .config import ConfigError, load_config
+from ..config import ConfigError, load_config
 
 
 def pretrain(cfg: dict, out: str, force: bool = False) -> str:
@@ -24,7 +24,7 @@ def pretrain(cfg: dict, out: str, force: bool = False) -> str:
         return out
     if str(cfg["model"]["pretrained"]).lower() not in ("none", "null"):
         raise ConfigError([f"model.pretrained must be none for pretraining (got {cfg['model']['pretrained']!r})"])
-    from .engine import train
+    from ..engine import train
     result = train(cfg)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = f"{out}.tmp{os.getpid()}"
@@ -34,7 +34,7 @@ def pretrain(cfg: dict, out: str, force: bool = False) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rifle_paddle.pretrain", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.pretrain", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True)
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")

@@ -9,9 +9,9 @@ import json
 import os
 import sys
 
-from . import __version__
-from .config import ConfigError, list_configs, load_config, to_yaml
-from .config.reference import describe_schema
+from .. import __version__
+from ..config import ConfigError, list_configs, load_config, to_yaml
+from ..config.reference import describe_schema
 
 
 def version_line() -> str:
@@ -89,10 +89,10 @@ def train_main(argv=None) -> int:
     cfg = _load(args, paths_for="train")
     if _handle_info(args, cfg):
         return 0
-    from .data import DataError
-    from .engine import RunError, train
-    from .engine.resume import TrainingInterrupted
-    from .models import PretrainedWeightsError
+    from ..data import DataError
+    from ..engine import RunError, train
+    from ..engine.resume import TrainingInterrupted
+    from ..models import PretrainedWeightsError
     try:
         result = train(cfg)
     except (ConfigError, DataError, RunError, PretrainedWeightsError, ValueError) as e:
@@ -134,14 +134,14 @@ def eval_main(argv=None) -> int:
     cfg = _load(args, paths_for="eval")
     if _handle_info(args, cfg):
         return 0
-    from .data import DataError
-    from .engine import RunError, evaluate, resolve_checkpoint
+    from ..data import DataError
+    from ..engine import RunError, evaluate, resolve_checkpoint
     try:
         out = eval_output_path(args.out, resolve_checkpoint(cfg["model"]["checkpoint"]))  # refused before the work
         result, matrix, classes = evaluate(cfg, with_matrix=True)
     except (DataError, RunError, ValueError) as e:
         _fail(e)
-    from .artifacts import confusion_csv, plot_confusion, write_text
+    from ..experiments.artifacts import confusion_csv, plot_confusion, write_text
     replaced = os.path.exists(out)
     stem = os.path.splitext(out)[0]
     result["confusion_csv"], result["confusion_png"] = f"{stem}_confusion.csv", f"{stem}_confusion.png"
