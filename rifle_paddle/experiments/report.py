@@ -63,8 +63,26 @@ def sample_std(values: list[float]) -> float | None:
     return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
+class _PerSeed:
+    """``n``, ``mean`` and sample ``std`` of the per-seed numbers a result names in ``_sample``."""
+
+    _sample = "values"
+
+    @property
+    def n(self) -> int:
+        return len(getattr(self, self._sample))
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(getattr(self, self._sample)))
+
+    @property
+    def std(self) -> float | None:
+        return sample_std(getattr(self, self._sample))
+
+
 @dataclass
-class CellResult:
+class CellResult(_PerSeed):
     dataset: str
     method: str
     seeds: list[int]
@@ -72,21 +90,9 @@ class CellResult:
     delta: float | None = None  # difference of the means to the baseline row, fraction
     published: dict | None = None
 
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.values))
-
-    @property
-    def std(self) -> float | None:
-        return sample_std(self.values)
-
 
 @dataclass
-class PairedDifference:
+class PairedDifference(_PerSeed):
     """A method against the baseline on the seeds both have: seed ``s`` of both saw the same training images and
     started from the same weights, so the per-seed difference removes the split-to-split variance that dominates
     few-label runs. ``p_value``: two-sided paired t-test (None below two pairs or with identical differences)."""
@@ -96,18 +102,7 @@ class PairedDifference:
     seeds: list[int]
     differences: list[float]  # fractions, method minus baseline, per seed
     p_value: float | None
-
-    @property
-    def n(self) -> int:
-        return len(self.differences)
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.differences))
-
-    @property
-    def std(self) -> float | None:
-        return sample_std(self.differences)
+    _sample = "differences"
 
     @property
     def wins(self) -> int:
