@@ -1,0 +1,76 @@
+"""The demo's plan (rifle_paddle/app/demo.py) against what it claims to show, without running it (it takes minutes).
+
+It claims to be two cells of the evidence's method table, on the same images, scaled down only before RIFLE's last
+re-initialization: its last head must train exactly as many steps as the last head of the evidence cell it stands
+for (RIFLE cyclic_num 4 at 192 labels per class), computed here from that cell's own 40-epoch config.
+"""
+import pytest
+
+from rifle_paddle.app import demo
+from rifle_paddle.callbacks.rifle import rifle_schedule, tail_steps
+from rifle_paddle.config import load_config
+from rifle_paddle.experiments.sweep import TODO
+
+
+def _steps_per_epoch(cfg) -> int:
+    images = cfg["data"]["train_per_class"] * len(cfg["data"]["classes"])
+    assert cfg["data"]["drop_last"], "the authors' protocol drops the last batch"
+    return images // cfg["data"]["batch_size"]
+
+
+def _tail(cfg) -> int:
+    r = cfg["rifle"]
+    schedule = rifle_schedule(cfg["train"]["epochs"], r["num_reinits"], r["min_tail_epochs"], r["epochs"])
+    return tail_steps(schedule, cfg["train"]["epochs"], _steps_per_epoch(cfg))
+
+
+@pytest.fixture(scope="module")
+def jobs():
+    return {j.cell.method.name: j for j in demo.demo_jobs("/nowhere/source.pdparams")}
+
+
+def test_the_demo_runs_plain_and_rifle_of_the_evidence_table_on_the_same_images(jobs):
+    assert set(jobs) == {"finetune", "rifle"}
+    configs = {m: load_config(j.config_path, j.run_overrides) for m, j in jobs.items()}
+    plain, rifle = configs["finetune"], configs["rifle"]
+    assert not plain["rifle"]["enabled"] and rifle["rifle"]["enabled"]
+    for key in ("data", "train", "model", "tricks", "regularizer", "dtnh"):
+        assert plain[key] == rifle[key], key  # the pair differs by RIFLE alone
+    assert plain["run"]["seed"] == rifle["run"]["seed"] == 0
+    assert plain["model"]["pretrained"] == "/nowhere/source.pdparams"
+    assert plain["data"]["test_per_class"] is None  # every target test image, as the evidence
+    assert all(j.state == TODO for j in jobs.values())  # rerun, even when an earlier demo finished
+
+
+def test_the_last_head_trains_as_long_as_in_the_evidence_cell_it_stands_for(jobs):
+    evidence = load_config(jobs["rifle"].config_path)  # the table cell as run in the evidence: 40 epochs
+    assert evidence["train"]["epochs"] == 40
+    assert _steps_per_epoch(evidence) == 30 and _tail(evidence) == (40 - 30) * 30  # cyclic_num 4: epochs 10, 20, 30
+    scaled = load_config(jobs["rifle"].config_path, jobs["rifle"].run_overrides)
+    assert scaled["train"]["epochs"] == demo.EPOCHS < 40
+    assert _tail(scaled) == _tail(evidence) == demo.TAIL_STEPS
+    schedule = rifle_schedule(demo.EPOCHS, explicit=scaled["rifle"]["epochs"])
+    assert len(schedule) == 2  # two re-drawn heads before the last, as cyclic_num 3 or more gives
+
+
+def test_the_reading_is_computed_from_the_printed_numbers():
+    rows = [["conv1", 0.05, 0.055], ["layer4", 0.06, 0.09]]
+    line = demo.reading(0.9456, 0.9442, rows)
+    assert "-0.14 points" in line
+    assert f"conv1 {0.055 / 0.05:.2f}x" in line and "conv1 1.10x" in line
+    assert "layer4 1.50x" in line
+
+
+def test_without_the_committed_source_the_demo_falls_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "EVIDENCE_SOURCE", str(tmp_path / "missing.pdparams"))
+    assert demo.evidence_source() is None
+    weights = tmp_path / "source.pdparams"
+    weights.write_bytes(b"not the recorded file")
+    record = tmp_path / "source.json"
+    record.write_text('{"md5": "00000000000000000000000000000000"}')
+    monkeypatch.setattr(demo, "EVIDENCE_SOURCE", str(weights))
+    monkeypatch.setattr(demo, "EVIDENCE_SOURCE_RECORD", str(record))
+    assert demo.evidence_source() is None  # a file that is not the evidence's (md5) is not used as if it were
+    import hashlib
+    record.write_text('{"md5": "%s"}' % hashlib.md5(weights.read_bytes()).hexdigest())
+    assert demo.evidence_source() == str(weights)
