@@ -298,6 +298,63 @@ def plot_regime_curve(rows: list[dict], path: str) -> str:
     return save_figure(fig, path)
 
 
+#: Paired comparisons other than "against plain fine-tuning" (added after results, 2026-12-04; the protocol reports
+#: only those against plain): what one switch changes with everything else equal. (method, its reference, question)
+SECONDARY = [("l2sp_dtnh", "l2sp", "DTNH's own effect on L2-SP"),
+             ("rifle_l2sp", "l2sp", "RIFLE on top of L2-SP"),
+             ("rifle_reset", "rifle", "resetting momentum at each re-initialization (ours)")]
+
+
+def secondary_rows(summaries: list[dict], dataset: str) -> list[tuple[str, str, str, object]]:
+    """``(method, reference, question, paired difference)`` for each comparison of ``SECONDARY`` that has runs."""
+    from rifle_paddle.experiments.report import paired_difference
+    rows = []
+    for method, reference, question in SECONDARY:
+        pair = paired_difference(dataset, method, {s: r["acc_top1"] for s, r in _by(summaries, dataset, reference).items()},
+                                 {s: r["acc_top1"] for s, r in _by(summaries, dataset, method).items()})
+        if pair is not None:
+            rows.append((method, reference, question, pair))
+    return rows
+
+
+def never_hurt_reading(summaries: list[dict], dataset: str, baseline: str) -> str | None:
+    """Whether DTNH's "never hurt" claim was exercised (L2-SP significantly below plain fine-tuning) and how L2-SP +
+    DTNH then fared against plain fine-tuning; None until both have runs."""
+    from rifle_paddle.experiments.report import paired_difference
+    plain = {s: r["acc_top1"] for s, r in _by(summaries, dataset, baseline).items()}
+    l2sp, dtnh = (paired_difference(dataset, m, plain, {s: r["acc_top1"] for s, r in _by(summaries, dataset, m).items()})
+                  for m in ("l2sp", "l2sp_dtnh"))
+    if l2sp is None or dtnh is None:
+        return None
+    hurt = l2sp.mean < 0 and l2sp.p_value is not None and l2sp.p_value < 0.05
+    if not hurt:
+        return ("L2-SP did not hurt significantly here, so DTNH's \"never hurt\" claim was not exercised "
+                f"(L2-SP − plain {100 * l2sp.mean:+.2f} points, {l2sp.verdict()}).")
+    still = dtnh.mean < 0 and dtnh.p_value is not None and dtnh.p_value < 0.05
+    return (f"L2-SP hurt here ({100 * l2sp.mean:+.2f} points against plain fine-tuning, {l2sp.verdict()}), so "
+            "DTNH's \"never hurt\" claim was exercised: L2-SP + DTNH against plain fine-tuning "
+            f"{100 * dtnh.mean:+.2f} points, {dtnh.verdict()}: "
+            + ("it still hurt." if still else "not significantly below plain fine-tuning."))
+
+
+def _secondary_comparisons(summaries: list[dict], dataset: str, table) -> list[str]:
+    from rifle_paddle.experiments.artifacts import markdown_table
+    rows = secondary_rows(summaries, dataset)
+    if not rows:
+        return []
+    titles = {name: m.title for name, m in table.methods.items()}
+    body = [[question, f"{titles[method]} − {titles[reference]}", pair.n,
+             f"{100 * pair.mean:+.2f} ± {100 * (pair.std or 0):.2f}",
+             " ".join(f"{100 * d:+.1f}" for d in pair.differences), pair.verdict()]
+            for method, reference, question, pair in rows]
+    text = ["### One switch at a time (added after results, 2026-12-04)", "",
+            "Paired differences between two methods that differ by one switch, same seeds and images; the protocol "
+            "fixed only the comparisons with plain fine-tuning above.", "",
+            markdown_table(["Question", "Comparison", "n", "Difference (points)", "Per seed", "Verdict"], body), ""]
+    reading = never_hurt_reading(summaries, dataset, table.baseline)
+    return text + ([f"**DTNH.** {reading}", ""] if reading else [])
+
+
 def stage_change(summary: dict) -> dict[str, float]:
     """Mean relative weight change per stage (conv1, layer1 ... layer4) of one run."""
     stages: dict[str, list[float]] = {}
@@ -369,6 +426,7 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
                      "" if pair is None else f"{100 * pair.mean:+.2f} ± {100 * (pair.std or 0):.2f}",
                      "" if pair is None else pair.verdict()])
     text += [markdown_table(["Method", "n", "Top-1 %", "− plain (paired)", "Verdict"], body), ""]
+    text += _secondary_comparisons(summaries, dataset, methods_table)
     text += ["### Where the weights moved", "",
              "Relative change `||w − w0|| / ||w0||` from the source weights after training, per stage (mean over "
              "the stage's layers, then over seeds); conv1 is the input side. RIFLE's claim: the deep (input-side) "

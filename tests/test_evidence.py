@@ -59,3 +59,28 @@ def test_warning_threshold_follows_the_preregistered_rule():
     assert evidence.warning_threshold([_row(50, up), _row(1400, down)]) == (1401, False)
     # cells with fewer than 5 seeds do not count
     assert evidence.warning_threshold([_row(50, [0.01] * 4)]) == (None, False)
+
+
+def _cell(method, accs, dataset="fashion_mnist_192"):
+    return [_summary(dataset, method, s, a) for s, a in enumerate(accs)]
+
+
+def test_secondary_comparisons_pair_a_method_with_the_one_it_adds_a_switch_to():
+    runs = _cell("l2sp", [0.90, 0.80, 0.70]) + _cell("l2sp_dtnh", [0.91, 0.80, 0.72]) + _cell("rifle", [0.5, 0.5])
+    rows = {(m, ref): pair for m, ref, _, pair in evidence.secondary_rows(runs, "fashion_mnist_192")}
+    assert set(rows) == {("l2sp_dtnh", "l2sp")}  # the others have no runs
+    assert rows["l2sp_dtnh", "l2sp"].differences == pytest.approx([0.01, 0.0, 0.02])
+
+
+def test_never_hurt_reading_says_whether_the_claim_was_exercised_and_what_happened():
+    plain = _cell("finetune", [0.90, 0.80, 0.70, 0.60])
+    hurting = _cell("l2sp", [0.88, 0.79, 0.67, 0.58])  # -2, -1, -3, -2 points: t = -4.9, p = 0.016
+    assert evidence.never_hurt_reading(plain + hurting, "fashion_mnist_192", "finetune") is None  # no DTNH yet
+    rescued = _cell("l2sp_dtnh", [0.91, 0.79, 0.70, 0.60])  # +1, -1, 0, 0: not below plain
+    text = evidence.never_hurt_reading(plain + hurting + rescued, "fashion_mnist_192", "finetune")
+    assert "was exercised" in text and "not significantly below" in text
+    still = _cell("l2sp_dtnh", [0.89, 0.79, 0.68, 0.59])  # -1, -1, -2, -1
+    assert "it still hurt" in evidence.never_hurt_reading(plain + hurting + still, "fashion_mnist_192", "finetune")
+    harmless = _cell("l2sp", [0.91, 0.79, 0.70, 0.60])
+    assert "was not exercised" in evidence.never_hurt_reading(plain + harmless + rescued, "fashion_mnist_192",
+                                                              "finetune")
