@@ -158,7 +158,7 @@ def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process,
     ``workers > 1`` runs that many jobs at once, each in a fresh process (``runner`` must then be picklable). On a
     CPU this is the faster way to use several cores: Paddle's CPU kernels run single-threaded by default and small
     models scale poorly with threads (measured on 2 cores, ResNet-18 at 32 px: two single-threaded runs side by side
-    trained ~1.7x the images/s of one run with two threads). On a GPU keep one worker per card.
+    trained 1.42x the images/s of one run with two threads, benchmarks/bench_threads.py). On a GPU keep one worker per card.
     """
     pending = [j for j in jobs if j.state != DONE]
     eta = Eta(len(pending), parallel=workers)
