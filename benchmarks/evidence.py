@@ -392,7 +392,7 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
                "RIFLE − plain", "Per seed", "Verdict"]
     body = [[r["dataset"], r["steps_per_epoch"], r["method"], r["tail_steps"], r["pair"].n,
              f"{100 * np.mean(r['plain']):.2f}", f"{100 * np.mean(r['rifle']):.2f}",
-             f"{100 * r['pair'].mean:+.2f} ± {100 * (r['pair'].std or 0):.2f}",
+             f"{100 * r['pair'].mean:+.2f}" + ("" if r["pair"].std is None else f" ± {100 * r['pair'].std:.2f}"),
              " ".join(f"{100 * d:+.1f}" for d in r["pair"].differences), r["pair"].verdict()] for r in rows]
     text += [markdown_table(headers, body) if body else "No run of part 1 is finished yet.", ""]
     threshold, sufficed = warning_threshold(rows)
@@ -404,7 +404,8 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
                  "last re-initialization; from there on RIFLE did not lose to plain fine-tuning on average.", ""]
     else:
         text += [f"**Threshold of RIFLE's warning** (docs/evidence.md part 3): {threshold} steps. RIFLE lost on "
-                 "average even at the longest tail measured, so no measured tail sufficed.", ""]
+                 f"average even at the longest tail measured with 5 paired seeds ({threshold - 1} steps), so no "
+                 "measured tail sufficed; cells with fewer seeds do not count yet.", ""]
     if rows:
         png = plot_regime_curve(rows, os.path.join(figures, "evidence_regime_curve.png"))
         text += [f"![regime curve](results/{os.path.basename(png)})", ""]
