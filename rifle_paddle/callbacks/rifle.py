@@ -83,7 +83,7 @@ def short_tail_warning(schedule: list[int], epochs: int, steps_per_epoch: int | 
     if tail is None or tail >= threshold:
         return None
     return (f"RIFLE: the last re-drawn head trains for only {tail} optimizer steps ({epochs - max(schedule)} epochs "
-            f"of {steps_per_epoch} steps), fewer than {threshold}. With tails this short RIFLE has lost to plain "
+            f"of {steps_per_epoch} steps), fewer than {threshold}. With tails this short RIFLE did not beat plain "
             f"fine-tuning in our evidence (benchmarks/RESULTS.md): use fewer re-initializations (rifle.num_reinits), "
             f"more epochs, more data per epoch, or rifle.min_tail_steps={threshold}")
 
