@@ -275,7 +275,7 @@ def warning_threshold(rows: list[dict], min_seeds: int = 5) -> tuple[int | None,
     return -(-threshold // 50) * 50, True
 
 
-def plot_regime_curve(rows: list[dict], path: str) -> str:
+def plot_regime_curve(rows: list[dict], path: str, min_seeds: int = 5) -> str:
     from rifle_paddle.experiments.artifacts import pyplot, save_figure
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
@@ -288,11 +288,17 @@ def plot_regime_curve(rows: list[dict], path: str) -> str:
         means = [100 * r["pair"].mean for r in mine]
         errs = [100 * (r["pair"].std or 0) / np.sqrt(r["pair"].n) for r in mine]
         ax.errorbar(xs, means, yerr=errs, color=f"C{i}", marker="o", capsize=3, label=f"{method} (mean ± s.e.)")
+        for r, x, m in zip(mine, xs, means):
+            if r["pair"].n < min_seeds:  # not yet a cell of the protocol: hollow, with its seed count
+                ax.plot([x], [m], marker="o", markersize=9, color="white", markeredgecolor=f"C{i}")
+                ax.annotate(f"n={r['pair'].n}", (x, m), textcoords="offset points", xytext=(6, 6), fontsize=8,
+                            color=f"C{i}")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("optimizer steps after the last re-initialization")
     ax.set_ylabel("RIFLE − plain fine-tuning, top-1 (points)")
-    ax.set_title("Paired difference per seed (dots) and mean, by data regime")
+    ax.set_title(f"Paired difference per seed (dots) and mean, by data regime\n(hollow: fewer than {min_seeds} seeds yet)",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
