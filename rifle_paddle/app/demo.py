@@ -138,7 +138,7 @@ def main() -> int:
     print("\n" + reading(results["finetune"]["final"]["acc_top1"], results["rifle"]["final"]["acc_top1"], rows))
     print(f"run directories: {', '.join(r['run_dir'] for r in results.values())}  ({time.time() - start:.0f} s in all)\n"
           "One seed shows the mechanics, not the effect. In the pre-registered evidence (5 paired seeds per cell,\n"
-          "benchmarks/RESULTS.md), from this source RIFLE is within noise of plain fine-tuning in every regime\n"
-          "measured, this one included, while its last stage moves further from the source weights."
+          "benchmarks/RESULTS.md), from its strong source RIFLE is within noise of plain fine-tuning in every\n"
+          "regime measured, this one included, while its last stage moves further from the source weights."
           + ("" if strong else "\n(This run used the small fallback source model, not the evidence's.)"))
     return 0
