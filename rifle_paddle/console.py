@@ -1,9 +1,13 @@
-"""Console and file logging for the ``rifle_paddle`` logger namespace."""
+"""What a user sees: console and file logging for the ``rifle_paddle`` logger namespace, and Paddle's own
+warnings that nobody can act on kept out of it."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import sys
+import warnings
 
 log = logging.getLogger("rifle_paddle")
 
@@ -55,3 +59,18 @@ def module_parser(prog: str, doc: str):
     return argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog=doc.split("\n\n", 1)[1] if "\n\n" in doc else None)
+
+
+#: Paddle 3.3 warnings that say nothing a user can act on: hapi's ``eval_batch`` passes the labels, already
+#: tensors, to ``paddle.to_tensor``; ``BatchNorm`` announces on every training forward that it tracks global
+#: statistics (which it always did).
+PADDLE_NOISE = ("To copy construct from a tensor", "When training, we now always track global mean and variance")
+
+
+@contextlib.contextmanager
+def paddle_noise_silenced():
+    """Within the block, ``PADDLE_NOISE`` is not shown; every other warning is, as before."""
+    with warnings.catch_warnings():
+        for text in PADDLE_NOISE:
+            warnings.filterwarnings("ignore", message=re.escape(text), category=UserWarning)
+        yield

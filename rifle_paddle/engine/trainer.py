@@ -23,7 +23,7 @@ from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
 from ..callbacks.progress import RunProgress
 from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
-from ..console import close_log_file, log_to_file, setup_logging
+from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_logging
 from ..data import build_datasets, build_loader
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
                       reset_batchnorm_statistics, resolve_pretrained)
@@ -311,10 +311,12 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     recorder.extra["steps"] = lambda: checkpointer.global_step
 
     try:
-        with checkpointer.interrupt:  # Ctrl-C: checkpoint, then TrainingInterrupted
-            model.fit(train_loader, test_loader, epochs=cfg["train"]["epochs"], eval_freq=cfg["train"]["eval_freq"],
-                      log_freq=cfg["train"]["log_freq"], verbose=2, callbacks=callbacks, **checkpointer.fit_position())
-        recorder.extra["final"] = _final_metrics(recorder, model, test_loader)
+        with paddle_noise_silenced():
+            with checkpointer.interrupt:  # Ctrl-C: checkpoint, then TrainingInterrupted
+                model.fit(train_loader, test_loader, epochs=cfg["train"]["epochs"],
+                          eval_freq=cfg["train"]["eval_freq"], log_freq=cfg["train"]["log_freq"], verbose=2,
+                          callbacks=callbacks, **checkpointer.fit_position())
+            recorder.extra["final"] = _final_metrics(recorder, model, test_loader)
         recorder.write_metrics()
     except NonFiniteLossError as e:
         raise log_to_file(checkpointer.failure(e)) from None
