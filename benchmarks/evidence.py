@@ -236,6 +236,16 @@ def _by(summaries: list[dict], dataset: str, method: str) -> dict[int, dict]:
     return {s["seed"]: s for s in summaries if s["dataset"] == dataset and s["method"] == method}
 
 
+def _accuracies(summaries: list[dict], dataset: str, method: str) -> dict[int, float]:
+    """``{seed: top-1}`` of one cell."""
+    return {seed: r["acc_top1"] for seed, r in _by(summaries, dataset, method).items()}
+
+
+def _difference_text(pair) -> str:
+    """A paired difference in points, mean ± sample std (no spread below two pairs)."""
+    return f"{100 * pair.mean:+.2f}" + ("" if pair.std is None else f" ± {100 * pair.std:.2f}")
+
+
 def regime_rows(summaries: list[dict], regimes: list[str], methods: list[str]) -> list[dict]:
     """Per regime and RIFLE setting: plain and RIFLE accuracies and their paired difference."""
     from rifle_paddle.experiments.report import paired_difference
@@ -316,8 +326,8 @@ def secondary_rows(summaries: list[dict], dataset: str) -> list[tuple[str, str, 
     from rifle_paddle.experiments.report import paired_difference
     rows = []
     for method, reference, question in SECONDARY:
-        pair = paired_difference(dataset, method, {s: r["acc_top1"] for s, r in _by(summaries, dataset, reference).items()},
-                                 {s: r["acc_top1"] for s, r in _by(summaries, dataset, method).items()})
+        pair = paired_difference(dataset, method, _accuracies(summaries, dataset, reference),
+                                 _accuracies(summaries, dataset, method))
         if pair is not None:
             rows.append((method, reference, question, pair))
     return rows
@@ -327,20 +337,17 @@ def never_hurt_reading(summaries: list[dict], dataset: str, baseline: str) -> st
     """Whether DTNH's "never hurt" claim was exercised (L2-SP significantly below plain fine-tuning) and how L2-SP +
     DTNH then fared against plain fine-tuning; None until both have runs."""
     from rifle_paddle.experiments.report import paired_difference
-    plain = {s: r["acc_top1"] for s, r in _by(summaries, dataset, baseline).items()}
-    l2sp, dtnh = (paired_difference(dataset, m, plain, {s: r["acc_top1"] for s, r in _by(summaries, dataset, m).items()})
-                  for m in ("l2sp", "l2sp_dtnh"))
+    plain = _accuracies(summaries, dataset, baseline)
+    l2sp, dtnh = (paired_difference(dataset, m, plain, _accuracies(summaries, dataset, m)) for m in ("l2sp", "l2sp_dtnh"))
     if l2sp is None or dtnh is None:
         return None
-    hurt = l2sp.mean < 0 and l2sp.p_value is not None and l2sp.p_value < 0.05
-    if not hurt:
+    if not l2sp.significantly_worse():
         return ("L2-SP did not hurt significantly here, so DTNH's \"never hurt\" claim was not exercised "
                 f"(L2-SP − plain {100 * l2sp.mean:+.2f} points, {l2sp.verdict()}).")
-    still = dtnh.mean < 0 and dtnh.p_value is not None and dtnh.p_value < 0.05
     return (f"L2-SP hurt here ({100 * l2sp.mean:+.2f} points against plain fine-tuning, {l2sp.verdict()}), so "
             "DTNH's \"never hurt\" claim was exercised: L2-SP + DTNH against plain fine-tuning "
             f"{100 * dtnh.mean:+.2f} points, {dtnh.verdict()}: "
-            + ("it still hurt." if still else "not significantly below plain fine-tuning."))
+            + ("it still hurt." if dtnh.significantly_worse() else "not significantly below plain fine-tuning."))
 
 
 def _secondary_comparisons(summaries: list[dict], dataset: str, table) -> list[str]:
@@ -349,8 +356,7 @@ def _secondary_comparisons(summaries: list[dict], dataset: str, table) -> list[s
     if not rows:
         return []
     titles = {name: m.title for name, m in table.methods.items()}
-    body = [[question, f"{titles[method]} − {titles[reference]}", pair.n,
-             f"{100 * pair.mean:+.2f} ± {100 * (pair.std or 0):.2f}",
+    body = [[question, f"{titles[method]} − {titles[reference]}", pair.n, _difference_text(pair),
              " ".join(f"{100 * d:+.1f}" for d in pair.differences), pair.verdict()]
             for method, reference, question, pair in rows]
     text = ["### One switch at a time (added after results, 2026-12-04)", "",
@@ -398,7 +404,7 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
                "RIFLE − plain", "Per seed", "Verdict"]
     body = [[r["dataset"], r["steps_per_epoch"], r["method"], r["tail_steps"], r["pair"].n,
              f"{100 * np.mean(r['plain']):.2f}", f"{100 * np.mean(r['rifle']):.2f}",
-             f"{100 * r['pair'].mean:+.2f}" + ("" if r["pair"].std is None else f" ± {100 * r['pair'].std:.2f}"),
+             _difference_text(r["pair"]),
              " ".join(f"{100 * d:+.1f}" for d in r["pair"].differences), r["pair"].verdict()] for r in rows]
     text += [markdown_table(headers, body) if body else "No run of part 1 is finished yet.", ""]
     threshold, sufficed = warning_threshold(rows)
@@ -417,7 +423,7 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
         text += [f"![regime curve](results/{os.path.basename(png)})", ""]
     text += ["## 2. The method table (192 labels per class, 30 steps an epoch)", ""]
     dataset = methods_table.datasets[0]
-    plain = {s: r["acc_top1"] for s, r in _by(summaries, dataset, methods_table.baseline).items()}
+    plain = _accuracies(summaries, dataset, methods_table.baseline)
     body = []
     for name, method in methods_table.methods.items():
         runs = _by(summaries, dataset, name)
@@ -427,10 +433,10 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
         values = [r["acc_top1"] for r in runs.values()]
         std = sample_std(values)
         pair = None if name == methods_table.baseline else paired_difference(
-            dataset, name, plain, {s: r["acc_top1"] for s, r in runs.items()})
+            dataset, name, plain, _accuracies(summaries, dataset, name))
         body.append([method.title, len(values), f"{100 * np.mean(values):.2f}"
                      + (f" ± {100 * std:.2f}" if std is not None else ""),
-                     "" if pair is None else f"{100 * pair.mean:+.2f} ± {100 * (pair.std or 0):.2f}",
+                     "" if pair is None else _difference_text(pair),
                      "" if pair is None else pair.verdict()])
     text += [markdown_table(["Method", "n", "Top-1 %", "− plain (paired)", "Verdict"], body), ""]
     text += _secondary_comparisons(summaries, dataset, methods_table)

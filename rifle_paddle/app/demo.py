@@ -24,7 +24,6 @@ from ..config import CONFIGS_DIR, load_config
 
 DEMO_DIR = os.path.join("output", "demo")
 METHODS_TABLE = os.path.join(CONFIGS_DIR, "tables", "evidence_methods.yaml")
-METHODS = ("finetune", "rifle")
 
 # The evidence's source model, as committed in a checkout (rifle_paddle/configs -> the repository's root).
 _EVIDENCE = os.path.join(os.path.dirname(os.path.dirname(CONFIGS_DIR)), "benchmarks", "results", "evidence")
@@ -41,7 +40,8 @@ RIFLE_EPOCHS = [2, 4]  # epochs finished before each re-initialization: heads of
 TAIL_STEPS = 300       # the last head of the evidence's RIFLE cyclic_num 4 cell: (40 - 30) epochs x 30 steps
 _TARGET = [f"train.epochs={EPOCHS}", f"train.eval_freq={EPOCHS}", "train.log_freq=30", "run.overwrite=true",
            f"run.output_dir={DEMO_DIR}"]
-_PER_METHOD = {"finetune": [], "rifle": [f"rifle.epochs={RIFLE_EPOCHS}"]}
+_PER_METHOD = {"finetune": [], "rifle": [f"rifle.epochs={RIFLE_EPOCHS}"]}  # the overrides of each run
+METHODS = tuple(_PER_METHOD)
 
 
 def evidence_source() -> str | None:

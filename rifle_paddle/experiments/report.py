@@ -112,6 +112,10 @@ class PairedDifference(_PerSeed):
     def losses(self) -> int:
         return sum(d < 0 for d in self.differences)
 
+    def significantly_worse(self, level: float = 0.05) -> bool:
+        """Below the baseline on average, with a paired test under ``level``."""
+        return self.mean < 0 and self.p_value is not None and self.p_value < level
+
     def verdict(self, level: float = 0.05) -> str:
         """One sentence a reader can take at face value."""
         if self.p_value is None:
