@@ -268,10 +268,10 @@ def regime_rows(summaries: list[dict], regimes: list[str], methods: list[str]) -
 
 
 def warning_threshold(rows: list[dict], min_seeds: int = 5) -> tuple[int | None, bool]:
-    """The tail (in steps) below which RIFLE warns, by the rule of docs/evidence.md part 3, and whether any measured
-    tail sufficed: the smallest tail from which every point with a longer or equal tail has a mean paired difference
-    >= 0, rounded up to a multiple of 50; one more than the longest tail when the longest is still negative.
-    (None, False) without any point of ``min_seeds`` seeds."""
+    """The rule of docs/evidence.md part 3 on the regime curve: the smallest tail (in steps) from which every point
+    with a longer or equal tail has a mean paired difference >= 0, and True; or, when the point with the longest
+    tail is still negative, one more than that tail, and False (no measured tail sufficed). Only points with
+    ``min_seeds`` paired seeds count; (None, False) without any. Not rounded: see :func:`short_tail_steps`."""
     points = sorted((r["tail_steps"], r["pair"].mean) for r in rows if r["pair"].n >= min_seeds)
     if not points:
         return None, False
@@ -282,7 +282,45 @@ def warning_threshold(rows: list[dict], min_seeds: int = 5) -> tuple[int | None,
         if mean < 0:
             break
         threshold = tail
-    return -(-threshold // 50) * 50, True
+    return threshold, True
+
+
+def short_tail_steps(threshold: int) -> int:
+    """The rule's value rounded up to a multiple of 50 steps: what goes into ``SHORT_TAIL_STEPS``."""
+    return -(-threshold // 50) * 50
+
+
+def curve_complete(rows: list[dict], regimes: list[str], methods: list[str], min_seeds: int = 5) -> bool:
+    """Whether every (regime, RIFLE setting) point of the curve has ``min_seeds`` paired seeds."""
+    counted = {(r["dataset"], r["method"]) for r in rows if r["pair"].n >= min_seeds}
+    return all((d, m) in counted for d in regimes for m in methods)
+
+
+def threshold_text(threshold: int | None, sufficed: bool, complete: bool) -> list[str]:
+    """RESULTS.md's paragraph on the threshold: the rule's value, what goes into the code, and whether the code has
+    it (only once the curve is complete is the value final)."""
+    from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS, SHORT_TAIL_SUFFICED
+    if threshold is None:
+        return ["The threshold of RIFLE's warning (docs/evidence.md part 3) needs cells with 5 paired seeds; none "
+                "has them yet.", ""]
+    value = short_tail_steps(threshold)
+    if sufficed:
+        finding = (f"{threshold} optimizer steps after the last re-initialization; from there on RIFLE did not lose "
+                   "to plain fine-tuning on average")
+    else:
+        finding = (f"{threshold} steps. RIFLE lost on average even at the longest tail measured with 5 paired seeds "
+                   f"({threshold - 1} steps), so no measured tail sufficed")
+    text = f"**Threshold of RIFLE's warning** (docs/evidence.md part 3): {finding}; rounded up, {value} steps. "
+    if not complete:
+        text += ("Some cells of the curve have fewer than 5 seeds and do not count yet, so this value is not final; "
+                 f"the code keeps {SHORT_TAIL_STEPS}.")
+    elif (SHORT_TAIL_STEPS, SHORT_TAIL_SUFFICED) == (value, sufficed):
+        text += "`SHORT_TAIL_STEPS` and `SHORT_TAIL_SUFFICED` in `rifle_paddle/callbacks/rifle.py` hold this finding."
+    else:
+        text += (f"**The code disagrees**: `rifle_paddle/callbacks/rifle.py` has `SHORT_TAIL_STEPS = "
+                 f"{SHORT_TAIL_STEPS}`, `SHORT_TAIL_SUFFICED = {SHORT_TAIL_SUFFICED}`; set them to {value} and "
+                 f"{sufficed}.")
+    return [text, ""]
 
 
 def plot_regime_curve(rows: list[dict], path: str, min_seeds: int = 5) -> str:
@@ -408,16 +446,7 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
              " ".join(f"{100 * d:+.1f}" for d in r["pair"].differences), r["pair"].verdict()] for r in rows]
     text += [markdown_table(headers, body) if body else "No run of part 1 is finished yet.", ""]
     threshold, sufficed = warning_threshold(rows)
-    if threshold is None:
-        text += ["The threshold of RIFLE's warning (docs/evidence.md part 3) needs cells with 5 paired seeds; none "
-                 "has them yet.", ""]
-    elif sufficed:
-        text += [f"**Threshold of RIFLE's warning** (docs/evidence.md part 3): {threshold} optimizer steps after the "
-                 "last re-initialization; from there on RIFLE did not lose to plain fine-tuning on average.", ""]
-    else:
-        text += [f"**Threshold of RIFLE's warning** (docs/evidence.md part 3): {threshold} steps. RIFLE lost on "
-                 f"average even at the longest tail measured with 5 paired seeds ({threshold - 1} steps), so no "
-                 "measured tail sufficed; cells with fewer seeds do not count yet.", ""]
+    text += threshold_text(threshold, sufficed, curve_complete(rows, regimes.datasets, rifle_methods))
     if rows:
         png = plot_regime_curve(rows, os.path.join(figures, "evidence_regime_curve.png"))
         text += [f"![regime curve](results/{os.path.basename(png)})", ""]

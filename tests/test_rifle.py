@@ -7,6 +7,7 @@ import pytest
 from paddle import nn
 
 from rifle_paddle.callbacks import RIFLE, RifleController, reinitialize_layer, rifle_schedule
+from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS, short_tail_warning
 
 
 class TinyNet(nn.Layer):
@@ -278,9 +279,20 @@ def test_a_short_tail_is_warned_about_and_a_long_one_is_not():
     short = RifleController(TinyNet().fc, None, epochs=40, num_reinits=3, steps_per_epoch=5)
     assert short.schedule == [10, 20, 30]
     assert "only 50 optimizer steps (10 epochs of 5 steps)" in short.warning
-    long = RifleController(TinyNet().fc, None, epochs=40, num_reinits=3, steps_per_epoch=100)
-    assert long.warning is None  # 1,000 steps
+    enough = -(-SHORT_TAIL_STEPS // 10)  # steps an epoch that give the 10-epoch tail SHORT_TAIL_STEPS or more
+    long = RifleController(TinyNet().fc, None, epochs=40, num_reinits=3, steps_per_epoch=enough)
+    assert long.warning is None
+    assert RifleController(TinyNet().fc, None, epochs=40, num_reinits=3, steps_per_epoch=enough - 1).warning
     assert RifleController(TinyNet().fc, None, epochs=40, num_reinits=3).warning is None  # steps unknown
+
+
+def test_the_warning_says_which_finding_it_rests_on():
+    args = ([10, 20, 30], 40, 5)  # a 50-step tail
+    assert short_tail_warning(*args, threshold=50) is None
+    assert "did not beat plain fine-tuning in our evidence" in short_tail_warning(*args, threshold=500, sufficed=None)
+    assert "lost to plain fine-tuning on average" in short_tail_warning(*args, threshold=500, sufficed=True)
+    text = short_tail_warning(*args, threshold=1450, sufficed=False)
+    assert "no measured tail sufficed" in text and "fewer than 1450" in text and "min_tail_steps=1450" in text
 
 
 def test_min_tail_steps_moves_the_last_reinitialization_earlier():
