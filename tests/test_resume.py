@@ -155,6 +155,26 @@ def test_a_crash_in_a_rifle_epoch_resumes_to_the_same_weights(workspace, referen
     assert_same_run(run_dir, reference)
 
 
+def test_a_sweep_continues_a_crashed_run_from_its_checkpoint_instead_of_starting_over(workspace, reference):
+    """``sweep`` (and ``benchmarks/evidence.py``) run a cut-short run again: it must continue from its checkpoint,
+    not retrain the epochs it already paid for."""
+    from types import SimpleNamespace
+
+    from rifle_paddle.experiments import sweep
+    cell = SimpleNamespace(dataset="tiny", method=SimpleNamespace(name="rifle"))
+    name, seed = "tiny-rifle-s3", 3  # run_name(cell, seed); run_overrides trains seed 3 as the reference does
+    overrides = run_overrides(workspace, name)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(load_config(None, overrides), callbacks=[CrashAt(RIFLE_EPOCH + 1, 2)])
+    run_dir = os.path.join(workspace["output"], name)
+    job = sweep.Job(cell, seed, None, overrides, run_dir, sweep._state(run_dir))
+    assert job.name == name and job.state == sweep.INCOMPLETE
+    sweep.train_in_process(job)
+    with open(os.path.join(run_dir, "train.log"), encoding="utf-8") as f:
+        assert "resuming " in f.read()  # a restart would have emptied the run directory, train.log included
+    assert_same_run(run_dir, reference)
+
+
 def test_stateful_components_plug_in_the_l2sp_reference_through_disturblabel(workspace):
     """The regularizer's frozen pretrained reference (``RegularizedStep.state_dict``, reached through the
     DisturbLabel wrapper) is saved and restored, and DisturbLabel's draws from Paddle's generator continue."""

@@ -188,8 +188,8 @@ def test_an_interrupted_sweep_resumes(configs, tmp_path):
     assert "1/7 runs: " in finished[0] and " left (ends near " in finished[0]
     assert [name for name, _ in ran] == [j.name for j in jobs if j.name != "alpha-rifle-s0"]
     overrides = dict(ran)
-    assert overrides["beta-finetune-s1"][-1] == "run.overwrite=true"  # a cut-short run starts over
-    assert "run.overwrite=true" not in overrides["alpha-finetune-s0"]
+    assert overrides["beta-finetune-s1"][-1] == "train.resume=auto"  # a cut-short run continues
+    assert not any(o.startswith(("train.resume", "run.overwrite")) for o in overrides["alpha-finetune-s0"])
 
 
 def test_a_failed_run_stops_the_sweep_unless_keep_going(configs, tmp_path):

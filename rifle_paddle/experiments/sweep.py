@@ -8,7 +8,8 @@
 Each run is ``<run.output_dir>/<dataset>-<method>-s<seed>`` (``runs.run_name``), from the cell's generated config
 (``rifle_paddle/configs/<dataset>/<arch>_<method>.yaml``) with ``run.seed`` and ``run.name`` set. A run whose ``metrics.json``
 holds its final result is done and skipped, so starting an interrupted sweep again continues where it stopped; a
-run that was cut short is started again from scratch over its directory (``run.overwrite=true``).
+run that was cut short continues from its newest checkpoint (``train.resume=auto``, exact: same steps, same
+weights), or starts again over its directory if it was stopped before writing one.
 
 Order is seed-major (every cell with seed 0, then every cell with seed 1, ...): an interrupted sweep leaves a
 complete table with fewer seeds rather than a few cells with all of them. Every config is loaded and validated
@@ -63,8 +64,9 @@ class Job:
     @property
     def run_overrides(self) -> list[str]:
         """The ``-o`` overrides of this run (the last ones win)."""
-        restart = ["run.overwrite=true"] if self.state == INCOMPLETE else []
-        return [*self.overrides, f"run.seed={self.seed}", f"run.name={self.name}", *restart]
+        # a cut-short run continues from its newest checkpoint; 'auto' starts it over when it has none yet
+        resume = ["train.resume=auto"] if self.state == INCOMPLETE else []
+        return [*self.overrides, f"run.seed={self.seed}", f"run.name={self.name}", *resume]
 
     def command(self) -> str:
         args = ["python", "train.py", "-c", os.path.relpath(self.config_path)]
@@ -181,7 +183,7 @@ def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process,
 
 def _log_start(job: Job, i: int, n: int) -> None:
     log.info("sweep [%d/%d] %s (%s)%s", i, n, job.name, os.path.relpath(job.config_path),
-             ", restarting an incomplete run" if job.state == INCOMPLETE else "")
+             ", continuing an incomplete run" if job.state == INCOMPLETE else "")
 
 
 def _log_finished(eta: Eta, job: Job, seconds: float) -> None:
