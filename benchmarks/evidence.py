@@ -272,14 +272,14 @@ def warning_threshold(rows: list[dict], min_seeds: int = 5) -> tuple[int | None,
     with a longer or equal tail has a mean paired difference >= 0, and True; or, when the point with the longest
     tail is still negative, one more than that tail, and False (no measured tail sufficed). Only points with
     ``min_seeds`` paired seeds count; (None, False) without any. Not rounded: see :func:`short_tail_steps`."""
-    points = sorted((r["tail_steps"], r["pair"].mean) for r in rows if r["pair"].n >= min_seeds)
+    points = sorted((r["tail_steps"], r["pair"].direction) for r in rows if r["pair"].n >= min_seeds)
     if not points:
         return None, False
     if points[-1][1] < 0:
         return points[-1][0] + 1, False
     threshold = points[-1][0]
-    for tail, mean in reversed(points):
-        if mean < 0:
+    for tail, direction in reversed(points):  # a tie (mean 0 up to float rounding) is "at least 0"
+        if direction < 0:
             break
         threshold = tail
     return threshold, True

@@ -57,6 +57,12 @@ def test_warning_threshold_follows_the_preregistered_rule():
     assert evidence.warning_threshold(rows) == (1010, True)
     # RIFLE loses even at the longest tail: one more than that tail, and no measured tail sufficed
     assert evidence.warning_threshold([_row(50, up), _row(1400, down)]) == (1401, False)
+    # a tie counts as "at least 0" even when float rounding makes its mean -2.2e-17 (real accuracies)
+    from rifle_paddle.experiments.report import paired_difference
+    tie = {"tail_steps": 1000, "pair": paired_difference("r", "rifle", dict(enumerate([.9512, .9512, .9412, .95, .95])),
+                                                         dict(enumerate([.9512, .95, .94, .952, .9504])))}
+    assert tie["pair"].mean < 0  # the float noise this is about
+    assert evidence.warning_threshold([_row(420, down), tie, _row(1400, up)]) == (1000, True)
     # cells with fewer than 5 seeds do not count
     assert evidence.warning_threshold([_row(50, [0.01] * 4)]) == (None, False)
 

@@ -305,6 +305,18 @@ def test_paired_differences_match_a_hand_computed_t_test(synthetic_runs):
     assert "## Paired differences to finetune" in md and "| alpha | rifle | 3 | +4.00 ± 1.00 | +5.00 +3.00 +4.00 | 3/3 | 0.020 |" in md
 
 
+def test_a_tie_up_to_float_rounding_reads_as_a_tie():
+    """Real accuracies (the committed 192-label momentum-reset runs against plain) whose differences sum to 0 but
+    whose float mean is -2.2e-17: neither 'worse' nor 'better'."""
+    plain = {0: 0.9512, 1: 0.9512, 2: 0.9412, 3: 0.9500, 4: 0.9500}
+    reset = {0: 0.9512, 1: 0.9500, 2: 0.9400, 3: 0.9520, 4: 0.9504}
+    pair = report.paired_difference("d", "m", plain, reset)
+    assert pair.mean != 0 and abs(pair.mean) < 1e-15  # the float noise this is about
+    assert pair.direction == 0 and not pair.significantly_worse()
+    assert pair.verdict() == "the same on average (5 pairs, p = 1.00)"
+    assert report.paired_difference("d", "m", plain, {**reset, 4: 0.9506}).direction == 1  # one image in 5,000 counts
+
+
 def test_report_best_metric_and_files(synthetic_runs):
     code = report.main([synthetic_runs, "--metric", "best", "--configs", "/nonexistent"])
     assert code == 0

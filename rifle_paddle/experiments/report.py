@@ -104,6 +104,15 @@ class PairedDifference(_PerSeed):
     p_value: float | None
     _sample = "differences"
 
+    #: Below this a mean difference (a fraction of the test set) is float rounding, not a measurement: differences of
+    #: accuracies that agree on average come out as -2e-17, and such a tie must read as a tie.
+    TIE = 1e-9
+
+    @property
+    def direction(self) -> int:
+        """+1 if the method is better on average, -1 if worse, 0 for a tie."""
+        return 0 if abs(self.mean) < self.TIE else (1 if self.mean > 0 else -1)
+
     @property
     def wins(self) -> int:
         return sum(d > 0 for d in self.differences)
@@ -114,13 +123,15 @@ class PairedDifference(_PerSeed):
 
     def significantly_worse(self, level: float = 0.05) -> bool:
         """Below the baseline on average, with a paired test under ``level``."""
-        return self.mean < 0 and self.p_value is not None and self.p_value < level
+        return self.direction < 0 and self.p_value is not None and self.p_value < level
 
     def verdict(self, level: float = 0.05) -> str:
         """One sentence a reader can take at face value."""
         if self.p_value is None:
             return "too few seeds for a test" if self.n < 2 else "identical on every seed pair"
-        direction = "better" if self.mean > 0 else "worse"
+        if self.direction == 0:
+            return f"the same on average ({self.n} pairs, p = {self.p_value:.2f})"
+        direction = "better" if self.direction > 0 else "worse"
         if self.p_value < level:
             return f"{direction} (p = {self.p_value:.3f} < {level})"
         return f"{direction} on average, not significant at {level} (p = {self.p_value:.2f}, {self.n} pairs)"
