@@ -290,7 +290,8 @@ def test_the_warning_says_which_finding_it_rests_on():
     args = ([10, 20, 30], 40, 5)  # a 50-step tail
     assert short_tail_warning(*args, threshold=50) is None
     assert "did not beat plain fine-tuning in our evidence" in short_tail_warning(*args, threshold=500, sufficed=None)
-    assert "lost to plain fine-tuning on average" in short_tail_warning(*args, threshold=500, sufficed=True)
+    assert "stopped losing to plain fine-tuning on average only with tails of 500 steps or more" \
+        in short_tail_warning(*args, threshold=500, sufficed=True)
     text = short_tail_warning(*args, threshold=1450, sufficed=False)
     assert "no measured tail sufficed" in text and "fewer than 1450" in text and "min_tail_steps=1450" in text
 

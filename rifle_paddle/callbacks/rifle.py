@@ -90,7 +90,8 @@ def short_tail_warning(schedule: list[int], epochs: int, steps_per_epoch: int | 
     if tail is None or tail >= threshold:
         return None
     finding = {None: "With tails this short RIFLE did not beat plain fine-tuning in our evidence",
-               True: "With tails this short RIFLE lost to plain fine-tuning on average in our evidence",
+               True: f"In our evidence RIFLE stopped losing to plain fine-tuning on average only with tails of "
+                     f"{threshold} steps or more",
                False: "RIFLE did not beat plain fine-tuning on average at any tail our evidence measured, the longest "
                       "just under this threshold (no measured tail sufficed)"}[sufficed]
     return (f"RIFLE: the last re-drawn head trains for only {tail} optimizer steps ({epochs - max(schedule)} epochs "
