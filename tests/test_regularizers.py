@@ -178,6 +178,42 @@ def _two_class_batch(seed=0, n=16):
     return paddle.to_tensor(x), paddle.to_tensor(y.astype("int64"))
 
 
+class TwoStages(nn.Layer):
+    """Two convolutions in a row (2 then 3 channels) under a 3-input classifier: two layers to score."""
+
+    def __init__(self):
+        super().__init__()
+        self.feat, self.mix, self.fc = nn.Conv2D(1, 2, 1), nn.Conv2D(2, 3, 1), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(paddle.flatten(F.adaptive_avg_pool2d(F.relu(self.mix(F.relu(self.feat(x)))), 1), 1))
+
+
+def test_delta_scores_each_layer_as_if_alone_and_logs_its_progress():
+    import logging
+    paddle.seed(1)
+    net, probe = TwoStages(), nn.Linear(3, 2)
+    batches = [_two_class_batch(0), _two_class_batch(1)]
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("rifle_paddle.regularizers.delta")
+    logger.addHandler(handler)
+    old_level, logger.level = logger.level, logging.INFO
+    try:  # a batch of 16 and 16 images a forward: one channel a forward, 5 forwards, a line after each but the last
+        both = channel_importance(net, "fc", ["feat", "mix"], batches, 2, images_per_forward=16, probe=probe,
+                                  progress_every_s=0)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert [line.split(":")[1].strip() for line in lines] == [f"{k}/5 channels scored" for k in range(1, 5)]
+    assert all(" left (ends near " in line for line in lines)
+    for name in ("feat", "mix"):  # the other layer's hook passes its output through untouched
+        alone = channel_importance(net, "fc", [name], batches, 2, images_per_forward=16, probe=probe)[name]
+        np.testing.assert_allclose(both[name].numpy(), alone.numpy(), rtol=1e-6, atol=1e-7)
+    assert [both["feat"].shape, both["mix"].shape] == [[2], [3]]
+
+
 def test_delta_supervised_attention_scores_the_informative_channel():
     paddle.seed(0)
     net = TwoChannels()

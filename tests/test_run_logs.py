@@ -88,7 +88,7 @@ def test_the_log_says_how_long_the_run_has_left(run):
 
 
 def test_eta_is_the_mean_unit_times_the_units_left():
-    from rifle_paddle.callbacks.progress import Eta, format_duration
+    from rifle_paddle.core.eta import Eta, format_duration
     clock = iter([0.0, 100.0]).__next__
     eta = Eta(total=10, parallel=2, clock=clock)
     assert eta.left_s() is None

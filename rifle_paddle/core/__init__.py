@@ -1,3 +1,3 @@
 """What every layer shares and no layer owns: the training-step protocol, the fp32 view of half-precision weights,
-and durable file writes. It imports nothing else of the package, so the methods (``callbacks``, ``regularizers``,
-``tricks``) can build on it without depending on the engine that runs them."""
+durable file writes and time-left estimates. It imports nothing else of the package, so the methods
+(``callbacks``, ``regularizers``, ``tricks``) can build on it without depending on the engine that runs them."""

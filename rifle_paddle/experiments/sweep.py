@@ -27,7 +27,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-from ..callbacks.progress import Eta, format_duration
+from ..core.eta import Eta, format_duration
 from ..config import ConfigError, load_config
 from .configgen import render
 from .matrix import Cell, Table, TableError, load_table

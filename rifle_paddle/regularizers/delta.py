@@ -46,11 +46,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from ..core.eta import Eta
 from .base import frozen_copy
 from .capture import INPUT, FeatureCapture, resolve_layers
 from .feature_distillation import RESNET_STAGES, FeatureDistillation
@@ -134,7 +136,8 @@ def train_probe_like_the_authors(network: nn.Layer, head_name: str, loader, num_
 
 
 def channel_importance(teacher: nn.Layer, head_name: str, layers: list[str], batches: list, num_classes: int,
-                       images_per_forward: int = 128, probe: nn.Linear | None = None) -> dict[str, paddle.Tensor]:
+                       images_per_forward: int = 128, probe: nn.Linear | None = None,
+                       progress_every_s: float = 60.0) -> dict[str, paddle.Tensor]:
     """Mean increase of a fitted linear probe's cross-entropy when each channel of each layer is zeroed.
 
     Several channels are scored per forward pass: the batch is replicated, one channel zeroed per replica (same
@@ -148,6 +151,8 @@ def channel_importance(teacher: nn.Layer, head_name: str, layers: list[str], bat
         num_classes: target classes.
         images_per_forward: cap on the replicated batch.
         probe: the classifier on the head's input; None: fit one on ``batches`` (``_probe``).
+        progress_every_s: log the channels scored and the time left this often (the four stages of a ResNet-18
+            are 960 channels: 12 minutes on one CPU core at 32 px, silent without it).
     Returns: ``{layer: [C_l] float32}``.
     """
     head_input = FeatureCapture(teacher, [head_name], what=INPUT)
@@ -171,21 +176,32 @@ def channel_importance(teacher: nn.Layer, head_name: str, layers: list[str], bat
             return total / len(batches)
 
         base = float(replica_losses(1)[0])
-        scores = {}
-        for name, layer in resolve_layers(teacher, layers).items():
-            ablate = _ZeroChannels()
-            handle = layer.register_forward_post_hook(ablate)
-            try:
-                probe_input(batches[0][0][:1])  # learn the channel count
-                per_forward = max(1, images_per_forward // batches[0][0].shape[0])
+        resolved = resolve_layers(teacher, layers)
+        ablations = {name: _ZeroChannels() for name in resolved}
+        handles = [layer.register_forward_post_hook(ablations[name]) for name, layer in resolved.items()]
+        try:
+            probe_input(batches[0][0][:1])  # learn the channel counts (channels None: nothing is zeroed)
+            per_forward = max(1, images_per_forward // batches[0][0].shape[0])
+            total = sum(a.count for a in ablations.values())
+            eta, scored, last_report = Eta(-(-total // per_forward)), 0, time.monotonic()
+            scores = {}
+            for name, ablate in ablations.items():
                 increase = []
                 for start in range(0, ablate.count, per_forward):
+                    started = time.monotonic()
                     ablate.channels = list(range(start, min(start + per_forward, ablate.count)))
                     increase.append(replica_losses(len(ablate.channels)) - base)
-            finally:
+                    eta.add(time.monotonic() - started)
+                    scored += len(ablate.channels)
+                    if time.monotonic() - last_report >= progress_every_s and scored < total:
+                        log.info("DELTA: %s", eta.summary(f"{scored}/{total} channels scored"))
+                        last_report = time.monotonic()
+                ablate.channels = None
+                scores[name] = paddle.concat(increase)
+            return scores
+        finally:
+            for handle in handles:
                 handle.remove()
-            scores[name] = paddle.concat(increase)
-        return scores
     finally:
         head_input.remove()
 
