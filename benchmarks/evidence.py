@@ -146,6 +146,7 @@ def summarize(run_dir: str, source: dict) -> dict:
         "run": run.name, "dataset": dataset, "method": method, "seed": seed, "source_md5": source["md5"],
         "acc_top1": metrics["final"]["acc_top1"], "num_train": metrics["num_train"], "num_test": metrics["num_test"],
         "steps": metrics["steps"], "elapsed_s": metrics["elapsed_s"],
+        "setup_s": metrics.get("setup_s"),  # before training (DELTA's channel scores); not in runs before 2026-12-04
         # the summaries keep the 0-based epoch indices they were first written with, whatever metrics.json uses
         "epochs": [{"epoch": epoch_index(e, metrics), **{k: e[k] for k in ("train_loss", "lr") if k in e}}
                    for e in metrics["epochs"]],

@@ -35,6 +35,21 @@ def test_a_short_run_learns_and_writes_every_output(tiny_config):
     assert again["rifle"] == cfg["rifle"] and again["train"] == cfg["train"]
 
 
+def test_the_time_before_training_is_recorded_apart_from_the_training_time(tiny_config, monkeypatch):
+    """A regularizer's preparation (DELTA scores channels for minutes) is in ``setup_s``, not in ``elapsed_s``."""
+    import time
+
+    import rifle_paddle.regularizers as regularizers
+    real = regularizers.build_train_step
+
+    def slow_preparation(*args, **kwargs):
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(regularizers, "build_train_step", slow_preparation)
+    result = train(tiny_config("train.epochs=1", "log.visualdl=false"))
+    assert result["setup_s"] >= 1.5
+
+
 def test_the_saved_config_describes_the_run_and_does_not_resume(tiny_config):
     """``train.resume=auto`` without a checkpoint starts the run; its config.yaml must not carry the action."""
     cfg = tiny_config("train.epochs=1", "train.resume=auto", "log.visualdl=false")

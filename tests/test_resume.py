@@ -196,6 +196,29 @@ def test_stateful_components_plug_in_the_l2sp_reference_through_disturblabel(wor
 
 
 
+def test_a_resumed_delta_run_takes_its_channel_attention_from_the_checkpoint(workspace):
+    """DELTA scores its channels before training (12 minutes in the evidence runs); a resume must restore the
+    scores, not compute them again, and still end where the uninterrupted run ends."""
+    def overrides(name):
+        return run_overrides(workspace, name) + ["train.epochs=3", "rifle.enabled=false", "regularizer.name=delta",
+                                                 "regularizer.layers=[layer1.1.conv2]",
+                                                 "regularizer.attention_batches=1"]
+    reference = train(load_config(None, overrides("delta-reference")))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(load_config(None, overrides("delta")), callbacks=[CrashAt(1, 2)])
+    run_dir = os.path.join(workspace["output"], "delta")
+    with open(os.path.join(run_dir, "train.log"), encoding="utf-8") as f:
+        assert f.read().count("DELTA: scoring the channels") == 1
+    resumed = train(load_config(None, overrides("delta") + ["train.resume=auto"]))
+    with open(os.path.join(run_dir, "train.log"), encoding="utf-8") as f:
+        log_text = f.read()
+    assert log_text.count("DELTA: scoring the channels") == 1 and "resuming " in log_text  # not scored again
+    assert resumed["steps"] == reference["steps"] == 3 * STEPS_PER_EPOCH
+    ours, theirs = (paddle.load(os.path.join(r["run_dir"], "last.pdparams")) for r in (resumed, reference))
+    for key in ours:
+        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
+
+
 def test_the_regularization_history_survives_a_mid_epoch_resume(workspace):
     """metrics.json's ``regularization`` (``RegularizationMonitor``) of a resumed run holds every epoch, and the
     interrupted epoch's record covers all its steps, not only those after the resume."""

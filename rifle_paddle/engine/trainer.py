@@ -14,6 +14,7 @@ import math
 import os
 import random
 import shutil
+import time
 
 import numpy as np
 import paddle
@@ -248,7 +249,8 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
     for trick in install_tricks(network, cfg["tricks"], head_name):  # after the pretrained weights are loaded
         log.info("trick: %s", trick)
     from ..regularizers import build_train_step  # late: regularizers build on the engine
-    regularized_step = build_train_step(cfg, network, head_name, train_loader)  # None: plain fine-tuning
+    regularized_step = build_train_step(cfg, network, head_name, train_loader,  # None: plain fine-tuning
+                                        restoring=resume is not None)  # the checkpoint brings DELTA's attention
     if not cfg["model"]["pretrained_bn_stats"]:  # after the regularizer's teacher copy, which keeps them
         log.info("batch norm: running statistics of %d layers reset to 0/1 (model.pretrained_bn_stats=false)",
                  reset_batchnorm_statistics(network))
@@ -267,6 +269,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
 
     ``callbacks`` are extra hapi callbacks, called before the engine's own at every event.
     """
+    started = time.time()
     require_paths(cfg, "train")  # a wrong path or a missing GPU fails now, before a run directory or a model exists
     device = select_device(cfg["run"]["device"], cfg["run"]["cpu_threads"])
     init_process_group()  # several cards: before the first collective (DELTA's attention broadcast)
@@ -309,6 +312,8 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     checkpointer = Checkpointer(run_dir, train_loader, cfg, resume, rank=paddle.distributed.get_rank())
     checkpointer.install(callbacks, model.train_step)  # first callback; keeps every stateful one's state
     recorder.extra["steps"] = lambda: checkpointer.global_step
+    # before training, this invocation: data, model, DELTA's channel scores (elapsed_s counts from here on)
+    recorder.extra["setup_s"] = round(time.time() - started, 2)
 
     try:
         with paddle_noise_silenced():

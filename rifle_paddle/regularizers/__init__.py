@@ -57,11 +57,14 @@ def build_regularizer(reg_cfg: dict) -> Regularizer | None:
                  probe=reg_cfg["attention_probe"], **weights)
 
 
-def build_train_step(cfg: dict, network, head_name: str | None = None, loader=None) -> RegularizedStep | None:
+def build_train_step(cfg: dict, network, head_name: str | None = None, loader=None,
+                     restoring: bool = False) -> RegularizedStep | None:
     """The engine's training step for ``cfg['regularizer']`` and ``cfg['dtnh']`` (None: the plain step).
 
     Call after the pretrained weights are loaded (the frozen references are taken now) and after the tricks are
     installed (a DropConnect head is the classifier the head term sees); ``loader`` serves DELTA's attention.
+    ``restoring``: a resumed run, whose checkpoint brings what ``prepare`` would compute (DELTA's channel scores,
+    minutes of work that a resume must not repeat).
     """
     regularizer = build_regularizer(cfg["regularizer"])
     if regularizer is None:
@@ -69,7 +72,8 @@ def build_train_step(cfg: dict, network, head_name: str | None = None, loader=No
             raise ValueError("dtnh.enabled=true needs a regularizer (regularizer.name)")
         return None
     regularizer.attach(network, head_name)
-    regularizer.prepare(loader)
+    if not restoring:
+        regularizer.prepare(loader)
     dtnh = DTNH(network.named_parameters(), cfg["dtnh"]["granularity"]) if cfg["dtnh"]["enabled"] else None
     log.info("regularizer: %s%s", regularizer.describe(),
              f"; DTNH ({dtnh.granularity} decomposition over {len(dtnh.layers)} layers)" if dtnh else "")
