@@ -7,7 +7,8 @@
 
 The protocol is fixed in docs/evidence.md and in the two tables (rifle_paddle/configs/tables/evidence_*.yaml). Each finished run
 leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final accuracy, per-epoch
-loss and learning rate, re-initialization events, per-layer weight change from the source, wall time), which is
+loss and learning rate, re-initialization events, per-layer weight change from the source, wall time, and since
+2026-12-04 the time before training), which is
 committed; a run with a summary is never run again, so a later session continues from the repository even on a
 machine without the run directories. The report is computed from the summaries alone.
 
@@ -490,9 +491,24 @@ def write_report(summaries: list[dict], source: dict | None) -> str:
                  "Median per run and regime: " + ", ".join(
                  f"{d} {np.median([s['elapsed_s'] for s in summaries if s['dataset'] == d]) / 60:.1f} min"
                      for d in regimes.datasets if any(s["dataset"] == d for s in summaries)) + ".", ""]
+        text += setup_text(summaries)
     else:
         text += ["No run finished yet.", ""]
     return write_text("\n".join(text), RESULTS)
+
+
+def setup_text(summaries: list[dict]) -> list[str]:
+    """The time before training (``setup_s``: data, model, DELTA's channel scores), not in the run wall time above;
+    recorded in summaries written since 2026-12-04 only, so per method over the runs that have it."""
+    recorded: dict[str, list[float]] = {}
+    for s in summaries:
+        if s.get("setup_s") is not None:
+            recorded.setdefault(s["method"], []).append(s["setup_s"])
+    if not recorded:
+        return []
+    return ["Before training (not in the wall time above; recorded since 2026-12-04), median per run: " + ", ".join(
+        f"{method} {np.median(values) / 60:.1f} min ({len(values)} run{'s' * (len(values) != 1)})" for method, values in sorted(recorded.items()))
+        + ".", ""]
 
 
 def report(args) -> int:

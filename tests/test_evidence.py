@@ -132,3 +132,11 @@ def test_never_hurt_reading_says_whether_the_claim_was_exercised_and_what_happen
     harmless = _cell("l2sp", [0.91, 0.79, 0.70, 0.60])
     assert "was not exercised" in evidence.never_hurt_reading(plain + harmless + rescued, "fashion_mnist_192",
                                                               "finetune")
+
+
+def test_the_time_before_training_is_reported_per_method_where_recorded():
+    runs = [dict(_summary("d", "delta", 0, 0.9), setup_s=700.0), dict(_summary("d", "delta", 1, 0.9), setup_s=760.0),
+            dict(_summary("d", "finetune", 0, 0.9), setup_s=3.0), _summary("d", "rifle", 0, 0.9)]  # older: none
+    (line, _) = evidence.setup_text(runs)
+    assert "delta 12.2 min (2 runs), finetune 0.1 min (1 run)" in line and "rifle" not in line
+    assert evidence.setup_text([_summary("d", "rifle", 0, 0.9)]) == []
