@@ -9,7 +9,8 @@ The protocol is fixed in docs/evidence.md and in the two tables (rifle_paddle/co
 leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final accuracy, per-epoch
 loss and learning rate, re-initialization events, per-layer weight change from the source, wall time, and since
 2026-12-04 the time before training), which is committed; a run with a summary is never run again, so a later
-session continues from the repository even on a machine without the run directories. The report is computed from the summaries alone.
+session continues from the repository even on a machine without the run directories. The report is computed from
+the summaries alone.
 
 Order: seed 0 of every cell first, then seed 1, ..., the expensive 640-label regime after the cheaper ones, DELTA
 last; two single-threaded processes at a time (``--workers``). Data: ``apt-get install dataset-fashion-mnist``.
@@ -505,9 +506,10 @@ def setup_text(summaries: list[dict]) -> list[str]:
             recorded.setdefault(s["method"], []).append(s["setup_s"])
     if not recorded:
         return []
-    return ["Before training (not in the wall time above; recorded since 2026-12-04), median per run: " + ", ".join(
-        f"{method} {np.median(values) / 60:.1f} min ({len(values)} run{'s' * (len(values) != 1)})" for method, values in sorted(recorded.items()))
-        + ".", ""]
+    per_method = [f"{method} {np.median(values) / 60:.1f} min ({len(values)} run{'s' * (len(values) != 1)})"
+                  for method, values in sorted(recorded.items())]
+    return ["Before training (not in the wall time above; recorded since 2026-12-04), median per run: "
+            + ", ".join(per_method) + ".", ""]
 
 
 def report(args) -> int:

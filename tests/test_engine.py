@@ -35,8 +35,8 @@ def test_a_short_run_learns_and_writes_every_output(tiny_config):
     assert again["rifle"] == cfg["rifle"] and again["train"] == cfg["train"]
 
 
-def test_the_time_before_training_is_recorded_apart_from_the_training_time(tiny_config, monkeypatch):
-    """A regularizer's preparation (DELTA scores channels for minutes) is in ``setup_s``, not in ``elapsed_s``."""
+def test_the_time_before_training_is_recorded_as_setup_s(tiny_config, monkeypatch):
+    """A regularizer's preparation (DELTA scores channels for minutes) is in ``setup_s``."""
     import time
 
     import rifle_paddle.regularizers as regularizers

@@ -5,8 +5,9 @@ It runs, scaled to a few minutes on 2 cores, the regime of the pre-registered CP
 ResNet-18 source model (5 Fashion-MNIST classes, 93 % top-1), fine-tuned on the 5 other classes with 192 labels each
 (30 steps an epoch), the last re-drawn head training for 300 optimizer steps, as RIFLE with ``cyclic_num`` 4 leaves
 it in the evidence (+0.03 points over 5 seeds, within noise). The 640-label regime did a little better (+0.07 with a
-1,000-step tail, also within noise) but its runs take 40 minutes; the 300-step tail is why RIFLE warns in the demo. What is scaled down is only what comes before that tail: 14 epochs instead of 40, the re-initializations
-before epochs 3 and 5 instead of 11, 21 and 31. Both runs are cells of the evidence's method table
+1,000-step tail, also within noise) but its runs take 40 minutes; the 300-step tail is why RIFLE warns in the demo.
+What is scaled down is only what comes before that tail: 14 epochs instead of 40, the re-initializations before
+epochs 3 and 5 instead of 11, 21 and 31. Both runs are cells of the evidence's method table
 (``rifle_paddle/configs/tables/evidence_methods.yaml``, seed 0, the same images), run side by side as two
 single-threaded processes, tested on all 5,000 target test images.
 
@@ -142,7 +143,8 @@ def main() -> int:
           "One seed shows the mechanics, not the effect. In the pre-registered evidence (5 paired seeds per cell,\n"
           "benchmarks/RESULTS.md), from its strong source RIFLE is within noise of plain fine-tuning in every\n"
           "regime measured, this one included, while its last stage moves further from the source weights.\n"
-          f"RIFLE's start-of-training warning is expected here: this demo's {TAIL_STEPS}-step tail is shorter than the\n"
-          f"{SHORT_TAIL_STEPS} steps from which RIFLE stopped losing to plain fine-tuning on average in that evidence."
+          f"RIFLE's start-of-training warning is expected here: this demo's {TAIL_STEPS}-step tail is shorter "
+          f"than the\n{SHORT_TAIL_STEPS} steps from which RIFLE stopped losing to plain fine-tuning on average in that "
+          "evidence."
           + ("" if strong else "\n(This run used the small fallback source model, not the evidence's.)"))
     return 0

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import paddle
 import paddle.nn.functional as F
@@ -183,19 +182,20 @@ def channel_importance(teacher: nn.Layer, head_name: str, layers: list[str], bat
             probe_input(batches[0][0][:1])  # learn the channel counts (channels None: nothing is zeroed)
             per_forward = max(1, images_per_forward // batches[0][0].shape[0])
             total = sum(a.count for a in ablations.values())
-            eta, scored, last_report = Eta(-(-total // per_forward)), 0, time.monotonic()
+            eta, scored = Eta(-(-total // per_forward)), 0
+            last_report = eta.clock()
             scores = {}
             for name, ablate in ablations.items():
                 increase = []
                 for start in range(0, ablate.count, per_forward):
-                    started = time.monotonic()
+                    started = eta.clock()
                     ablate.channels = list(range(start, min(start + per_forward, ablate.count)))
                     increase.append(replica_losses(len(ablate.channels)) - base)
-                    eta.add(time.monotonic() - started)
+                    eta.add(eta.clock() - started)
                     scored += len(ablate.channels)
-                    if time.monotonic() - last_report >= progress_every_s and scored < total:
+                    if eta.clock() - last_report >= progress_every_s and scored < total:
                         log.info("DELTA: %s", eta.summary(f"{scored}/{total} channels scored"))
-                        last_report = time.monotonic()
+                        last_report = eta.clock()
                 ablate.channels = None
                 scores[name] = paddle.concat(increase)
             return scores
