@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -29,9 +30,13 @@ from dataclasses import dataclass
 
 from ..core.eta import Eta, format_duration
 from ..config import ConfigError, load_config
+from .cards import CardError, Slot, cuda_card_count, loader_overrides, make_slots, parse_cards, visible_cards
+from .cost import RateError, parse_rate, plan_cost
+from .cost import summary as cost_summary
 from .configgen import render
 from .matrix import Cell, Table, TableError, load_table
 from .runs import is_complete, run_name
+from .scheduler import SCHEDULERS
 
 log = logging.getLogger("rifle_paddle")
 
@@ -56,6 +61,7 @@ class Job:
     overrides: list[str]  # everything but the seed and the name
     run_dir: str
     state: str
+    config: dict | None = None  # the cell's loaded config (seed 0's): what the cost of the plan is counted from
 
     @property
     def name(self) -> str:
@@ -130,14 +136,14 @@ def plan(table: Table, seeds: list[int], overrides: list[str] = (), data_roots: 
         except ConfigError as e:
             problems.append(f"{cell.key}: {e}")
             continue
-        per_cell.append((cell, path, cell_overrides, cfg["run"]["output_dir"]))
+        per_cell.append((cell, path, cell_overrides, cfg))
     if problems:
         raise SweepError(problems)
     jobs = []
     for seed in seeds:
-        for cell, path, cell_overrides, output_dir in per_cell:
-            run_dir = os.path.join(output_dir, run_name(cell.dataset, cell.method.name, seed))
-            jobs.append(Job(cell, seed, path, cell_overrides, run_dir, _state(run_dir)))
+        for cell, path, cell_overrides, cfg in per_cell:
+            run_dir = os.path.join(cfg["run"]["output_dir"], run_name(cell.dataset, cell.method.name, seed))
+            jobs.append(Job(cell, seed, path, cell_overrides, run_dir, _state(run_dir), cfg))
     return jobs
 
 
@@ -150,22 +156,26 @@ def train_in_process(job: Job) -> None:
         gc.collect()  # the previous run's network and loaders go before the next one is built
 
 
-def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process,
-             workers: int = 1) -> list[tuple[Job, str]]:
+def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process, workers: int = 1,
+             slots: list[Slot] | None = None) -> list[tuple[Job, str]]:
     """Run every job that is not done, in order; returns ``(job, error)`` for each failed run.
 
     A failure stops the sweep unless ``keep_going`` (a broken data root would otherwise fail every cell in turn).
     Ctrl-C stops it too; the interrupted run is incomplete and is started again by the next sweep.
 
-    ``workers > 1`` runs that many jobs at once, each in a fresh process (``runner`` must then be picklable). On a
-    CPU this is the faster way to use several cores: Paddle's CPU kernels run single-threaded by default and small
-    models scale poorly with threads (measured on 2 cores, ResNet-18 at 32 px: two single-threaded runs side by side
-    trained 1.42x the images/s of one run with two threads, benchmarks/bench_threads.py). On a GPU keep one worker per card.
+    ``slots`` (``cards.make_slots``: one per card, or ``workers`` on the CPU) run that many jobs at once, each in a
+    fresh process with its slot's card and share of the cores (``runner`` must then be picklable). Without slots,
+    ``workers == 1`` runs the jobs in this process. On a CPU several workers are the faster way to use several
+    cores: Paddle's CPU kernels run single-threaded by default and small models scale poorly with threads
+    (measured on 2 cores, ResNet-18 at 32 px: two single-threaded runs side by side trained 1.42x the images/s of
+    one run with two threads, benchmarks/bench_threads.py).
     """
     pending = [j for j in jobs if j.state != DONE]
-    eta = Eta(len(pending), parallel=workers)
-    if workers > 1:
-        return _run_in_pool(pending, keep_going, runner, workers, eta)
+    if slots is None and workers > 1:
+        slots = make_slots(workers, [], os.cpu_count() or 1)
+    eta = Eta(len(pending), parallel=len(slots) if slots else 1)
+    if slots:
+        return _run_in_pool(pending, keep_going, runner, len(slots), eta, slots)
     failures = []
     for i, job in enumerate(pending, 1):
         _log_start(job, i, len(pending))
@@ -173,7 +183,7 @@ def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process,
         try:
             runner(job)
         except Exception as e:  # noqa: BLE001 - reported per run; the traceback goes to the log
-            failures.append(_failure(job, e))
+            failures.append(_failure(job, type(e).__name__, str(e), "".join(traceback.format_exception(e))))
             if not keep_going:
                 break
         else:
@@ -181,8 +191,9 @@ def run_jobs(jobs: list[Job], keep_going: bool = False, runner=train_in_process,
     return failures
 
 
-def _log_start(job: Job, i: int, n: int) -> None:
-    log.info("sweep [%d/%d] %s (%s)%s", i, n, job.name, os.path.relpath(job.config_path),
+def _log_start(job: Job, i: int, n: int, slot: Slot | None = None) -> None:
+    log.info("sweep [%d/%d] %s (%s)%s%s", i, n, job.name, os.path.relpath(job.config_path),
+             f" on {slot.describe()}" if slot is not None else "",
              ", continuing an incomplete run" if job.state == INCOMPLETE else "")
 
 
@@ -193,56 +204,93 @@ def _log_finished(eta: Eta, job: Job, seconds: float) -> None:
              eta.summary(f"{eta.done}/{eta.total} runs"))
 
 
-def _failure(job: Job, e: BaseException) -> tuple[Job, str]:
-    log.error("sweep: %s failed: %s: %s\n%s", job.name, type(e).__name__, e,
-              "".join(traceback.format_exception(e)))
-    return job, f"{type(e).__name__}: {e}"
+def _failure(job: Job, kind: str, message: str, details: str) -> tuple[Job, str]:
+    log.error("sweep: %s failed: %s: %s\n%s", job.name, kind, message, details)
+    return job, f"{kind}: {message}"
 
 
-def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int,
-                 eta: Eta | None = None) -> list[tuple[Job, str]]:
-    """``run_jobs`` with ``workers`` processes, started in order; after a failure (without ``keep_going``) no new
-    job starts, the running ones finish."""
+def for_slot(job: Job, slot: Slot) -> Job:
+    """``job`` as a worker in ``slot`` runs it: with the loader's workers lowered to the slot's share of cores."""
+    config = getattr(job, "config", None)
+    if config is None:
+        return job
+    extra = loader_overrides(config["data"]["num_workers"], job.overrides, slot.threads)
+    return dataclasses.replace(job, overrides=[*job.overrides, *extra]) if extra else job
+
+
+def _run_in_child(runner, job: Job, results) -> None:
+    """A worker process: run ``job``, send None or the failure (kind, message, traceback) to the sweep."""
+    try:
+        runner(job)
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the sweep, which reports it
+        results.send((type(e).__name__, str(e), "".join(traceback.format_exception(e))))
+    else:
+        results.send(None)
+
+
+def _run_in_pool(pending: list[Job], keep_going: bool, runner, workers: int, eta: Eta | None = None,
+                 slots: list[Slot] | None = None) -> list[tuple[Job, str]]:
+    """``run_jobs`` with one fresh process per job, ``len(slots)`` at a time, started in order; after a failure
+    (without ``keep_going``) no new job starts, the running ones finish.
+
+    Each process is started with its slot's environment (``Slot.environment``: its card, its share of the cores),
+    which must be there before Paddle is imported; the sweep's own environment is restored right after.
+    """
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    failures, queue, running, started = [], list(enumerate(pending, 1)), {}, {}
-    eta = eta or Eta(len(pending), parallel=workers)
-    from ..engine.trainer import CPU_THREADS_ENV
+    from multiprocessing.connection import wait
+    slots = list(slots or make_slots(workers, [], os.cpu_count() or 1))
+    eta = eta or Eta(len(pending), parallel=len(slots))
     context = multiprocessing.get_context("spawn")  # a fork of a process that has run Paddle is not safe
-    # each process gets its share of the cores (run.cpu_threads, when a config sets it, still wins)
-    threads = os.environ.get(CPU_THREADS_ENV) or str(max(1, (os.cpu_count() or 1) // workers))
-    with _environment(CPU_THREADS_ENV, threads), \
-            ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1) as pool:
+    failures, queue, running = [], list(enumerate(pending, 1)), {}
+    try:
         while queue or running:
-            while queue and len(running) < workers and (keep_going or not failures):
+            while queue and slots and (keep_going or not failures):
                 i, job = queue.pop(0)
-                _log_start(job, i, len(pending))
-                running[pool.submit(runner, job)] = job
-                started[job.name] = eta.clock()
+                slot = slots.pop(0)
+                _log_start(job, i, len(pending), slot if slot.card is not None else None)
+                results, sender = context.Pipe(duplex=False)
+                with _environment(slot.environment()):
+                    process = context.Process(target=_run_in_child, args=(runner, for_slot(job, slot), sender),
+                                              name=f"sweep-{job.name}")  # not daemonic: loaders start processes
+                    process.start()
+                sender.close()
+                running[results] = (process, job, slot, eta.clock())
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = running.pop(future)
-                if future.exception() is not None:
-                    failures.append(_failure(job, future.exception()))
+            for results in wait(list(running)):
+                process, job, slot, started = running.pop(results)
+                try:
+                    outcome = results.recv()
+                except EOFError:  # the process died without a word: killed, out of memory, a crash in C++
+                    process.join()
+                    outcome = ("WorkerDied", f"its process ended with exit code {process.exitcode}", "")
+                results.close()
+                process.join()
+                slots.append(slot)
+                if outcome is None:
+                    _log_finished(eta, job, eta.clock() - started)
                 else:
-                    _log_finished(eta, job, eta.clock() - started[job.name])
+                    failures.append(_failure(job, *outcome))
+    except KeyboardInterrupt:  # the workers got the Ctrl-C too: each saves its checkpoint; wait for them
+        for process, *_ in running.values():
+            process.join()
+        raise
     return failures
 
 
 @contextlib.contextmanager
-def _environment(name: str, value: str):
-    """``os.environ[name] = value`` for the block (spawned processes inherit it), then as it was."""
-    old = os.environ.get(name)
-    os.environ[name] = value
+def _environment(values: dict[str, str]):
+    """``os.environ.update(values)`` for the block (a process started in it inherits them), then as it was."""
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if old is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = old
+        for name, value in old.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def positive_int(text: str) -> int:
@@ -274,8 +322,29 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="list the plan and the state of every run; run nothing")
     mode.add_argument("--print", action="store_true", help="print one train.py command per run still to do")
     p.add_argument("--keep-going", action="store_true", help="continue with the next run after a failed one")
-    p.add_argument("--workers", type=positive_int, default=1,
-                   help="runs at once, each in its own process (CPU: up to the number of cores; GPU: 1)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="runs at once, each in its own process (CPU: up to the number of cores, default 1; "
+                        "GPU: at most one per card of --gpus, default one per card)")
+    p.add_argument("--gpus", metavar="CARDS",
+                   help="cards to run on, one run per card at once, e.g. 0,1,2,3 (default: every visible card when "
+                        "Paddle has CUDA); a card listed twice runs two runs at once")
+    p.add_argument("--rate", help="a training speed for --dry-run's time estimate, e.g. 250img/s or 4steps/s "
+                                  "(default: measured by a run of the sweep that has finished an epoch)")
+    cluster = p.add_argument_group("on a cluster (pip install \"rifle-paddle[slurm]\")")
+    cluster.add_argument("--scheduler", choices=SCHEDULERS,
+                         help="submit every run still to do as one job with one GPU: slurm, or local (the same "
+                              "jobs as processes of this machine, on the CPU: to try the path)")
+    cluster.add_argument("--partition", help="SLURM partition of the jobs (default: the cluster's)")
+    cluster.add_argument("--account", help="SLURM account of the jobs (default: yours)")
+    cluster.add_argument("--time", type=positive_int, default=24 * 60, metavar="MINUTES",
+                         help="time limit per job; a job that reaches it requeues itself and continues from its "
+                              "checkpoint (default 1440)")
+    cluster.add_argument("--cpus-per-job", type=positive_int, default=8, help="CPU cores per job (default 8)")
+    cluster.add_argument("--mem", help="memory per job, e.g. 32G (default: the cluster's)")
+    cluster.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                         help="another sbatch option for every job, e.g. --slurm qos=high (repeatable)")
+    cluster.add_argument("--jobs-dir", help="where the jobs' logs go (default: <output dir>/sweep_jobs)")
+    cluster.add_argument("--wait", action="store_true", help="wait for the jobs to end and list the failed ones")
     return p
 
 
@@ -283,16 +352,61 @@ def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def resolve_slots(gpus: str | None, workers: int | None, card_count=None, cores: int | None = None) -> list[Slot]:
+    """The sweep's slots from ``--gpus``/``--workers``: the given cards, else every visible card when Paddle has
+    CUDA, else ``workers`` on the CPU (raises ``CardError`` for a card that does not exist, more workers than
+    cards)."""
+    count = cuda_card_count() if card_count is None else card_count
+    cards = parse_cards(gpus, visible_cards(count), count > 0) if gpus is not None else visible_cards(count)
+    return make_slots(workers, cards, cores or os.cpu_count() or 1)
+
+
+def _print_plan(jobs: list[Job], summary: str, rate, parallel: int) -> None:
+    width = max(len(j.name) for j in jobs)
+    for job in jobs:
+        print(f"{job.name:<{width}}  {job.state:<10}  {os.path.relpath(job.config_path)}  -> {job.run_dir}")
+    print(summary)
+    for line in cost_summary(plan_cost(jobs, rate), parallel):
+        print(line)
+
+
+def _submit(args, table: Table, jobs: list[Job], summary: str) -> int:
+    from . import scheduler
+    pending = [j for j in jobs if j.state != DONE]
+    if not pending:
+        print(f"{summary}: nothing to submit")
+        return 0
+    folder = args.jobs_dir or os.path.join(os.path.dirname(pending[0].run_dir), "sweep_jobs")
+    resources = scheduler.Resources(args.partition, args.account, args.time, args.cpus_per_job, args.mem,
+                                    scheduler.parse_slurm_options(args.slurm))
+    executor = scheduler.make_executor(args.scheduler, folder, resources,
+                                       job_name=f"rifle-{os.path.splitext(os.path.basename(table.path))[0]}")
+    submitted = scheduler.submit(executor, jobs, resources)
+    print(f"{summary}; submitted {len(submitted)} job(s) to {args.scheduler} "
+          f"({submitted[0].job_id} ...; logs in {folder}). Submit the same sweep again after any stop: complete "
+          f"runs are skipped, cut-short ones continue from their checkpoint.")
+    if not args.wait:
+        return 0
+    failures = scheduler.wait(submitted, jobs)
+    for job, error in failures:
+        print(f"failed: {job.name}: {error}", file=sys.stderr)
+    done = sum(1 for j in jobs if is_complete(j.run_dir))
+    print(f"{done}/{len(jobs)} runs complete" + (f", {len(failures)} failed" if failures else ""))
+    return 1 if failures else 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from ..console import setup_logging
     setup_logging()
     try:
+        rate = parse_rate(args.rate) if args.rate else None
         table = load_table(args.table)
         overrides = list(args.override) + ([f"run.output_dir={args.output_dir}"] if args.output_dir else [])
         jobs = plan(table, list(range(args.first_seed, args.first_seed + args.seeds)), overrides,
                     parse_data_roots(args.data_root, table), _split(args.datasets), _split(args.methods))
-    except (TableError, SweepError) as e:
+        slots = None if args.scheduler or args.print else resolve_slots(args.gpus, args.workers)
+    except (TableError, SweepError, CardError, RateError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     counts = {state: sum(j.state == state for j in jobs) for state in (DONE, INCOMPLETE, TODO)}
@@ -304,13 +418,18 @@ def main(argv=None) -> int:
         print(f"# {summary}", file=sys.stderr)
         return 0
     if args.dry_run:
-        width = max(len(j.name) for j in jobs)
-        for job in jobs:
-            print(f"{job.name:<{width}}  {job.state:<10}  {os.path.relpath(job.config_path)}  -> {job.run_dir}")
-        print(summary)
+        _print_plan(jobs, summary, rate, 0 if args.scheduler else len(slots))
         return 0
+    if args.scheduler:
+        from .scheduler import SchedulerError
+        try:
+            return _submit(args, table, jobs, summary)
+        except SchedulerError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     log.info("sweep of %s: %s", table.path, summary)
-    failures = run_jobs(jobs, keep_going=args.keep_going, workers=args.workers)
+    in_process = len(slots) == 1 and slots[0].card is None
+    failures = run_jobs(jobs, keep_going=args.keep_going, slots=None if in_process else slots)
     for job, error in failures:
         print(f"failed: {job.name}: {error}", file=sys.stderr)
     done = sum(1 for j in jobs if is_complete(j.run_dir))
