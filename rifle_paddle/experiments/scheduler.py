@@ -18,7 +18,9 @@ The optional extra: ``pip install "rifle-paddle[slurm]"`` (submitit); a plain in
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -141,7 +143,8 @@ def submit(executor, jobs: list, resources: Resources | None = None) -> list:
     require_submitit()
     from submitit.core.utils import FailedJobError, FailedSubmissionError
     try:
-        return executor.submit_array([ClusterRun(job) for job in pending])
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's refusal; it is in the error
+            return executor.submit_array([ClusterRun(job) for job in pending])
     except (FailedJobError, FailedSubmissionError) as e:
         raise SchedulerError(f"the scheduler refused the jobs ({(resources or Resources()).flags()}): "
                              f"{sbatch_reason(str(e))}") from None
