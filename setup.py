@@ -32,7 +32,9 @@ setup(
         # wheel: tests/test_install.py builds this package offline (--no-build-isolation) with the environment's
         # setuptools, which before 70.1 has no bdist_wheel of its own (a fresh Python 3.11 ships 65.5)
         "test": ["pytest>=7", "scipy>=1.9", "wheel>=0.38"],
-        "dev": ["paddlepaddle>=3.0,<4", "pytest>=7", "scipy>=1.9", "wheel>=0.38"],
+        "dev": ["paddlepaddle>=3.0,<4", "pytest>=7", "scipy>=1.9", "wheel>=0.38", "submitit>=1.5"],
+        # a sweep as SLURM jobs (python -m rifle_paddle.experiments.sweep ... --scheduler slurm; docs/tables.md)
+        "slurm": ["submitit>=1.5"],
     },
     entry_points={"console_scripts": ["rifle-train=rifle_paddle.app.cli:train_main",
                                       "rifle-eval=rifle_paddle.app.cli:eval_main",

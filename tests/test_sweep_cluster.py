@@ -119,8 +119,8 @@ def test_dry_run_counts_steps_from_the_official_split_and_times_them_at_a_given_
 
 
 def test_dry_run_times_the_rest_from_a_measured_epoch(tiny_table, tmp_path, capsys, monkeypatch):
-    """alpha has run one epoch (3 steps of 12 images in 6 s: 6 img/s), beta (an image folder: no official size)
-    has not started: beta is not counted, alpha's 15 steps left take 15 x 12 / 6 = 30 s."""
+    """alpha has run one epoch (3 steps of 12 images in 6 s: 6 img/s) of its 4, beta (an image folder: no official
+    size) has not started: beta is not counted, alpha's 9 steps left take 9 x 12 / 6 = 18 s."""
     monkeypatch.setattr(sweep, "cuda_card_count", lambda: 0)
     out = tmp_path / "runs"
     _write(str(out / "alpha-finetune-s0" / "config.yaml"), "run: {}\n")
@@ -128,9 +128,10 @@ def test_dry_run_times_the_rest_from_a_measured_epoch(tiny_table, tmp_path, caps
         {"epochs": [{"epoch": 1}], "best": None, "steps": 3, "elapsed_s": 6.0, "num_train": 36}))
     assert sweep.main([tiny_table, "--seeds", "1", "--dry-run", "--output-dir", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-2].startswith("optimizer steps: 18 in all, 15 left (1 run(s) not counted")
+    assert EPOCHS * STEPS_PER_EPOCH == 12
+    assert lines[-2].startswith("optimizer steps: 12 in all, 9 left (1 run(s) not counted")
     assert "beta-finetune-s0" in lines[-2]
-    assert lines[-1] == "time: about 30 s of training left; at 6 img/s (measured: alpha-finetune-s0, 1 epoch(s))"
+    assert lines[-1] == "time: about 18 s of training left; at 6 img/s (measured: alpha-finetune-s0, 1 epoch(s))"
 
 
 # --- the cluster: SLURM through submitit -----------------------------------------------------------------------
@@ -228,8 +229,8 @@ def test_a_table_on_the_local_executor_survives_a_killed_job_and_reports(tiny_ta
         epochs_before = json.load(f)["epochs"]
 
     argv = [tiny_table, "--seeds", "1", "--output-dir", out, "-o", "data.num_workers=0", "--scheduler", "local",
-            "--jobs-dir", folder, "--time", "10", "--wait"]
-    assert sweep.main(argv) == 0, _job_logs(folder)
+            "--time", "10", "--wait"]  # its logs in output/sweep_jobs/, beside the runs
+    assert sweep.main(argv) == 0, _job_logs(os.path.join(out, "sweep_jobs"))
     assert is_complete(alpha) and is_complete(beta)
     with open(os.path.join(alpha, "train.log")) as f:
         log = f.read()

@@ -1,9 +1,11 @@
-"""Run a whole table of a paper: every cell x seed through the engine, one run after another, resumable.
+"""Run a whole table of a paper, every cell x seed, resumable: on one card, one run per card, or on SLURM.
 
     python -m rifle_paddle.experiments.sweep rifle_paddle/configs/tables/rifle_table_tricks.yaml --seeds 3 \\
         --data-root cub200=/data/CUB_200_2011 --data-root stanford_cars=/data/stanford_cars
-    ... --dry-run     # the plan: every run with its state (done / incomplete / to run), nothing is started
-    ... --print       # one `python train.py ...` line per run still to do, to hand to a cluster scheduler
+    ... --dry-run     # the plan: every run with its state (done / incomplete / to run), its steps and time
+    ... --gpus 0,1,2,3          # one run per card at once (default: every card Paddle sees)
+    ... --scheduler slurm --partition gpu --account lab   # one SLURM job with one GPU per run still to do
+    ... --print       # one `python train.py ...` line per run still to do, for anything else
 
 Each run is ``<run.output_dir>/<dataset>-<method>-s<seed>`` (``runs.run_name``), from the cell's generated config
 (``rifle_paddle/configs/<dataset>/<arch>_<method>.yaml``) with ``run.seed`` and ``run.name`` set. A run whose ``metrics.json``
@@ -13,7 +15,8 @@ weights), or starts again over its directory if it was stopped before writing on
 
 Order is seed-major (every cell with seed 0, then every cell with seed 1, ...): an interrupted sweep leaves a
 complete table with fewer seeds rather than a few cells with all of them. Every config is loaded and validated
-before the first run starts, so a typo fails in a second, not after hours.
+before the first run starts, so a typo fails in a second, not after hours. Several cards: ``cards`` (what each
+worker process is given); a cluster: ``scheduler``; the cost of the plan: ``cost``; docs/tables.md.
 """
 from __future__ import annotations
 
