@@ -188,6 +188,13 @@ def test_on_slurm_each_run_is_one_job_of_an_array_asking_for_one_gpu(tiny_table,
     for line in ("#SBATCH --array=0-2", "#SBATCH --gpus-per-node=1", "#SBATCH --ntasks-per-node=1",
                  "#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --qos=high", "#SBATCH --cpus-per-task=8"):
         assert line in sbatch, line
+    # submitted again while two of the three are still queued or running: only the third goes, as a single job
+    _stand_in(bin_dir, "squeue", "echo 4242_1; echo 4242_2; echo 999\n")
+    assert sweep.main([tiny_table, "--seeds", "2", "--output-dir", str(out), "--scheduler", "slurm"]) == 0
+    printed = capsys.readouterr().out
+    assert ("2 run(s) still have a job queued or running from the last submission, not submitted again: "
+            "alpha-finetune-s1, beta-finetune-s0") in printed and "submitted 1 job(s)" in printed
+    assert "#SBATCH --array" not in open(kept).read()
 
 
 def _job_logs(folder) -> str:

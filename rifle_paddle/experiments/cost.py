@@ -41,7 +41,7 @@ class Rate:
         return steps / self.value if self.per_step else steps * batch_size / self.value
 
     def __str__(self) -> str:
-        return f"{self.value:g} {'steps' if self.per_step else 'img'}/s ({self.source})"
+        return f"{round(self.value, 1):g} {'steps' if self.per_step else 'img'}/s ({self.source})"
 
 
 def parse_rate(text: str) -> Rate:

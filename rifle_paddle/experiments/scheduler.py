@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 import io
+import json
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 
 from .cards import CPU_THREADS_ENV, allotted_cores, loader_overrides
@@ -148,6 +151,59 @@ def submit(executor, jobs: list, resources: Resources | None = None) -> list:
     except (FailedJobError, FailedSubmissionError) as e:
         raise SchedulerError(f"the scheduler refused the jobs ({(resources or Resources()).flags()}): "
                              f"{sbatch_reason(str(e))}") from None
+
+
+LEDGER = "submitted.json"
+
+
+def record_submitted(folder: str, kind: str, jobs: list, submitted: list) -> None:
+    """Note which job runs which run (``<jobs dir>/submitted.json``), for the next submission of the sweep."""
+    ledger = _read_ledger(folder)
+    pending = [job for job in jobs if job.state != "done"]
+    ledger.update({run.name: {"scheduler": kind, "job_id": str(job.job_id)} for run, job in zip(pending, submitted)})
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, LEDGER + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(ledger, f, indent=1, sort_keys=True)
+    os.replace(tmp, os.path.join(folder, LEDGER))
+
+
+def _read_ledger(folder: str) -> dict:
+    try:
+        with open(os.path.join(folder, LEDGER), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def still_queued(folder: str) -> set[str]:
+    """The runs whose job from an earlier submission is still queued or running: submitting them again would put
+    two jobs on one run directory. SLURM: the job ids ``squeue`` lists for you; local: a live job process."""
+    ledger = _read_ledger(folder)
+    slurm_ids = {entry["job_id"] for entry in ledger.values() if entry["scheduler"] == "slurm"}
+    queued = set()
+    if slurm_ids:
+        try:
+            listed = subprocess.run(["squeue", "--noheader", "--array", f"--user={getpass.getuser()}", "--format=%i"],
+                                    capture_output=True, text=True, timeout=60, check=True).stdout.split()
+        except (OSError, subprocess.SubprocessError) as e:
+            raise SchedulerError(f"cannot ask SLURM which jobs of the last submission are still queued (squeue: "
+                                 f"{sbatch_reason(getattr(e, 'stderr', None) or str(e))})") from None
+        queued |= set(listed) & slurm_ids
+    for entry in ledger.values():
+        if entry["scheduler"] == "local" and _process_alive(int(entry["job_id"])):
+            queued.add(entry["job_id"])
+    return {name for name, entry in ledger.items() if entry["job_id"] in queued}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def sbatch_reason(stderr: str) -> str:

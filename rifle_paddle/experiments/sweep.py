@@ -376,21 +376,28 @@ def _print_plan(jobs: list[Job], summary: str, rate, parallel: int) -> None:
 def _submit(args, table: Table, jobs: list[Job], summary: str) -> int:
     from . import scheduler
     pending = [j for j in jobs if j.state != DONE]
+    folder = args.jobs_dir or os.path.join(os.path.dirname(jobs[0].run_dir), "sweep_jobs")
+    queued = scheduler.still_queued(folder)
+    if queued & {j.name for j in pending}:
+        names = sorted(queued & {j.name for j in pending})
+        print(f"{len(names)} run(s) still have a job queued or running from the last submission, not submitted "
+              f"again: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+        pending = [j for j in pending if j.name not in queued]
     if not pending:
         print(f"{summary}: nothing to submit")
         return 0
-    folder = args.jobs_dir or os.path.join(os.path.dirname(pending[0].run_dir), "sweep_jobs")
     resources = scheduler.Resources(args.partition, args.account, args.time, args.cpus_per_job, args.mem,
                                     scheduler.parse_slurm_options(args.slurm))
     executor = scheduler.make_executor(args.scheduler, folder, resources,
                                        job_name=f"rifle-{os.path.splitext(os.path.basename(table.path))[0]}")
-    submitted = scheduler.submit(executor, jobs, resources)
+    submitted = scheduler.submit(executor, pending, resources)
+    scheduler.record_submitted(folder, args.scheduler, pending, submitted)
     print(f"{summary}; submitted {len(submitted)} job(s) to {args.scheduler} "
           f"({submitted[0].job_id} ...; logs in {folder}). Submit the same sweep again after any stop: complete "
           f"runs are skipped, cut-short ones continue from their checkpoint.")
     if not args.wait:
         return 0
-    failures = scheduler.wait(submitted, jobs)
+    failures = scheduler.wait(submitted, pending)
     for job, error in failures:
         print(f"failed: {job.name}: {error}", file=sys.stderr)
     done = sum(1 for j in jobs if is_complete(j.run_dir))
@@ -408,6 +415,9 @@ def main(argv=None) -> int:
         overrides = list(args.override) + ([f"run.output_dir={args.output_dir}"] if args.output_dir else [])
         jobs = plan(table, list(range(args.first_seed, args.first_seed + args.seeds)), overrides,
                     parse_data_roots(args.data_root, table), _split(args.datasets), _split(args.methods))
+        if args.scheduler and (args.gpus or args.workers):
+            raise CardError("--gpus and --workers are for one machine; with --scheduler every run is a job of "
+                            "its own, with one GPU")
         slots = None if args.scheduler or args.print else resolve_slots(args.gpus, args.workers)
     except (TableError, SweepError, CardError, RateError) as e:
         print(f"error: {e}", file=sys.stderr)
