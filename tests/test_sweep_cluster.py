@@ -94,8 +94,8 @@ def test_cards_are_named_as_the_parents_visible_devices():
 @pytest.mark.parametrize("argv, cards_here, message", [
     (["--gpus", "0"], 0, "error: --gpus 0: this Paddle has no CUDA support (the CPU wheel)"),
     (["--gpus", "0,7"], 4, "error: --gpus 0,7: there is no card 7 on this machine; visible cards: 0, 1, 2, 3"),
-    (["--gpus", "0,1", "--workers", "3"], 4, "error: --workers 3 but only 2 card(s) (--gpus 0,1): the sweep runs one"),
-    (["--workers", "5"], 4, "error: --workers 5 but only 4 card(s) (--gpus 0,1,2,3)"),
+    (["--gpus", "0,1", "--workers", "3"], 4, "error: --workers 3 but only 2 card(s) to run on (0,1): the sweep runs one"),
+    (["--workers", "5"], 4, "error: --workers 5 but only 4 card(s) to run on (0,1,2,3)"),
     (["--rate", "fast"], 0, "error: --rate 'fast': expected a positive speed with its unit"),
 ])
 def test_bad_cards_and_workers_get_one_line(tiny_table, argv, cards_here, message, capsys, monkeypatch):

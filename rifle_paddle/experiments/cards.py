@@ -90,8 +90,8 @@ def make_slots(workers: int | None, cards: list[str], cores: int) -> list[Slot]:
     if cards:
         n = workers or len(cards)
         if n > len(cards):
-            raise CardError(f"--workers {n} but only {len(cards)} card(s) (--gpus {','.join(cards)}): the sweep runs "
-                            f"one run per card; to run two on one card, list it twice (e.g. --gpus 0,0)")
+            raise CardError(f"--workers {n} but only {len(cards)} card(s) to run on ({','.join(cards)}): the sweep "
+                            f"runs one run per card; to run two on one card, list it twice (e.g. --gpus 0,0)")
         chosen: list[str | None] = list(cards[:n])
     else:
         n = workers or 1

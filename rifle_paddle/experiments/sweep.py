@@ -64,7 +64,7 @@ class Job:
     overrides: list[str]  # everything but the seed and the name
     run_dir: str
     state: str
-    config: dict | None = None  # the cell's loaded config (seed 0's): what the cost of the plan is counted from
+    config: dict | None = None  # the cell's config as the plan loaded it (before seed and name): epochs, batch, ...
 
     @property
     def name(self) -> str:
