@@ -14,7 +14,7 @@ from rifle_paddle.experiments.matrix import load_table
 from rifle_paddle.experiments.runs import is_complete
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-EPOCHS, STEPS_PER_EPOCH = 4, 3  # tiny_folder: 3 classes x 12 training images, batch 12
+EPOCHS, STEPS_PER_EPOCH = 3, 3  # tiny_folder: 3 classes x 12 training images, batch 12
 
 
 def _write(path, text):
@@ -32,7 +32,7 @@ def tiny_table(tmp_path, tiny_folder, tiny_pretrained):
 model: {{arch: resnet18, pretrained: {tiny_pretrained}}}
 data: {{name: folder, root: {tiny_folder}, image_size: 32, resize_size: 32, batch_size: 12, eval_batch_size: 12,
        num_workers: 4}}
-train: {{epochs: {EPOCHS}, lr: 0.01, log_freq: 1}}
+train: {{epochs: {EPOCHS}, lr: 0.01, log_freq: 1, save_best: false}}
 run: {{device: cpu}}
 log: {{visualdl: false}}
 """)
@@ -119,8 +119,8 @@ def test_dry_run_counts_steps_from_the_official_split_and_times_them_at_a_given_
 
 
 def test_dry_run_times_the_rest_from_a_measured_epoch(tiny_table, tmp_path, capsys, monkeypatch):
-    """alpha has run one epoch (3 steps of 12 images in 6 s: 6 img/s) of its 4, beta (an image folder: no official
-    size) has not started: beta is not counted, alpha's 9 steps left take 9 x 12 / 6 = 18 s."""
+    """alpha has run one epoch (3 steps of 12 images in 6 s: 6 img/s) of its 3, beta (an image folder: no official
+    size) has not started: beta is not counted, alpha's 6 steps left take 6 x 12 / 6 = 12 s."""
     monkeypatch.setattr(sweep, "cuda_card_count", lambda: 0)
     out = tmp_path / "runs"
     _write(str(out / "alpha-finetune-s0" / "config.yaml"), "run: {}\n")
@@ -128,10 +128,10 @@ def test_dry_run_times_the_rest_from_a_measured_epoch(tiny_table, tmp_path, caps
         {"epochs": [{"epoch": 1}], "best": None, "steps": 3, "elapsed_s": 6.0, "num_train": 36}))
     assert sweep.main([tiny_table, "--seeds", "1", "--dry-run", "--output-dir", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert EPOCHS * STEPS_PER_EPOCH == 12
-    assert lines[-2].startswith("optimizer steps: 12 in all, 9 left (1 run(s) not counted")
+    assert EPOCHS * STEPS_PER_EPOCH == 9
+    assert lines[-2].startswith("optimizer steps: 9 in all, 6 left (1 run(s) not counted")
     assert "beta-finetune-s0" in lines[-2]
-    assert lines[-1] == "time: about 18 s of training left; at 6 img/s (measured: alpha-finetune-s0, 1 epoch(s))"
+    assert lines[-1] == "time: about 12 s of training left; at 6 img/s (measured: alpha-finetune-s0, 1 epoch(s))"
 
 
 # --- the cluster: SLURM through submitit -----------------------------------------------------------------------
