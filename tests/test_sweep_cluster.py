@@ -249,3 +249,25 @@ def test_a_table_on_the_local_executor_survives_a_killed_job_and_reports(tiny_ta
     assert report.main([out, "--configs", "/nonexistent"]) == 0
     rows = open(os.path.join(out, "report", "results.csv")).read().splitlines()
     assert [r.split(",")[:3] for r in rows[1:]] == [["alpha", "finetune", "1"], ["beta", "finetune", "1"]]
+
+
+def test_a_job_reads_its_runs_state_when_it_starts_and_takes_the_cores_it_was_given(tiny_table, tmp_path,
+                                                                                      monkeypatch):
+    """Submitted as 'to run'; by the time the job starts (a requeue, a resubmission) its run was cut short: it
+    continues (train.resume=auto). On a node where the scheduler gave it 2 cores, 2 threads and 2 loader workers
+    (the config asks for 4); a run completed meanwhile is not trained again."""
+    from rifle_paddle.experiments import scheduler
+    monkeypatch.setenv(cards.CPU_THREADS_ENV, "")  # so that what the job sets is undone after the test
+    monkeypatch.delenv(cards.CPU_THREADS_ENV)
+    monkeypatch.setattr(scheduler, "allotted_cores", lambda: 2)
+    ran = []
+    monkeypatch.setattr(sweep, "train_in_process",
+                        lambda job: ran.append((job.run_overrides, os.environ[cards.CPU_THREADS_ENV])))
+    (job, _) = sweep.plan(load_table(tiny_table), [0], [f"run.output_dir={tmp_path}"])
+    assert job.state == sweep.TODO
+    _write(os.path.join(job.run_dir, "config.yaml"), "run: {}\n")  # started meanwhile, cut short
+    scheduler.ClusterRun(job)()
+    (overrides, threads), = ran
+    assert overrides[-1] == "train.resume=auto" and "data.num_workers=2" in overrides and threads == "2"
+    _write(os.path.join(job.run_dir, "metrics.json"), json.dumps({"epochs": [], "final": {"acc_top1": 0.5}}))
+    assert scheduler.ClusterRun(job)() == "alpha-finetune-s0: already complete" and len(ran) == 1
