@@ -12,7 +12,7 @@ import paddle
 import pytest
 from paddle import nn
 
-from rifle_paddle.config import load_config
+from rifle_paddle.config import CONFIGS_DIR, load_config
 from rifle_paddle.data.sampler import SeededBatchSampler
 from rifle_paddle.data.transforms import authors_train_transform, eval_transform
 from rifle_paddle.engine.optim import build_lr_scheduler
@@ -23,21 +23,27 @@ from rifle_paddle.regularizers.delta import attention_from_importance, last_conv
 
 
 # ------------------------------------------------------------------------------------------ learning rate
-def fluid_cosine_decay(learning_rate: float, step: int, step_each_epoch: int, epochs: int) -> float:
-    """fluid.layers.cosine_decay: ``cur_epoch = floor(global_step / step_each_epoch)``,
-    ``lr * (cos(cur_epoch * pi / epochs) + 1) / 2``."""
-    cur_epoch = math.floor(step / step_each_epoch)
-    return learning_rate * (math.cos(cur_epoch * (math.pi / epochs)) + 1) / 2
+# Official split sizes of CUB-200-2011 (train_test_split.txt): 5,994 training and 5,794 test images.
+CUB_TRAIN, CUB_TEST = 5994, 5794
 
 
-def test_cosine_epoch_is_the_authors_staircase_at_every_step():
-    cfg = load_config(None, ["train.lr_schedule=cosine_epoch", "train.epochs=40", "train.lr=0.01"])
-    # CUB-200-2011: 5,994 training images, batch 32: 187 steps an epoch (drop_last), stairs of ceil = 188 steps
-    assert lr_stair(5994, 32) == 188
-    schedule = build_lr_scheduler(cfg["train"], steps_per_epoch=187, epoch_stair=188)
-    for step in range(40 * 187):
-        assert schedule.get_lr() == pytest.approx(fluid_cosine_decay(0.01, step, 188, 40), rel=1e-12, abs=1e-15), step
+def test_the_paper_configs_stair_is_the_test_splits_at_every_step():
+    """run.py:89, 117, 120 (tests/authors/rifle.py): stairs of ceil(5,794 / 32) = 182 steps, epochs of
+    floor(5,994 / 32) = 187; our packaged CUB-200 config, through the trainer's stair, at all 7,480 steps."""
+    from authors import rifle as authors
+    from rifle_paddle.engine.trainer import stair_images
+    cfg = load_config(f"{CONFIGS_DIR}/cub200/resnet50_rifle.yaml")
+    stair = lr_stair(stair_images(cfg["train"], CUB_TRAIN, CUB_TEST), cfg["data"]["batch_size"])
+    assert stair == authors.step_each_epoch(CUB_TEST, 32) == 182
+    epoch = authors.epoch_steps(CUB_TRAIN, 32)
+    schedule = build_lr_scheduler(cfg["train"], steps_per_epoch=epoch, epoch_stair=stair)
+    for step in range(40 * epoch):
+        want = authors.cosine_decay(0.01, step, authors.step_each_epoch(CUB_TEST, 32), 40)
+        assert schedule.get_lr() == pytest.approx(want, rel=1e-12, abs=1e-15), step
         schedule.step()
+    # the named option most users want: stairs of the training split, one step longer than a 187-step epoch
+    train_side = {**cfg["train"], "lr_stair": "train_split"}
+    assert lr_stair(stair_images(train_side, CUB_TRAIN, CUB_TEST), 32) == 188
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -46,22 +52,52 @@ def _photo(height=300, width=400) -> np.ndarray:
     return rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
 
 
-def test_authors_training_transform_resizes_the_short_side_then_crops_and_flips():
-    """readers.py: resize_short(img, 256) (cv2.resize, rounded sides), crop_image(img, 224, center=False) (w_start,
-    then h_start, each np.random.randint(0, side - 224 + 1)), then a horizontal mirror half of the time."""
-    img = _photo()
-    transform = authors_train_transform(224, 256, antialias=False)
+def test_the_paper_configs_training_images_are_the_authors_reader_output(tmp_path):
+    """readers.py:154-163 (tests/authors/rifle.py ``read``) against our ``build_dataset`` on the packaged CUB-200
+    config, from the JPEG files: the same NumPy seed gives the same draws (w_start, h_start, then the flip) and
+    the same normalized pixels. Their flip turns the image upside down (readers.py:67, 77)."""
+    from authors import rifle as authors
+    from rifle_paddle.data import build_dataset
+    from rifle_paddle.data.synthetic import make_image_folder
+    root = make_image_folder(str(tmp_path), num_classes=2, train_per_class=2, test_per_class=1, size=(300, 400))
+    cfg = load_config(f"{CONFIGS_DIR}/cub200/resnet50_rifle.yaml", ["data.name=folder", f"data.root={root}"])
+    dataset = build_dataset(cfg["data"], "train")
+    class Recording:  # NumPy's global generator, keeping the flip draws
+        uniforms = []
+
+        def randint(self, low, high):
+            return np.random.randint(low, high)
+
+        def uniform(self, low, high):
+            self.uniforms.append(np.random.uniform(low, high))
+            return self.uniforms[-1]
+    rng = Recording()
     for seed in range(6):
-        np.random.seed(seed)
-        got = transform(img)
-        np.random.seed(seed)
-        resized = cv2.resize(img, (int(round(400 * 256 / 300)), 256))  # 341 x 256
-        left, top = np.random.randint(0, 341 - 224 + 1), np.random.randint(0, 256 - 224 + 1)
-        want = resized[top:top + 224, left:left + 224]
-        if np.random.random() < 0.5:
-            want = want[:, ::-1]
-        assert got.shape == (3, 224, 224)
-        np.testing.assert_array_equal(got, want.transpose(2, 0, 1))
+        for index, (path, _) in enumerate(dataset.samples):
+            np.random.seed(seed)
+            image, _ = dataset[index]
+            ours = dataset.batch_transform(image[None])
+            np.random.seed(seed)
+            theirs = authors.read(path, False, rng)
+            np.testing.assert_allclose(ours, theirs, atol=1e-5, err_msg=f"{path}, seed {seed}")
+    assert {int(u) for u in rng.uniforms} == {0, 1}  # both outcomes were compared
+
+
+def test_the_flip_options_flip_the_axis_they_name():
+    """data.flip: 'vertical' reverses the rows (the authors), 'horizontal' the columns, 'none' nothing."""
+    img = _photo(40, 50)
+    for flip, reverse in (("vertical", lambda a: a[:, ::-1]), ("horizontal", lambda a: a[:, :, ::-1]),
+                          ("none", None)):
+        seen = set()
+        for seed in range(8):
+            np.random.seed(seed)
+            got = authors_train_transform(32, 36, antialias=False, flip=flip)(img)
+            np.random.seed(seed)
+            plain = authors_train_transform(32, 36, antialias=False, flip="none")(img)
+            seen.add("same" if np.array_equal(got, plain) else "flipped")
+            if reverse is not None and not np.array_equal(got, plain):
+                np.testing.assert_array_equal(got, reverse(plain))
+        assert seen == ({"same"} if reverse is None else {"same", "flipped"}), flip
 
 
 def test_authors_test_transform_is_a_center_crop_of_the_resized_image():
@@ -212,3 +248,211 @@ def test_delta_authors_discriminator_trains_on_a_copy_and_leaves_the_teacher_alo
     for k, v in reg.teacher.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
     assert not reg.teacher.training
+
+
+# ------------------------------------------------------------------------------------------ end to end
+# The RIFLE authors' pipeline (tests/authors/rifle.py, transcribed from their files) against our engine on the
+# packaged CUB-200 RIFLE config scaled down: 3 classes, 15 training images and 6 test images (neither a multiple of
+# the batch of 4: 3-step epochs, the authors' 2-step stairs, our training-split stair would be 4), 32 px crops of
+# 36 px resizes of 40x50 JPEGs, a ResNet in miniature (tests/tiny_net.py), 6 epochs, cyclic_num 3 (one
+# re-initialization, after epoch 1).
+# Our engine runs as it always does; its random decisions (file order, crop offsets, flip draws, re-drawn values)
+# are recorded and replayed into the oracle, which asks for them in its own order and with its own arguments.
+
+TRACE = {"classes": 3, "train_per_class": 5, "test_per_class": 2, "size": (40, 50), "resize": 36, "crop": 32,
+         "batch": 4, "epochs": 6, "cyclic_num": 3}
+
+
+class _Replay:
+    """NumPy's and Python's random calls of the authors' code, answered with our engine's recorded decisions.
+
+    Every answer checks the question first: a crop offset is only given for the same bound (``randint(0, w - 16 +
+    1)`` before ``randint(0, h - 16 + 1)``), a flip draw only to ``uniform(0, 2)``, a re-draw only for the same
+    scale and shape, a batch only if the shuffle buffer holds the same images."""
+
+    def __init__(self, permutations, draws, shuffles, normals, batch_size):
+        self.permutations, self.draws, self.shuffles, self.normals = permutations, draws, shuffles, normals
+        self.batch_size = batch_size
+
+    def permutation(self, items):
+        order = self.permutations.pop(0)
+        assert sorted(order) == list(items)
+        return np.array(order)
+
+    def _draw(self, kind, args):
+        want_kind, want_args, value = self.draws.pop(0)
+        if want_kind is None:  # an image of the dropped last batch: our engine never reads it
+            return 0 if kind == "randint" else 0.0
+        assert (kind, args) == (want_kind, want_args), f"authors draw {kind}{args}, ours {want_kind}{want_args}"
+        return value
+
+    def randint(self, low, high):
+        return self._draw("randint", (low, high))
+
+    def uniform(self, low, high):
+        return self._draw("uniform", (low, high))
+
+    def normal(self, loc, scale, size):
+        want_scale, want_shape, values = self.normals.pop(0)
+        assert loc == 0 and scale == pytest.approx(want_scale, rel=1e-12) and tuple(size) == want_shape
+        return values
+
+    def shuffle(self, buf):
+        if len(buf) < self.batch_size:  # the remainder, which paddle.batch(drop_last=True) drops
+            return
+        order = self.shuffles.pop(0)
+        assert sorted(item[2] for item in buf) == sorted(order), "a batch of other images"
+        buf.sort(key=lambda item: order.index(item[2]))
+
+
+class _EngineRecorder(paddle.callbacks.Callback):
+    """Our engine's side: the state before training and after each epoch, the learning rate and input of every
+    training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.init, self.epochs, self.lrs, self.inputs = None, [], [], []
+
+    def _state(self):
+        return {k: v.numpy().copy() for k, v in self.model.network.state_dict().items()}
+
+    def on_train_begin(self, logs=None):
+        self.init = self._state()
+        self.model.network.register_forward_pre_hook(
+            lambda layer, args: self.inputs.append(args[0].numpy().copy()) if layer.training else None)
+
+    def on_train_batch_begin(self, step, logs=None):
+        self.lrs.append(self.model._optimizer.get_lr())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(self._state())
+
+
+def _close(ours, theirs, what):
+    scale = max(float(np.abs(theirs).max()), 1e-30)
+    assert float(np.abs(ours - theirs).max()) <= 1e-5 * scale, what
+
+
+def test_the_packaged_paper_config_trains_as_the_authors_pipeline_step_by_step(tmp_path, monkeypatch):
+    import threading
+
+    from authors import rifle as authors
+    from rifle_paddle.callbacks import rifle as rifle_module
+    from rifle_paddle.config import CONFIGS_DIR
+    from rifle_paddle.data import base as data_base
+    from rifle_paddle.data.synthetic import make_image_folder
+    from rifle_paddle.engine import train
+
+    t = TRACE
+    root = make_image_folder(str(tmp_path / "data"), t["classes"], t["train_per_class"], t["test_per_class"],
+                             size=t["size"], seed=3)
+    from rifle_paddle.models import registry
+    from tiny_net import TinyResNet
+    monkeypatch.setitem(registry._MODELS, "tiny_resnet", TinyResNet)
+    paddle.seed(7)
+    source = TinyResNet(num_classes=10)
+    for layer in source.sublayers():  # pretrained statistics that a faithful run must not load
+        if isinstance(layer, nn.BatchNorm2D):
+            layer._mean.set_value(paddle.uniform(layer._mean.shape, min=-0.5, max=0.5))
+            layer._variance.set_value(paddle.uniform(layer._variance.shape, min=0.5, max=2.0))
+    pretrained = {k: v.numpy().copy() for k, v in source.state_dict().items()}
+    paddle.save(source.state_dict(), str(tmp_path / "source.pdparams"))
+
+    # ---- our engine, recording its random decisions
+    local = threading.local()
+    fetched, draws, normals = [], {}, []
+
+    def recording(name):
+        original = getattr(np.random, name)
+
+        def call(*args):
+            value = original(*args)
+            if getattr(local, "key", None) is not None:
+                draws[local.key].append((name, tuple(args), value))
+            return value
+        return call
+
+    for name in ("randint", "uniform", "random"):
+        monkeypatch.setattr(np.random, name, recording(name))
+    getitem = data_base.ImageClassificationDataset.__getitem__
+
+    def recorded_getitem(self, index):
+        if not self.name.endswith(":train"):
+            return getitem(self, index)
+        path = self.samples[index][0]
+        epoch = sum(1 for p in fetched) // (len(self) // t["batch"] * t["batch"])
+        fetched.append(path)
+        local.key = (epoch, path)
+        draws[local.key] = []
+        try:
+            return getitem(self, index)
+        finally:
+            local.key = None
+    monkeypatch.setattr(data_base.ImageClassificationDataset, "__getitem__", recorded_getitem)
+    draw = rifle_module.draw
+
+    class _NormalRecorder:
+        def __init__(self, rng):
+            self.rng = rng
+
+        def normal(self, loc, scale, size):
+            values = self.rng.normal(loc, scale, size=size)
+            normals.append((scale, tuple(size), values.astype(np.float32)))
+            return values
+    monkeypatch.setattr(rifle_module, "draw", lambda rng, *a: draw(_NormalRecorder(rng), *a))
+
+    cfg = load_config(f"{CONFIGS_DIR}/cub200/resnet50_rifle.yaml", [
+        "model.arch=tiny_resnet", f"model.pretrained={tmp_path / 'source.pdparams'}", "data.name=folder",
+        f"data.root={root}", f"data.image_size={t['crop']}", f"data.resize_size={t['resize']}",
+        f"data.batch_size={t['batch']}", "data.eval_batch_size=4", "data.num_workers=0",
+        f"train.epochs={t['epochs']}", f"train.eval_freq={t['epochs']}", "run.device=cpu", "log.visualdl=false",
+        f"run.output_dir={tmp_path / 'out'}", "run.name=trace", "train.save_best=false"])
+    assert cfg["rifle"]["num_reinits"] + 1 == t["cyclic_num"]
+    ours = _EngineRecorder()
+    train(cfg, callbacks=[ours])
+
+    # ---- the decisions, in the oracle's order
+    per_epoch = len(fetched) // t["epochs"]
+    our_batches = [fetched[i:i + t["batch"]] for i in range(0, len(fetched), t["batch"])]
+    train_paths = [str(p) for p in authors.get_dataset_info(root, False)[0]]
+    test_paths = authors.get_dataset_info(root, True)[0]
+    first_epoch = fetched[:per_epoch]
+    order = first_epoch + sorted(set(train_paths) - set(first_epoch))  # + the images of the dropped last batch
+    replay_draws = []
+    for epoch in range(t["epochs"]):
+        for path in order:
+            replay_draws.extend(draws.get((epoch, path)) or [(None, None, None)] * 3)
+    replay = _Replay([[train_paths.index(p) for p in order], list(range(len(test_paths)))], replay_draws,
+                     list(our_batches), list(normals), t["batch"])
+    fed = []
+
+    def feed(images):
+        """Their pixels must equal ours to float32 rounding (theirs ``(x / 255 - mean) / std``, ours ``x * scale +
+        shift``); each side trains on its own."""
+        step = len(fed)
+        np.testing.assert_allclose(ours.inputs[step], images, atol=1e-5, err_msg=f"step {step}: pixels")
+        fed.append(step)
+        return images
+    net = TinyResNet(num_classes=t["classes"])
+    oracle = authors.fine_tune(
+        net, pretrained, {k: v for k, v in ours.init.items() if k.startswith("fc.")}, root, replay, replay,
+        num_epoch=t["epochs"], cyclic_num=t["cyclic_num"], batch_size=t["batch"], target_size=t["resize"],
+        crop_size=t["crop"], feed=feed)
+
+    step = 0
+    for event in oracle:
+        if event[0] == "init":
+            for k, v in event[1].items():
+                np.testing.assert_array_equal(ours.init[k], v, err_msg=f"before training: {k}")
+        elif event[0] == "step":
+            _, paths, labels, images, lr = event
+            assert [str(p) for p in paths] == our_batches[step], f"step {step}: batch"
+            assert fed[-1] == step  # the pixels, compared by feed
+            assert ours.lrs[step] == pytest.approx(lr, rel=1e-9), f"step {step}: learning rate"
+            step += 1
+        else:
+            _, e_id, state = event
+            for k, v in state.items():
+                _close(ours.epochs[e_id][k], v, f"after epoch {e_id}: {k}")
+    assert step == len(our_batches) == t["epochs"] * (t["classes"] * t["train_per_class"] // t["batch"])
+    assert not replay.normals and len(normals) == 2  # fc.weight and fc.bias, re-drawn once
