@@ -456,3 +456,64 @@ def test_the_packaged_paper_config_trains_as_the_authors_pipeline_step_by_step(t
                 _close(ours.epochs[e_id][k], v, f"after epoch {e_id}: {k}")
     assert step == len(our_batches) == t["epochs"] * (t["classes"] * t["train_per_class"] // t["batch"])
     assert not replay.normals and len(normals) == 2  # fc.weight and fc.bias, re-drawn once
+
+
+# ------------------------------------------------------------------------------------------ DELTA authors' scripts
+# Our data set names and the DELTA authors' folder names in run.sh (line 6, 14); the others are not in run.sh
+THEIR_NAMES = {"cub200": "CUB_200_2011", "stanford_dogs": "Stanford_Dogs", "caltech256": "Caltech30"}
+
+
+def _packaged(method: str) -> list[str]:
+    import glob
+    return sorted(glob.glob(f"{CONFIGS_DIR}/*/resnet50_{method}.yaml"))
+
+
+@pytest.mark.parametrize("method", ["delta", "rifle_delta"])
+def test_the_paper_configs_delta_weights_are_the_delta_authors_run_sh(method):
+    """run.sh:15-18: alpha 0.01, 0.1 on Stanford_Dogs; beta 0.01 (train.py:35); no weight decay (train.py:268-270);
+    the positions averaged (train.py:176)."""
+    from authors import delta as authors
+    paths = _packaged(method)
+    assert len(paths) == 9
+    for path in paths:
+        cfg = load_config(path)
+        dataset = cfg["run"]["cell"].split("/")[0]
+        reg = cfg["regularizer"]
+        assert reg["alpha"] == authors.alpha_for(THEIR_NAMES.get(dataset, dataset)), path
+        assert reg["beta"] == authors.BETA and cfg["train"]["weight_decay"] == authors.weight_decay("att_fea_map")
+        assert reg.get("feature_positions", "mean") == "mean"
+
+
+def test_the_paper_configs_kd_is_the_delta_authors_feature_map_term():
+    """train.py:156-162 (reg_fea_map) on the conv3 outputs they hook (train.py:128-129), + beta * 0.5 ||fc||^2
+    (train.py:142-147, 216-217, 224): our packaged KD config, attached to a ResNet-50, on a fixed batch."""
+    from authors import delta as authors
+    from rifle_paddle.regularizers import build_regularizer
+    cfg = load_config(f"{CONFIGS_DIR}/caltech256/resnet50_kd.yaml")
+    paddle.seed(0)
+    net = create_model("resnet50", num_classes=3)
+    reg = build_regularizer(cfg["regularizer"]).attach(net, "fc")
+    with paddle.no_grad():
+        for layer in authors.HOOK_LAYERS_RESNET50:
+            conv = dict(net.named_sublayers())[layer]
+            conv.weight.set_value(conv.weight * 1.05)
+    x = paddle.to_tensor(np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype("float32"))
+    net.eval()
+    with reg.observe():
+        net(x)
+    head = reg.closed_form()[0]
+    value = float(reg.penalty([x])) + (0.0 if head is None else float(head))
+    maps = {}
+    hooks = [dict(model.named_sublayers())[name].register_forward_post_hook(
+        lambda layer, inputs, output, key=(tag, name): maps.__setitem__(key, output.numpy()))
+        for tag, model in (("tgt", net), ("src", reg.teacher)) for name in authors.HOOK_LAYERS_RESNET50]
+    with paddle.no_grad():
+        net(x), reg.teacher(x)
+    for hook in hooks:
+        hook.remove()
+    src = [maps[("src", n)] for n in authors.HOOK_LAYERS_RESNET50]
+    tgt = [maps[("tgt", n)] for n in authors.HOOK_LAYERS_RESNET50]
+    params = {k: v.numpy() for k, v in net.named_parameters()}
+    want = authors.total_loss(0.0, authors.reg_fea_map(src, tgt), authors.reg_classifier(params),
+                              alpha=authors.alpha_for("Caltech30"))
+    assert value == pytest.approx(want, rel=1e-4)

@@ -304,6 +304,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "feature_reduction": Field("sum", STR, "delta/kd: how the feature term combines the images of a batch: "
                                    "'sum' (the DELTA authors and tllib) or 'mean' (independent of the batch size; "
                                    "alpha then acts batch_size times weaker).", choices=("sum", "mean")),
+        "feature_positions": Field("mean", STR, "delta/kd: how the feature term combines the positions of a "
+                                   "feature map: 'mean' (DELTA's 1/(h w); kd then weighs every layer alike) or "
+                                   "'sum' (the DELTA authors' unweighted reg_fea_map, train.py lines 156-162, the "
+                                   "paper configs' kd).", choices=("mean", "sum")),
         "bss_k": Field(1, INT, "bss: number of smallest singular values penalized.", check=_positive),
         "delta_attention": Field("supervised", STR, "delta: channel weights from the pretrained network's "
                                  "per-channel importance for the target task ('supervised', the paper) or all "
