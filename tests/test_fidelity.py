@@ -517,3 +517,37 @@ def test_the_paper_configs_kd_is_the_delta_authors_feature_map_term():
     want = authors.total_loss(0.0, authors.reg_fea_map(src, tgt), authors.reg_classifier(params),
                               alpha=authors.alpha_for("Caltech30"))
     assert value == pytest.approx(want, rel=1e-4)
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """``jpeg`` with an EXIF segment (APP1, big-endian TIFF, one IFD entry: tag 0x0112 Orientation) after its SOI."""
+    import struct
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1) + \
+        struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+def test_the_paper_configs_decode_turns_a_jpeg_by_its_exif_orientation(tmp_path):
+    """readers.py:154: ``cv2.imread`` turns the pixels as the EXIF orientation tag says (a phone photo stored
+    sideways comes out upright). Our packaged CUB-200 config on a 300x400 JPEG tagged 6 (turn 90 degrees clockwise),
+    through the test split's decode, resize and center crop, against the oracle's ``read``."""
+    from authors import rifle as authors
+    from rifle_paddle.data import build_dataset
+    for split in ("train", "test"):
+        folder = tmp_path / split / "bird"
+        folder.mkdir(parents=True)
+        ok, encoded = cv2.imencode(".jpg", _photo(300, 400)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        (folder / "0.jpg").write_bytes(_with_exif_orientation(encoded.tobytes(), 6))
+    path = str(tmp_path / "test" / "bird" / "0.jpg")
+    assert cv2.imread(path).shape == (400, 300, 3)  # OpenCV applies the tag
+    cfg = load_config(f"{CONFIGS_DIR}/cub200/resnet50_rifle.yaml", ["data.name=folder", f"data.root={tmp_path}"])
+    dataset = build_dataset(cfg["data"], "test")
+    ours = dataset.batch_transform(dataset[0][0][None])
+    np.testing.assert_allclose(ours, authors.read(path, True, None), atol=1e-5)
+    cfg = load_config(None, ["data.name=folder", f"data.root={tmp_path}"])  # the default: the tag ignored (PIL)
+    assert cfg["data"]["exif_orientation"] == "ignore"
+    stored = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    dataset = build_dataset({**cfg["data"], "resampling": "bilinear"}, "test")
+    np.testing.assert_allclose(dataset.batch_transform(dataset[0][0][None]),
+                               authors.read_pixels(stored, True, None), atol=1e-5)

@@ -161,6 +161,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                             "then bilinear; large JPEGs decoded at a reduced scale) or 'bilinear' (a full decode and "
                             "plain cv2.resize, as the RIFLE authors' reader; aliases when shrinking 2x or more).",
                             choices=("antialiased", "bilinear")),
+        "exif_orientation": Field("ignore", STR, "A JPEG's EXIF orientation tag: 'ignore' it (the pixels as stored, "
+                                  "as PIL, torchvision and the DELTA authors read them; large JPEGs may be decoded "
+                                  "at a reduced scale) or 'apply' it (turn the pixels as cv2.imread does in the RIFLE "
+                                  "authors' reader; every file is decoded in full).", choices=("ignore", "apply")),
         "order": Field("reshuffle", STR, "Training order: 'reshuffle' (a new seeded permutation every epoch) or "
                        "'fixed' (the RIFLE authors' reader: one seeded permutation for the whole run, so every epoch "
                        "has the same batches in the same order; only the order inside a batch changes).",

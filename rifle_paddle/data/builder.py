@@ -85,7 +85,7 @@ def build_dataset(data_cfg: dict, split: str, seed: int = 0) -> ImageClassificat
     return ImageClassificationDataset.from_split(
         found._replace(samples=samples), transform, name=f"{data_cfg['name']}:{split}",
         batch_transform=Normalize(data_cfg["mean"], data_cfg["std"]), strict=data_cfg.get("strict", False),
-        exclude_unreadable=split == "test")
+        exclude_unreadable=split == "test", orient=data_cfg.get("exif_orientation", "ignore") == "apply")
 
 
 def build_datasets(data_cfg: dict, seed: int = 0) -> tuple[ImageClassificationDataset, ImageClassificationDataset]:

@@ -113,6 +113,11 @@ def read(img_path: str, is_test: bool, rng, target_size: int = 256, crop_size: i
     img = cv2.imread(img_path)  # R:154
     if img is None:  # R:155
         return None
+    return read_pixels(img, is_test, rng, target_size, crop_size)
+
+
+def read_pixels(img: np.ndarray, is_test: bool, rng, target_size: int = 256, crop_size: int = 224):
+    """R:158-163 on decoded BGR pixels."""
     img = resize_short(img, target_size)  # R:158
     img = crop_image(img, crop_size, center=is_test, rng=rng)  # R:159
     img = img[:, :, ::-1]  # R:160
