@@ -378,7 +378,7 @@ def test_the_packaged_paper_config_trains_as_the_authors_pipeline_step_by_step(t
 
     # ---- our engine, recording its random decisions
     local = threading.local()
-    fetched, draws, normals = [], {}, []
+    fetched, draws, normals, our_labels = [], {}, [], {}
 
     def recording(name):
         original = getattr(np.random, name)
@@ -397,9 +397,10 @@ def test_the_packaged_paper_config_trains_as_the_authors_pipeline_step_by_step(t
     def recorded_getitem(self, index):
         if not self.name.endswith(":train"):
             return getitem(self, index)
-        path = self.samples[index][0]
-        epoch = sum(1 for p in fetched) // (len(self) // t["batch"] * t["batch"])
+        path, label = self.samples[index]
+        epoch = len(fetched) // (len(self) // t["batch"] * t["batch"])
         fetched.append(path)
+        our_labels[path] = label
         local.key = (epoch, path)
         draws[local.key] = []
         try:
@@ -465,6 +466,7 @@ def test_the_packaged_paper_config_trains_as_the_authors_pipeline_step_by_step(t
         elif event[0] == "step":
             _, paths, labels, images, lr = event
             assert [str(p) for p in paths] == our_batches[step], f"step {step}: batch"
+            assert list(labels) == [our_labels[str(p)] for p in paths], f"step {step}: labels"
             assert fed[-1] == step  # the pixels, compared by feed
             assert ours.lrs[step] == pytest.approx(lr, rel=1e-9), f"step {step}: learning rate"
             step += 1
@@ -474,6 +476,9 @@ def test_the_packaged_paper_config_trains_as_the_authors_pipeline_step_by_step(t
                 _close(ours.epochs[e_id][k], v, f"after epoch {e_id}: {k}")
     assert step == len(our_batches) == t["epochs"] * (t["classes"] * t["train_per_class"] // t["batch"])
     assert not replay.normals and len(normals) == 2  # fc.weight and fc.bias, re-drawn once
+    flips = {value for calls in draws.values() for kind, _, value in calls if kind == "uniform"}
+    assert {int(v) for v in flips} == {0, 1}  # both flip outcomes were traced
+    assert len(set(ours.lrs[:3])) == 2  # a stair ends inside the first epoch
 
 
 # ------------------------------------------------------------------------------------------ DELTA authors' scripts
