@@ -568,6 +568,9 @@ def test_the_paper_configs_decode_turns_a_jpeg_by_its_exif_orientation(tmp_path)
     dataset = build_dataset(cfg["data"], "test")
     ours = dataset.batch_transform(dataset[0][0][None])
     np.testing.assert_allclose(ours, authors.read(path, True, None), atol=1e-5)
+    from rifle_paddle.deploy.preprocess import Preprocessing  # an exported model preprocesses as its run tested
+    deployed = Preprocessing.from_data_config(cfg["data"]).load([path])[0]
+    np.testing.assert_allclose(deployed, authors.read(path, True, None), atol=1e-5)
     cfg = load_config(None, ["data.name=folder", f"data.root={tmp_path}"])  # the default: the tag ignored (PIL)
     assert cfg["data"]["exif_orientation"] == "ignore"
     stored = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
