@@ -607,7 +607,8 @@ def stair_table() -> str:
             f"| {os.path.basename(os.path.dirname(path))} | {counts.train:,} / {counts.test:,} | {epoch} | "
             f"{int(theirs)} | {end // int(theirs) + 1} of {epochs} | {last} ({cyclic}) | "
             f"{authors.cosine_decay(lr, at, theirs, epochs):.2e} / {authors.cosine_decay(lr, at, ours, epochs):.2e} | "
-            f"{authors.cosine_decay(lr, end, theirs, epochs):.2e} / {authors.cosine_decay(lr, end, ours, epochs):.2e} |")
+            f"{authors.cosine_decay(lr, end, theirs, epochs):.2e} / "
+            f"{authors.cosine_decay(lr, end, ours, epochs):.2e} |")
     return "\n".join(rows)
 
 
@@ -622,7 +623,8 @@ def test_the_ledger_gives_each_data_sets_authors_schedule():
 def _paper_configs() -> dict[str, dict]:
     import glob
     import os
-    return {os.path.relpath(p, CONFIGS_DIR): load_config(p) for p in sorted(glob.glob(f"{CONFIGS_DIR}/*/resnet50_*.yaml"))}
+    return {os.path.relpath(p, CONFIGS_DIR): load_config(p)
+            for p in sorted(glob.glob(f"{CONFIGS_DIR}/*/resnet50_*.yaml"))}
 
 
 def test_the_paper_configs_test_after_the_authors_epochs_and_report_the_last():

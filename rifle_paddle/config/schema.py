@@ -205,8 +205,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "epochs": Field(40, INT, "Number of epochs.", check=_positive),
         "lr": Field(0.01, FLOAT, "Peak learning rate.", check=_positive),
         "lr_schedule": Field("cosine", STR, "'cosine' (per-iteration cosine decay to 0), 'cosine_epoch' (the RIFLE "
-                             "authors' fluid cosine_decay: constant within an epoch, lr/2 (cos(pi floor(step / "
-                             "ceil(N/B)) / E) + 1)), 'constant', or 'cyclic' (Smith's cyclical learning rate, a "
+                             "authors' fluid cosine_decay: constant within a stair, lr/2 (cos(pi floor(step / "
+                             "stair) / E) + 1), the stair set by lr_stair), 'constant', or 'cyclic' (Smith's cyclical learning rate, a "
                              "RIFLE baseline; see cyclic_*).", choices=("cosine", "cosine_epoch", "constant", "cyclic")),
         "lr_stair": Field("train_split", STR, "lr_schedule=cosine_epoch: the split whose size N sets the stair, "
                           "ceil(N / batch_size) steps (N per process on several cards): 'train_split' (a stair is "
