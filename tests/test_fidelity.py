@@ -27,6 +27,13 @@ from rifle_paddle.regularizers.delta import attention_from_importance, last_conv
 CUB_TRAIN, CUB_TEST = 5994, 5794
 
 
+def test_the_stair_counts_one_processs_steps_on_several_cards(monkeypatch):
+    """Each process reads ceil(N / ranks) images an epoch, so the stair keeps its length in that process's steps
+    (the authors' step_each_epoch counts the steps of their one process): CUB's test split on 2 cards."""
+    monkeypatch.setattr(paddle.distributed, "get_world_size", lambda: 2)
+    assert lr_stair(CUB_TEST, 32) == math.ceil(math.ceil(CUB_TEST / 2) / 32) == 91
+
+
 def test_the_paper_configs_stair_is_the_test_splits_at_every_step():
     """run.py:89, 117, 120 (tests/authors/rifle.py): stairs of ceil(5,794 / 32) = 182 steps, epochs of
     floor(5,994 / 32) = 187; our packaged CUB-200 config, through the trainer's stair, at all 7,480 steps."""
