@@ -126,6 +126,9 @@ def test_feature_map_distance_of_4d_maps_with_channel_weights():
     assert float(got) == pytest.approx(per_image.sum(), rel=1e-5)
     got = feature_map_distance(paddle.to_tensor(s), paddle.to_tensor(t), paddle.to_tensor(a), reduction="mean")
     assert float(got) == pytest.approx(per_image.mean(), rel=1e-5)
+    summed = (((s - t) ** 2).sum(axis=(2, 3)) * a).sum()  # the DELTA authors' reg_fea_map: positions summed
+    got = feature_map_distance(paddle.to_tensor(s), paddle.to_tensor(t), paddle.to_tensor(a), positions="sum")
+    assert float(got) == pytest.approx(summed, rel=1e-5) and summed == pytest.approx(20 * per_image.sum(), rel=1e-5)
     with pytest.raises(ValueError, match="differ in shape"):
         feature_map_distance(paddle.to_tensor(s), paddle.to_tensor(t[:, :2]))
 

@@ -149,13 +149,22 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "resize_size": Field(256, INT, "Shorter side after resizing, before the evaluation center crop.",
                              check=_positive),
         "train_transform": Field("random_resized_crop", STR, "Training augmentation: 'random_resized_crop' "
-                                 "(Inception crop of data.crop_scale of the area, resized to image_size, + flip) "
-                                 "or 'authors' (resize the shorter side to resize_size, random image_size crop, + "
-                                 "flip: the RIFLE authors' reader).", choices=("random_resized_crop", "authors")),
+                                 "(Inception crop of data.crop_scale of the area, resized to image_size, + "
+                                 "data.flip) or 'authors' (resize the shorter side to resize_size, random "
+                                 "image_size crop, + data.flip: the RIFLE authors' reader).",
+                                 choices=("random_resized_crop", "authors")),
+        "flip": Field("horizontal", STR, "Training flip of either transform, drawn per image with p = 0.5: "
+                      "'horizontal' (a left-right mirror), 'vertical' (upside down: the RIFLE authors' reader, "
+                      "whose img[:, :, ::-1, :] on [N, 3, H, W] reverses the rows) or 'none'.",
+                      choices=("horizontal", "vertical", "none")),
         "resampling": Field("antialiased", STR, "How images are shrunk: 'antialiased' (integer-block averaging, "
                             "then bilinear; large JPEGs decoded at a reduced scale) or 'bilinear' (a full decode and "
                             "plain cv2.resize, as the RIFLE authors' reader; aliases when shrinking 2x or more).",
                             choices=("antialiased", "bilinear")),
+        "exif_orientation": Field("ignore", STR, "A JPEG's EXIF orientation tag: 'ignore' it (the pixels as stored, "
+                                  "as PIL, torchvision and the DELTA authors read them; large JPEGs may be decoded "
+                                  "at a reduced scale) or 'apply' it (turn the pixels as cv2.imread does in the RIFLE "
+                                  "authors' reader; every file is decoded in full).", choices=("ignore", "apply")),
         "order": Field("reshuffle", STR, "Training order: 'reshuffle' (a new seeded permutation every epoch) or "
                        "'fixed' (the RIFLE authors' reader: one seeded permutation for the whole run, so every epoch "
                        "has the same batches in the same order; only the order inside a batch changes).",
@@ -196,9 +205,15 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "epochs": Field(40, INT, "Number of epochs.", check=_positive),
         "lr": Field(0.01, FLOAT, "Peak learning rate.", check=_positive),
         "lr_schedule": Field("cosine", STR, "'cosine' (per-iteration cosine decay to 0), 'cosine_epoch' (the RIFLE "
-                             "authors' fluid cosine_decay: constant within an epoch, lr/2 (cos(pi floor(step / "
-                             "ceil(N/B)) / E) + 1)), 'constant', or 'cyclic' (Smith's cyclical learning rate, a "
+                             "authors' fluid cosine_decay: constant within a stair, lr/2 (cos(pi floor(step / "
+                             "stair) / E) + 1), the stair set by lr_stair), 'constant', or 'cyclic' (Smith's cyclical learning rate, a "
                              "RIFLE baseline; see cyclic_*).", choices=("cosine", "cosine_epoch", "constant", "cyclic")),
+        "lr_stair": Field("train_split", STR, "lr_schedule=cosine_epoch: the split whose size N sets the stair, "
+                          "ceil(N / batch_size) steps (N per process on several cards): 'train_split' (a stair is "
+                          "one epoch, or one step longer when the last batch is dropped) or 'test_split' (the RIFLE "
+                          "authors' run.py, which computes step_each_epoch after rebinding its reader to the test "
+                          "split: stairs unrelated to the epochs, and more than one cosine where the test split is "
+                          "smaller than the training split).", choices=("train_split", "test_split")),
         "cyclic_base_lr_ratio": Field(0.1, FLOAT, "lr_schedule=cyclic: lowest learning rate of a cycle, as a "
                                       "fraction of train.lr (the peak).", check=_probability),
         "cyclic_step_epochs": Field(5.0, FLOAT, "lr_schedule=cyclic: epochs from the lowest to the peak learning "
@@ -293,6 +308,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "feature_reduction": Field("sum", STR, "delta/kd: how the feature term combines the images of a batch: "
                                    "'sum' (the DELTA authors and tllib) or 'mean' (independent of the batch size; "
                                    "alpha then acts batch_size times weaker).", choices=("sum", "mean")),
+        "feature_positions": Field("mean", STR, "delta/kd: how the feature term combines the positions of a "
+                                   "feature map: 'mean' (DELTA's 1/(h w); kd then weighs every layer alike) or "
+                                   "'sum' (the DELTA authors' unweighted reg_fea_map, train.py lines 156-162, the "
+                                   "paper configs' kd).", choices=("mean", "sum")),
         "bss_k": Field(1, INT, "bss: number of smallest singular values penalized.", check=_positive),
         "delta_attention": Field("supervised", STR, "delta: channel weights from the pretrained network's "
                                  "per-channel importance for the target task ('supervised', the paper) or all "

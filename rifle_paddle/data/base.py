@@ -65,12 +65,14 @@ class ImageClassificationDataset(paddle.io.Dataset):
 
     def __init__(self, samples: list[tuple[str | int, int]], classes: list[str], transform=None, name: str = "",
                  *, images: np.ndarray | None = None, crop_bottom: int = 0, batch_transform=None,
-                 strict: bool = False, exclude_unreadable: bool = False):
+                 strict: bool = False, exclude_unreadable: bool = False, orient: bool = False):
         super().__init__()
         self.samples = list(samples)
         self.classes = list(classes)
         self.transform, self.batch_transform = transform, batch_transform
         self.name, self.images, self.crop_bottom, self.strict = name, images, crop_bottom, strict
+        #: turn decoded files by their EXIF orientation (``data.exif_orientation: apply``)
+        self.orient = orient
         #: a test split: an unreadable image is left out of the evaluation (served as a stand-in labelled
         #: ``EXCLUDED``), not replaced by another image, which would score a different test set
         self.exclude_unreadable = exclude_unreadable
@@ -108,7 +110,7 @@ class ImageClassificationDataset(paddle.io.Dataset):
         if self.images is not None:
             img = self.images[key]
         else:
-            img = EncodedImage.read(key, self.crop_bottom)
+            img = EncodedImage.read(key, self.crop_bottom, self.orient)
             if not getattr(self.transform, "decodes", False):
                 img = img.decode()
         if self.transform is not None:

@@ -72,9 +72,11 @@ def build_dataset(data_cfg: dict, split: str, seed: int = 0) -> ImageClassificat
         samples = stratified_subsample(samples, data_cfg["sample_rate"], sampling_seed(data_cfg, seed),
                                        per_class=data_cfg.get("train_per_class"))
         if data_cfg.get("train_transform", "random_resized_crop") == "authors":
-            transform = authors_train_transform(data_cfg["image_size"], data_cfg["resize_size"], antialias)
+            transform = authors_train_transform(data_cfg["image_size"], data_cfg["resize_size"], antialias,
+                                                flip=data_cfg.get("flip", "horizontal"))
         else:
-            transform = train_transform(data_cfg["image_size"], data_cfg["crop_scale"])
+            transform = train_transform(data_cfg["image_size"], data_cfg["crop_scale"],
+                                        flip=data_cfg.get("flip", "horizontal"))
     else:
         if data_cfg.get("test_per_class"):  # Caltech-256's reader has drawn its test split already: a no-op
             samples = stratified_subsample(samples, 1.0, sampling_seed(data_cfg, seed),
@@ -83,7 +85,7 @@ def build_dataset(data_cfg: dict, split: str, seed: int = 0) -> ImageClassificat
     return ImageClassificationDataset.from_split(
         found._replace(samples=samples), transform, name=f"{data_cfg['name']}:{split}",
         batch_transform=Normalize(data_cfg["mean"], data_cfg["std"]), strict=data_cfg.get("strict", False),
-        exclude_unreadable=split == "test")
+        exclude_unreadable=split == "test", orient=data_cfg.get("exif_orientation", "ignore") == "apply")
 
 
 def build_datasets(data_cfg: dict, seed: int = 0) -> tuple[ImageClassificationDataset, ImageClassificationDataset]:

@@ -7,8 +7,11 @@ ask for ``decode(reduction)``. On a 1400x900 JPEG (FGVC-Aircraft's size) decodin
 a full decode and leaves 1/4 of the pixels to crop and resize (``benchmarks/bench_data.py`` measures the whole
 crop); on CUB-sized images (500x375) a 224 crop never allows a reduction and nothing changes.
 
-Decoding ignores the EXIF orientation tag (``IMREAD_IGNORE_ORIENTATION``): the header size then matches the decoded
-pixels, and the pixels are the ones PIL (torchvision, ``paddle.vision``, the papers' code) feeds a network.
+By default decoding ignores the EXIF orientation tag (``IMREAD_IGNORE_ORIENTATION``): the header size then matches
+the decoded pixels, and the pixels are the ones PIL (torchvision, ``paddle.vision``, the DELTA authors' code) feeds a
+network. ``orient=True`` (``data.exif_orientation: apply``) turns the pixels as the tag says, as ``cv2.imread``
+does in the RIFLE authors' reader (``as_data_reader/readers.py`` line 154): the image is then always decoded in full,
+because the header's size is the unturned one.
 """
 from __future__ import annotations
 
@@ -65,18 +68,18 @@ class EncodedImage:
     scale: FGVC-Aircraft's 20-pixel copyright banner.
     """
 
-    __slots__ = ("data", "path", "crop_bottom", "_header_size", "_full")
+    __slots__ = ("data", "path", "crop_bottom", "orient", "_header_size", "_full")
 
-    def __init__(self, data: bytes, path: str = "<memory>", crop_bottom: int = 0):
-        self.data, self.path, self.crop_bottom = data, path, crop_bottom
-        self._header_size = jpeg_size(data)
+    def __init__(self, data: bytes, path: str = "<memory>", crop_bottom: int = 0, orient: bool = False):
+        self.data, self.path, self.crop_bottom, self.orient = data, path, crop_bottom, orient
+        self._header_size = None if orient else jpeg_size(data)  # turned pixels: the header's size is not theirs
         self._full: np.ndarray | None = None
 
     @classmethod
-    def read(cls, path: str, crop_bottom: int = 0) -> "EncodedImage":
+    def read(cls, path: str, crop_bottom: int = 0, orient: bool = False) -> "EncodedImage":
         try:
             with open(path, "rb") as f:
-                return cls(f.read(), path, crop_bottom)
+                return cls(f.read(), path, crop_bottom, orient)
         except FileNotFoundError:
             raise DataError(f"image not found: {path}") from None
         except OSError as e:
@@ -104,8 +107,8 @@ class EncodedImage:
         if reduction not in _DECODE_FLAGS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction}")
         try:
-            bgr = cv2.imdecode(np.frombuffer(self.data, np.uint8),
-                               _DECODE_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION)
+            flags = _DECODE_FLAGS[reduction] | (0 if self.orient else cv2.IMREAD_IGNORE_ORIENTATION)
+            bgr = cv2.imdecode(np.frombuffer(self.data, np.uint8), flags)
         except cv2.error:
             bgr = None
         if bgr is None:
@@ -130,6 +133,6 @@ class EncodedImage:
         return f"EncodedImage({self.path!r}, {len(self.data)} bytes)"
 
 
-def read_image(path: str, crop_bottom: int = 0) -> np.ndarray:
+def read_image(path: str, crop_bottom: int = 0, orient: bool = False) -> np.ndarray:
     """RGB uint8 HWC pixels of an image file; ``DataError`` naming the file if it is missing or unreadable."""
-    return EncodedImage.read(path, crop_bottom).decode()
+    return EncodedImage.read(path, crop_bottom, orient).decode()

@@ -133,6 +133,30 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
+class RandomVerticalFlip:
+    """The RIFLE authors' training "mirror" (``as_data_reader/readers.py`` @ 5985eca, lines 67 and 74-77): their
+    batch is ``[N, 3, H, W]`` when ``img[:, :, ::-1, :]`` reverses axis 2, the rows, so the image is turned upside
+    down, never mirrored left-right. Drawn per image as theirs (each image passes ``preprocess_image`` alone, as a
+    batch of one, lines 161-163): flipped when ``int(np.random.uniform(0, 2)) == 1``, one draw after the crop's two.
+    A view with a negative stride; ``ToCHW`` makes the one copy."""
+
+    def __call__(self, img):
+        return img[::-1] if int(np.random.uniform(0, 2)) == 1 else img
+
+    def __repr__(self):
+        return "RandomVerticalFlip()"
+
+
+#: ``data.flip``: the training flip of either transform (None: no flip)
+FLIPS = {"horizontal": RandomHorizontalFlip, "vertical": RandomVerticalFlip, "none": None}
+
+
+def _flip(name: str) -> list:
+    if name not in FLIPS:
+        raise ValueError(f"unknown flip '{name}', expected one of {', '.join(FLIPS)}")
+    return [FLIPS[name]()] if FLIPS[name] else []
+
+
 class ResizeShorter:
     """Resize so the shorter side is ``size``, keeping the aspect ratio (sides rounded as the RIFLE authors'
     ``resize_short``); decodes a large JPEG at a reduced scale when the result keeps at least ``size`` pixels on the
@@ -223,17 +247,19 @@ class Normalize:
         return "Normalize()"
 
 
-def train_transform(image_size: int, scale=(0.08, 1.0)) -> Compose:
-    """Inception-style random-resized crop + horizontal flip (``data.train_transform=random_resized_crop``), as
-    uint8 CHW."""
-    return Compose([RandomResizedCrop(image_size, scale=tuple(scale)), RandomHorizontalFlip(), ToCHW()])
+def train_transform(image_size: int, scale=(0.08, 1.0), flip: str = "horizontal") -> Compose:
+    """Inception-style random-resized crop + ``flip`` (``data.train_transform=random_resized_crop``, ``data.flip``),
+    as uint8 CHW."""
+    return Compose([RandomResizedCrop(image_size, scale=tuple(scale)), *_flip(flip), ToCHW()])
 
 
-def authors_train_transform(image_size: int, resize_size: int, antialias: bool = True) -> Compose:
+def authors_train_transform(image_size: int, resize_size: int, antialias: bool = True,
+                            flip: str = "vertical") -> Compose:
     """The RIFLE authors' training augmentation (``as_data_reader/readers.py``): resize the shorter side to
-    ``resize_size`` (256), a uniformly placed ``image_size`` (224) crop, horizontal flip; as uint8 CHW."""
-    return Compose([ResizeShorter(resize_size, antialias=antialias), RandomCrop(image_size),
-                    RandomHorizontalFlip(), ToCHW()])
+    ``resize_size`` (256), a uniformly placed ``image_size`` (224) crop, then their upside-down flip
+    (``flip='vertical'``; ``'horizontal'``: a left-right mirror, ``'none'``); as uint8 CHW."""
+    return Compose([ResizeShorter(resize_size, antialias=antialias), RandomCrop(image_size), *_flip(flip),
+                    ToCHW()])
 
 
 def eval_transform(image_size: int, resize_size: int, antialias: bool = True) -> Compose:

@@ -29,6 +29,7 @@ class Preprocessing:
     std: tuple[float, float, float]
     resampling: str = "antialiased"  # or "bilinear" (a plain cv2.resize, the RIFLE authors')
     crop_bottom: int = 0  # rows removed from the bottom first (FGVC-Aircraft's copyright banner)
+    exif_orientation: str = "ignore"  # or "apply" (turn the pixels by the EXIF tag, as the RIFLE authors' cv2.imread)
     channel_order: str = "RGB"
     layout: str = "NCHW"
     dtype: str = "float32"
@@ -39,7 +40,8 @@ class Preprocessing:
         """The test-split preprocessing of a run's ``data`` section."""
         return cls(crop=int(data_cfg["image_size"]), resize_short=int(data_cfg["resize_size"]),
                    mean=tuple(float(v) for v in data_cfg["mean"]), std=tuple(float(v) for v in data_cfg["std"]),
-                   resampling=data_cfg.get("resampling", "antialiased"), crop_bottom=int(crop_bottom))
+                   resampling=data_cfg.get("resampling", "antialiased"), crop_bottom=int(crop_bottom),
+                   exif_orientation=data_cfg.get("exif_orientation", "ignore"))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -64,7 +66,7 @@ class Preprocessing:
         transform, images, loaded, errors = self.transform(), [], [], {}
         for path in paths:
             try:
-                images.append(transform(read_image(path, self.crop_bottom)))
+                images.append(transform(read_image(path, self.crop_bottom, self.exif_orientation == "apply")))
                 loaded.append(path)
             except DataError as e:
                 errors[path] = str(e)

@@ -17,11 +17,12 @@ def build_lr_scheduler(train_cfg: dict, steps_per_epoch: int,
     """Per-iteration schedule (hapi's LRScheduler callback steps it after every batch).
 
     Cosine decays from ``lr`` to 0 over all iterations after warm-up; RIFLE does not restart it.
-    ``cosine_epoch`` is the authors' staircase (``staircase_cosine``). Its stair is ``epoch_stair`` steps: the
-    authors pass ``ceil(N / batch)`` while their reader drops the last incomplete batch, so with ``N`` not a
-    multiple of the batch a stair is one step longer than an epoch (CUB: 188-step stairs, 187-step epochs) and
-    the last epochs do not reach the last stair; the caller passes ``ceil(N / batch)`` to reproduce that exactly.
-    Default: ``steps_per_epoch``.
+    ``cosine_epoch`` is the authors' staircase (``staircase_cosine``). Its stair is ``epoch_stair`` steps, never
+    clipped at ``epochs`` stairs (neither is theirs: past the last stair the cosine rises again). The authors pass
+    ``ceil(N_test / batch)`` (``fine_tuning/run.py`` lines 89 and 117: ``step_each_epoch`` is computed after
+    ``reader_config`` was rebound to the test split) while an epoch is ``floor(N_train / batch)`` steps (their
+    reader drops the last incomplete batch): CUB 182-step stairs in 187-step epochs. The trainer passes
+    ``ceil(N / batch)`` of the split ``train.lr_stair`` names (``trainer.lr_stair``). Default: ``steps_per_epoch``.
     Cyclic is Smith's cyclical learning rate ("Cyclical Learning Rates for Training Neural Networks", WACV 2017),
     a RIFLE baseline: from ``lr * cyclic_base_lr_ratio`` up to ``lr`` in ``cyclic_step_epochs`` and back down,
     repeated (Paddle's ``CyclicLR``). The default 10-epoch cycle is the spacing of RIFLE's re-initializations with

@@ -173,10 +173,20 @@ def amp_configs(train_cfg: dict, device: str) -> dict | None:
     return {"level": train_cfg["amp_level"], "init_loss_scaling": 2.0 ** 15}
 
 
-def lr_stair(num_train: int, batch_size: int) -> int:
-    """The stair of ``lr_schedule: cosine_epoch``: the authors' ``step_each_epoch = ceil(N / batch)`` (per rank)."""
-    per_rank = math.ceil(num_train / max(1, paddle.distributed.get_world_size()))
+def lr_stair(num_images: int, batch_size: int) -> int:
+    """The stair of ``lr_schedule: cosine_epoch``: the authors' ``step_each_epoch = ceil(N / batch)``
+    (``fine_tuning/run.py`` line 117), ``N`` the images of the split ``train.lr_stair`` names. On several cards
+    ``N`` is each process's share, ``ceil(N / ranks)``, so a stair keeps its length in steps of one process (the
+    authors ran one process; their stair is a count of that process's steps)."""
+    per_rank = math.ceil(num_images / max(1, paddle.distributed.get_world_size()))
     return max(1, math.ceil(per_rank / batch_size))
+
+
+def stair_images(train_cfg: dict, num_train: int, num_test: int) -> int:
+    """``N`` of the stair: the training split's size, or the test split's (``train.lr_stair: test_split``, the
+    RIFLE authors' ``run.py``, which rebinds ``reader_config`` to the test split at line 89 before computing
+    ``step_each_epoch`` from it at line 117)."""
+    return num_test if train_cfg.get("lr_stair", "train_split") == "test_split" else num_train
 
 
 def build_model(cfg: dict, network: paddle.nn.Layer, steps_per_epoch: int, device: str,
@@ -260,7 +270,8 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
                     cfg["train"]["weight_decay"])
     model = build_model(cfg, network, len(train_loader), device,
                         train_step=wrap_train_step(regularized_step, cfg["tricks"], num_classes),
-                        epoch_stair=lr_stair(len(train_set), data_cfg["batch_size"]))
+                        epoch_stair=lr_stair(stair_images(cfg["train"], len(train_set), len(test_set)),
+                                             data_cfg["batch_size"]))
     return train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model
 
 

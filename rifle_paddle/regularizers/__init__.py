@@ -51,9 +51,11 @@ def build_regularizer(reg_cfg: dict) -> Regularizer | None:
     if name == "bss":
         return BatchSpectralShrinkage(k=reg_cfg["bss_k"], **weights)
     if name == "kd":
-        return FeatureDistillation(layers=reg_cfg["layers"], reduction=reg_cfg["feature_reduction"], **weights)
+        return FeatureDistillation(layers=reg_cfg["layers"], reduction=reg_cfg["feature_reduction"],
+                                   positions=reg_cfg.get("feature_positions", "mean"), **weights)
     return DELTA(layers=reg_cfg["layers"], attention=reg_cfg["delta_attention"],
                  attention_batches=reg_cfg["attention_batches"], reduction=reg_cfg["feature_reduction"],
+                 positions=reg_cfg.get("feature_positions", "mean"),
                  probe=reg_cfg["attention_probe"], **weights)
 
 

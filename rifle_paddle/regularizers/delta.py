@@ -253,8 +253,8 @@ class DELTA(FeatureDistillation):
 
     def __init__(self, alpha: float = 0.01, beta: float = 0.01, layers=None, attention: str = "supervised",
                  attention_batches: int = 4, temperature: float = 5.0, reduction: str = "sum",
-                 probe: str = "authors"):
-        super().__init__(alpha=alpha, beta=beta, layers=layers, reduction=reduction)
+                 probe: str = "authors", positions: str = "mean"):
+        super().__init__(alpha=alpha, beta=beta, layers=layers, reduction=reduction, positions=positions)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
         if probe not in PROBES:

@@ -17,9 +17,12 @@ spatial positions keeps ``alpha`` comparable across layers and resolutions. The 
 means what it means there; ``reduction='mean'`` divides by the batch size ``B`` (alpha then acts ``B`` times
 weaker). A 2-D feature ``[B, D]`` is treated as ``D`` channels of one position.
 
-Source of the formula: DTNH's code is not public. This is DELTA's feature term with every channel weight 1. The
-DELTA authors' own unweighted baseline (``reg_fea_map``) sums the squares over the positions without the
-``1/(H W)`` factor; that variant is not offered (``docs/fidelity.md``).
+Source of the formula: DTNH's code is not public. The nearest authors' code is the DELTA authors' unweighted
+baseline (``train.py`` lines 156-162, ``reg_fea_map``): ``0.5 ||FM_t - FM_s||^2`` on their four conv3 layers,
+summed over the batch, the channels AND the positions (no ``1/(H W)``), plus their head term ``beta = 0.01``
+(lines 216-217, 224). ``positions='sum'`` gives that sum; the paper configs (``configs/methods/kd.yaml``) select it
+with their layers and beta. ``positions='mean'`` (the default) is DELTA's attention term with every channel weight
+1, which keeps ``alpha`` comparable across layers and resolutions (``docs/fidelity.md``).
 
 Default layer ``layer4`` (the last stage of a ResNet: the teacher's "outer-layer" feature maps, as in DTNH's
 description of the KD baseline); ``alpha = 0.01`` as DELTA's feature term, ``beta = 0`` (pure distillation; the
@@ -61,11 +64,14 @@ def default_layers(network, stages: tuple[str, ...]) -> list[str]:
 
 
 REDUCTIONS = ("sum", "mean")
+POSITIONS = ("mean", "sum")
 
 
 def feature_map_distance(student: paddle.Tensor, teacher: paddle.Tensor,
-                         channel_weights: paddle.Tensor | None = None, reduction: str = "sum") -> paddle.Tensor:
-    """``sum_i sum_c a_c mean_{spatial} (student - teacher)^2`` in float32 (``reduction='mean'``: ``1/B sum_i``).
+                         channel_weights: paddle.Tensor | None = None, reduction: str = "sum",
+                         positions: str = "mean") -> paddle.Tensor:
+    """``sum_i sum_c a_c mean_{spatial} (student - teacher)^2`` in float32 (``reduction='mean'``: ``1/B sum_i``;
+    ``positions='sum'``: ``sum_{spatial}``, the DELTA authors' ``reg_fea_map``).
 
     Args:
         student: ``[B, C, ...]`` (any number of trailing spatial dims, or none).
@@ -76,10 +82,16 @@ def feature_map_distance(student: paddle.Tensor, teacher: paddle.Tensor,
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
     if student.shape != teacher.shape:
         raise ValueError(f"student and teacher features differ in shape: {student.shape} vs {teacher.shape}")
     squared = (as_float32(student) - as_float32(teacher)) ** 2
-    per_channel = squared.mean(axis=list(range(2, squared.ndim))) if squared.ndim > 2 else squared  # [B, C]
+    spatial = list(range(2, squared.ndim))
+    if not spatial:
+        per_channel = squared  # [B, C]
+    else:
+        per_channel = squared.mean(axis=spatial) if positions == "mean" else squared.sum(axis=spatial)
     if channel_weights is not None:
         per_channel = per_channel * channel_weights
     per_image = per_channel.sum(axis=1)
@@ -94,19 +106,23 @@ class FeatureDistillation(Regularizer):
         beta: weight of the classifier's squared norm.
         layers: dotted names of the sub-layers whose outputs are compared (default: ``['layer4']``).
         reduction: ``'sum'`` (default, the DELTA authors) or ``'mean'`` over the images of a batch.
+        positions: ``'mean'`` (default) or ``'sum'`` (the DELTA authors' ``reg_fea_map``) over the positions.
     """
 
     name = "kd"
     DEFAULTS = {"alpha": 0.01, "beta": 0.0}
     DEFAULT_LAYERS: tuple[str, ...] = ("layer4",)
 
-    def __init__(self, alpha: float = 0.01, beta: float = 0.0, layers=None, reduction: str = "sum"):
+    def __init__(self, alpha: float = 0.01, beta: float = 0.0, layers=None, reduction: str = "sum",
+                 positions: str = "mean"):
         super().__init__(beta=beta)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
-        self.alpha, self.reduction = float(alpha), reduction
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+        self.alpha, self.reduction, self.positions = float(alpha), reduction, positions
         self.layers = list(layers) if layers else None
         self.teacher = None
         self._student_features: FeatureCapture | None = None
@@ -145,7 +161,7 @@ class FeatureDistillation(Regularizer):
             return None
         targets = self.teacher_features(inputs)
         terms = [feature_map_distance(self._student_features.get(name), targets[name], self.channel_weights(name),
-                                      self.reduction)
+                                      self.reduction, self.positions)
                  for name in self.layers]
         return (0.5 * self.alpha) * paddle.add_n(terms)
 
@@ -160,4 +176,4 @@ class FeatureDistillation(Regularizer):
 
     def describe(self) -> str:
         return (f"feature distillation alpha={self.alpha:g} on {', '.join(self.layers or [])} (batch "
-                f"{self.reduction}), beta={self.beta:g}")
+                f"{self.reduction}, positions {self.positions}), beta={self.beta:g}")
