@@ -200,3 +200,52 @@ def test_o2_evaluation_runs_the_network_under_autocast(monkeypatch):
     model.eval_batch([x], [y])
     model.predict_batch([x])
     assert seen == [["O2"], ["O2"]]
+
+
+# ------------------------------------------------------------------------------------------------ O2: resuming
+def _o2_optimizer_with_state(optimizer_class, seed: int):
+    """A Tiny network converted for O2 (bfloat16) with its optimizer's state as after some steps: every accumulator
+    and master weight filled with its own random values (Paddle keys the accumulators by the master weight's name,
+    ``linear_0.w_0_fp32_master_0_velocity_0``; the CPU has no bfloat16 kernels to take real steps)."""
+    from tiny_net import Tiny
+    net = Tiny()
+    optimizer = optimizer_class(learning_rate=0.1, parameters=net.parameters())
+    convert_for_o2(net, optimizer, HALF)
+    optimizer._create_accumulators(paddle.static.default_main_program().global_block(), net.parameters())
+    rng = np.random.default_rng(seed)
+    for per_param in optimizer._accumulators.values():
+        for acc in per_param.values():
+            acc.set_value(rng.normal(size=acc.shape).astype("float32"))
+    for master in optimizer._master_weights.values():
+        master.set_value(rng.normal(size=master.shape).astype("float32"))
+    return net, optimizer
+
+
+def _per_structured_name(net, optimizer) -> dict:
+    """``{(accumulator, structured parameter name): values}`` and ``{('master', name): values}``."""
+    masters = optimizer._master_weights
+    out = {}
+    for structured, p in net.named_parameters():
+        owner = masters[p.name].name
+        out[("master", structured)] = masters[p.name].numpy()
+        for acc_name, per_param in optimizer._accumulators.items():
+            out[(acc_name, structured)] = per_param[owner].numpy()
+    return out
+
+
+@pytest.mark.parametrize("optimizer_class", [paddle.optimizer.Momentum, paddle.optimizer.Adam])
+def test_an_o2_optimizer_state_resumes_into_a_new_process_by_value(tmp_path, optimizer_class):
+    """Every O2 resume stopped with "this optimizer has no 'fp32_master_0_velocity' for body.weight": the key's
+    master-weight part was taken for the accumulator's name. Saved to a file and restored into a network built
+    anew (other unique names), each parameter's accumulators and master weight must come back equal."""
+    from rifle_paddle.engine.training_state import parameter_names, restore_optimizer
+    saved_net, saved_opt = _o2_optimizer_with_state(optimizer_class, seed=0)
+    assert any("_fp32_master_0_" in key for key in saved_opt.state_dict())  # the O2 layout under test
+    paddle.save(saved_opt.state_dict(), str(tmp_path / "opt.pdopt"))
+    net, optimizer = _o2_optimizer_with_state(optimizer_class, seed=1)  # other values, other unique names
+    assert set(parameter_names(net)).isdisjoint(parameter_names(saved_net))
+    restore_optimizer(optimizer, paddle.load(str(tmp_path / "opt.pdopt")), net, parameter_names(saved_net))
+    expected, restored = _per_structured_name(saved_net, saved_opt), _per_structured_name(net, optimizer)
+    assert set(restored) == set(expected) and len(expected) >= 8
+    for key, value in expected.items():
+        np.testing.assert_array_equal(restored[key], value, err_msg=str(key))
