@@ -114,6 +114,48 @@ def sync_bn_on_cpu(rank: int) -> dict:
     return {"refused": None}
 
 
+# ------------------------------------------------------------------------------ regularizers on the global batch
+#: what a two-rank run is compared with: one process on the same 8 images, which rank r splits as rows 4r..4r+3
+REGULARIZED = {"kd_sum": ("kd", "sum", False), "kd_mean": ("kd", "mean", False), "kd_sum_dtnh": ("kd", "sum", True),
+               "delta_fast": ("delta", "fast", False), "delta_authors": ("delta", "authors", False),
+               "bss": ("bss", None, False), "bss_dtnh": ("bss", None, True)}
+
+
+def regularized_step(kind: str, rank: int | None, world: int = 2) -> dict:
+    """One SGD step (lr 1) of the Tiny network with regularizer ``kind`` at alpha 1 on the 8-image batch
+    (``rank`` None) or on rank ``rank``'s share of it; the weights after it (and DELTA's channel attention).
+    The student starts 0.3 away from the teacher (as after some training), else the feature terms are 0."""
+    from tiny_net import Tiny
+
+    from rifle_paddle.regularizers import DELTA, DTNH, BatchSpectralShrinkage, FeatureDistillation, RegularizedStep
+    name, option, dtnh = REGULARIZED[kind]
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(8, 4)).astype("float32"), np.array([0, 1, 1, 0, 1, 0, 0, 1], dtype="int64")
+    rows = slice(None) if rank is None else slice(rank * 8 // world, (rank + 1) * 8 // world)
+    paddle.seed(0)
+    net = Tiny()
+    if name == "kd":
+        reg = FeatureDistillation(alpha=1.0, layers=["body"], reduction=option)
+    elif name == "delta":
+        reg = DELTA(alpha=1.0, beta=0.0, layers=["body"], probe=option, attention_batches=1)
+    else:
+        reg = BatchSpectralShrinkage(alpha=1.0)
+    reg.attach(net, "fc")
+    with paddle.no_grad():
+        net.body.weight.set_value(net.body.weight + 0.3 * paddle.to_tensor(rng.normal(size=(4, 3)), "float32"))
+    reg.prepare([(paddle.to_tensor(x[rows]), paddle.to_tensor(y[rows]))])
+    step = RegularizedStep(reg, DTNH(net.named_parameters()) if dtnh else None)
+    model = TransferModel(net, train_step=step)
+    model.prepare(paddle.optimizer.SGD(1.0, parameters=net.parameters()), paddle.nn.CrossEntropyLoss())
+    model.train_batch([x[rows]], [y[rows]])
+    return {"weights": _weights(net),
+            "attention": {k: v.numpy().tolist() for k, v in getattr(reg, "attention", {}).items()}}
+
+
+for _kind in REGULARIZED:
+    SCENARIOS[f"global_{_kind}"] = (lambda kind: lambda rank: regularized_step(kind, rank))(_kind)
+
+
 def main() -> None:
     out, names = sys.argv[1], sys.argv[2:]
     paddle.set_device("cpu")

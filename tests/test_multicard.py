@@ -100,3 +100,36 @@ def test_each_rank_draws_its_own_crops_from_the_same_run_seed(tiny_config, monke
     np.testing.assert_array_equal(rank0, again)
     assert not np.array_equal(rank0, rank1)
     np.testing.assert_array_equal(paddle0, paddle1)
+
+
+# ------------------------------------------------------------------------------ regularizers on the global batch
+GLOBAL = [f"global_{kind}" for kind in ("kd_sum", "kd_mean", "kd_sum_dtnh", "delta_fast", "delta_authors", "bss",
+                                        "bss_dtnh")]
+
+
+@pytest.fixture(scope="module")
+def global_batch(tmp_path_factory):
+    """``{scenario: [rank 0's result, rank 1's]}`` of the global-batch scenarios (one launch)."""
+    tmp = tmp_path_factory.mktemp("global_batch")
+    out = tmp / "out"
+    out.mkdir()
+    code, logs, stdout = launch(tmp, PROBE, str(out), *GLOBAL)
+    assert code == 0, failure(code, logs, stdout)
+    return {name: [json.loads((out / f"{name}.{rank}.json").read_text()) for rank in (0, 1)] for name in GLOBAL}
+
+
+@pytest.mark.parametrize("scenario", GLOBAL)
+def test_two_ranks_of_four_images_step_as_one_card_of_eight(global_batch, scenario):
+    """Each regularizer at the same alpha means on 2 ranks x 4 images what it means on one process with the 8:
+    after one SGD step both ranks hold the one-process weights. Summed over the images (KD, DELTA), each rank summed
+    its 4 and DataParallel averaged: alpha acted half as strong; BSS penalized each rank's own 4-image spectrum;
+    DELTA scored its channels on rank 0's 4 images only (and the authors' discriminator trained on them)."""
+    from multicard_probe import regularized_step
+    expected = regularized_step(scenario[len("global_"):], None)
+    for rank, result in enumerate(global_batch[scenario]):
+        assert "error" not in result, f"rank {rank}: {result['error']}"
+        for key, value in expected["weights"].items():
+            np.testing.assert_allclose(result["weights"][key], value, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"rank {rank}: {key}")
+        for layer, weights in expected["attention"].items():
+            np.testing.assert_allclose(result["attention"][layer], weights, rtol=1e-5, err_msg=f"rank {rank}")

@@ -15,7 +15,8 @@ with ``a_{l,c} = 1`` here (DELTA: an attention averaging 1 over the channels). T
 spatial positions keeps ``alpha`` comparable across layers and resolutions. The images of the batch are *summed*
 (``reduction='sum'``), as the DELTA authors (``train.py``, ``reg_att_fea_map``) and tllib do, so ``alpha = 0.01``
 means what it means there; ``reduction='mean'`` divides by the batch size ``B`` (alpha then acts ``B`` times
-weaker). A 2-D feature ``[B, D]`` is treated as ``D`` channels of one position.
+weaker). A 2-D feature ``[B, D]`` is treated as ``D`` channels of one position. On N cards ``B`` is the global
+batch: each rank's sum is multiplied by N (DataParallel averages the ranks' gradients; ``global_batch.py``).
 
 Source of the formula: DTNH's code is not public. This is DELTA's feature term with every channel weight 1. The
 DELTA authors' own unweighted baseline (``reg_fea_map``) sums the squares over the positions without the
@@ -47,6 +48,7 @@ import paddle
 from ._ops import as_float32
 from .base import Regularizer, frozen_copy, load_tensors
 from .capture import FeatureCapture, resolve_layers
+from .global_batch import as_global_sum
 
 RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -147,7 +149,8 @@ class FeatureDistillation(Regularizer):
         terms = [feature_map_distance(self._student_features.get(name), targets[name], self.channel_weights(name),
                                       self.reduction)
                  for name in self.layers]
-        return (0.5 * self.alpha) * paddle.add_n(terms)
+        penalty = (0.5 * self.alpha) * paddle.add_n(terms)
+        return as_global_sum(penalty) if self.reduction == "sum" else penalty  # several cards: global_batch.py
 
     def state_dict(self):
         self._require_attached()
