@@ -249,3 +249,54 @@ def test_an_o2_optimizer_state_resumes_into_a_new_process_by_value(tmp_path, opt
     assert set(restored) == set(expected) and len(expected) >= 8
     for key, value in expected.items():
         np.testing.assert_array_equal(restored[key], value, err_msg=str(key))
+
+
+# -------------------------------------------------------------------------------- DTNH's statistics and overflows
+def test_an_overflowing_step_leaves_dtnh_statistics_and_metrics_json_finite(gpu_place_for_scaler, tmp_path):
+    """An AMP step whose loss-scaled gradients overflow is skipped by the scaler; DTNH's statistics summed its
+    infinite gradients and mean_cosine / global_cosine were NaN for the rest of the epoch (and a bare NaN in
+    metrics.json). The overflowed step must not count: the summary is the one of the clean step alone."""
+    import json
+
+    from tiny_net import Tiny
+
+    from rifle_paddle.regularizers import DTNH, L2SP, RegularizationMonitor, RegularizedStep
+    paddle.seed(0)
+    net = Tiny()
+    l2sp = L2SP(alpha=1.0, beta=1.0).attach(net, "fc")
+    with paddle.no_grad():
+        net.body.weight.set_value(net.body.weight + 0.5)  # away from the reference: g_R is not 0
+    step = RegularizedStep(l2sp, DTNH(net.named_parameters()))
+    model = TransferModel(net, train_step=step)
+    model.prepare(paddle.optimizer.SGD(0.01, parameters=net.parameters()), paddle.nn.CrossEntropyLoss(),
+                  amp_configs={"level": "O1", "init_loss_scaling": 2.0 ** 15})
+    monitor = RegularizationMonitor(step)
+    monitor.on_epoch_begin(0)
+    labels = [np.array([0, 1], dtype="int64")]
+    model.train_batch([np.array([[1.0, -2.0, 0.5, 1.0], [0.3, 0.2, -1.0, 2.0]], dtype="float32")], labels)
+    clean = step.dtnh.summary(reset=False)
+    model.train_batch([np.full([2, 4], 1e35, dtype="float32")], labels)  # finite loss, infinite scaled gradient
+    assert model._scaler.loss_scale == 2.0 ** 14  # the overflow happened and the step was skipped
+    monitor.on_epoch_end(0)
+    record = monitor.history[-1]
+    assert record["steps"] == 1 and clean["steps"] == 1
+    for key, value in clean.items():
+        assert record[key] == pytest.approx(value), key
+    json.dumps(record, allow_nan=False)  # strict JSON
+
+
+def test_metrics_json_is_strict_json_whatever_the_numbers(tmp_path):
+    """A NaN anywhere in the record (a regularization statistic, a test loss) was written as a bare NaN, which
+    strict JSON readers reject; it is written as null."""
+    import json
+
+    from rifle_paddle.callbacks import RunRecorder
+    recorder = RunRecorder(str(tmp_path), extra={"regularization": [{"epoch": 0, "mean_cosine": float("nan")}],
+                                                 "final": {"loss": float("inf"), "acc_top1": 0.5}})
+    recorder.write_metrics()
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in metrics.json")
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["regularization"][0]["mean_cosine"] is None and metrics["final"] == {"loss": None, "acc_top1": 0.5}
