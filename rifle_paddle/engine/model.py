@@ -133,7 +133,7 @@ class TransferModel(paddle.Model):
                     self._optimizer.step()
             self._optimizer.clear_grad()
         loss_values = [loss.numpy() for loss in losses]
-        self.nonfinite.check(loss_values)  # nan_policy=stop: raises NonFiniteLossError
-        if update:
-            self.nonfinite.check_weights(self.network)  # a finite loss does not prove finite weights
+        # nan_policy=stop: a non-finite loss; after an update, non-finite weights (a finite loss does not prove
+        # finite weights); several cards: all ranks together. Raises NonFiniteLossError
+        self.nonfinite.check(loss_values, self.network if update else None)
         return (loss_values, self._batch_metrics) if self._metrics else loss_values

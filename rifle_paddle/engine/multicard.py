@@ -40,6 +40,15 @@ def any_rank(flag: bool) -> bool:
     return bool(value.item())
 
 
+def any_rank_each(flags: list[bool]) -> list[bool]:
+    """``any_rank`` of several flags in one all-reduce (every rank must call it; one card: ``flags``)."""
+    if world_size() <= 1:
+        return list(flags)
+    value = paddle.to_tensor([int(f) for f in flags], dtype="int32")
+    paddle.distributed.all_reduce(value, op=paddle.distributed.ReduceOp.MAX)
+    return [bool(v) for v in value.numpy()]
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """The seed of ``rank``'s data streams: ``seed`` itself on rank 0 (a one-card run is unchanged), a draw from
     ``(seed, rank)`` on the others, so that no two ranks share a stream."""
