@@ -133,3 +133,20 @@ def test_two_ranks_of_four_images_step_as_one_card_of_eight(global_batch, scenar
                                        err_msg=f"rank {rank}: {key}")
         for layer, weights in expected["attention"].items():
             np.testing.assert_allclose(result["attention"][layer], weights, rtol=1e-5, err_msg=f"rank {rank}")
+
+
+def test_sync_bn_converts_every_batch_norm_and_says_how_many(monkeypatch, caplog):
+    """What the GPU test reads in the log is counted after the conversion (the line it read before was logged
+    before any conversion). Converting needs no kernel, so it runs on the CPU with two ranks pretended."""
+    import logging
+
+    import paddle
+
+    import rifle_paddle.engine.multicard as multicard
+    from rifle_paddle.models import create_model
+    monkeypatch.setattr(multicard, "world_size", lambda: 2)
+    with caplog.at_level(logging.INFO, logger="rifle_paddle"):
+        network = multicard.configure_batch_norm(create_model("resnet18", num_classes=3), True, "gpu", 16, 0.01)
+    norms = [layer for layer in network.sublayers() if isinstance(layer, paddle.nn.layer.norm._BatchNormBase)]
+    assert len(norms) == 20 and all(isinstance(layer, paddle.nn.SyncBatchNorm) for layer in norms)
+    assert "batch norm: 20 layers converted to SyncBatchNorm, 0 left unsynchronized" in caplog.text

@@ -93,7 +93,12 @@ def configure_batch_norm(network: paddle.nn.Layer, sync_bn: bool, device: str, b
     if device != "gpu":
         raise RunError("train.sync_bn=true needs GPUs: Paddle's SyncBatchNorm has no CPU kernel; set "
                        "-o train.sync_bn=false")
-    return paddle.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+    network = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+    converted = sum(isinstance(layer, paddle.nn.SyncBatchNorm) for layer in network.sublayers(include_self=True))
+    left = sum(isinstance(layer, paddle.nn.layer.norm._BatchNormBase) and not isinstance(layer, paddle.nn.SyncBatchNorm)
+               for layer in network.sublayers(include_self=True))
+    log.info("batch norm: %d layers converted to SyncBatchNorm, %d left unsynchronized", converted, left)
+    return network
 
 
 @paddle.no_grad()
