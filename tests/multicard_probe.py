@@ -156,6 +156,46 @@ for _kind in REGULARIZED:
     SCENARIOS[f"global_{_kind}"] = (lambda kind: lambda rank: regularized_step(kind, rank))(_kind)
 
 
+# ------------------------------------------------------------------------------ evaluation with unreadable images
+class _LabelledPoints(paddle.io.Dataset):
+    """9 points of 3 classes; point 1's image is unreadable (labelled ``EXCLUDED``, as the readers serve it)."""
+
+    def __init__(self):
+        from rifle_paddle.data.base import EXCLUDED
+        rng = np.random.default_rng(3)
+        self.x = rng.normal(size=(9, 4)).astype("float32")
+        self.y = np.array([0, EXCLUDED, 2, 1, 0, 2, 1, 1, 0], dtype="int64")
+
+    def __len__(self):
+        return 9
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def evaluate_with_an_unreadable_image(rank: int | None) -> dict:
+    """``TransferModel.evaluate`` of the Tiny network (3 outputs) over ``_LabelledPoints`` at batch 2 (one process:
+    all of them; two ranks: each its share, the second padded): the accuracy over the 8 readable points."""
+    from tiny_net import Tiny
+
+    from rifle_paddle.data import build_loader
+    paddle.seed(0)
+    network = Tiny()
+    network.fc = paddle.nn.Linear(3, 3)
+    model = TransferModel(network)
+    model.prepare(paddle.optimizer.SGD(0.1, parameters=network.parameters()), paddle.nn.CrossEntropyLoss(),
+                  paddle.metric.Accuracy(topk=(1,), name="acc_top1"))
+    logs = model.evaluate(build_loader(_LabelledPoints(), 2, False, 0), verbose=0)
+    with paddle.no_grad():
+        data = _LabelledPoints()
+        keep = data.y >= 0
+        predicted = network(paddle.to_tensor(data.x[keep])).numpy().argmax(axis=1)
+    return {"acc_top1": float(np.ravel(logs["acc_top1"])[0]), "expected": float((predicted == data.y[keep]).mean())}
+
+
+SCENARIOS["eval_unreadable"] = evaluate_with_an_unreadable_image
+
+
 def main() -> None:
     out, names = sys.argv[1], sys.argv[2:]
     paddle.set_device("cpu")
