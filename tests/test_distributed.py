@@ -40,7 +40,8 @@ def test_delta_with_supervised_attention_launches_on_two_processes(tmp_path, tin
     process group: the launch failed with "The global group is not initialized"."""
     code, logs, stdout = launch(tmp_path, *train_args(tmp_path, tiny_folder, tiny_pretrained, "train.epochs=1",
                                                       "regularizer.name=delta", "regularizer.attention_probe=fast",
-                                                      "regularizer.attention_batches=1"))
+                                                      "regularizer.attention_batches=1",
+                                                      "regularizer.layers=[layer1.1.conv2]"))  # 64 channels
     assert code == 0, failure(code, logs, stdout)
     metrics = json.loads((tmp_path / "output" / "ddp" / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and metrics["regularization"]
