@@ -152,6 +152,22 @@ def regularized_step(kind: str, rank: int | None, world: int = 2) -> dict:
             "attention": {k: v.numpy().tolist() for k, v in getattr(reg, "attention", {}).items()}}
 
 
+def per_image_draws(rank: int | None, world: int = 2) -> dict:
+    """DisturbLabel's labels (alpha 0.5) and the classifier-input dropout mask (rate 0.5) of the 8-image batch
+    (``rank`` None) or of rank ``rank``'s 4 images, from the same seed."""
+    from rifle_paddle.tricks.disturb_label import disturb_labels
+    from rifle_paddle.tricks.dropout import ClassifierInputDropout
+    rows = slice(None) if rank is None else slice(rank * 8 // world, (rank + 1) * 8 // world)
+    paddle.seed(5)
+    labels = disturb_labels(paddle.to_tensor(np.arange(8) % 3)[rows], 0.5, 3)
+    head = paddle.nn.Linear(6, 2)
+    head.train()
+    dropped = ClassifierInputDropout(0.5)(head, (paddle.ones([8, 6])[rows],))[0]
+    return {"labels": labels.numpy().tolist(), "dropout": dropped.numpy().tolist()}
+
+
+SCENARIOS["global_draws"] = per_image_draws
+
 for _kind in REGULARIZED:
     SCENARIOS[f"global_{_kind}"] = (lambda kind: lambda rank: regularized_step(kind, rank))(_kind)
 

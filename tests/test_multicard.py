@@ -105,6 +105,7 @@ def test_each_rank_draws_its_own_crops_from_the_same_run_seed(tiny_config, monke
 # ------------------------------------------------------------------------------ regularizers on the global batch
 GLOBAL = [f"global_{kind}" for kind in ("kd_sum", "kd_mean", "kd_sum_dtnh", "delta_fast", "delta_authors", "bss",
                                         "bss_dtnh")]
+DRAWS = "global_draws"
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +114,10 @@ def global_batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("global_batch")
     out = tmp / "out"
     out.mkdir()
-    code, logs, stdout = launch(tmp, PROBE, str(out), *GLOBAL)
+    code, logs, stdout = launch(tmp, PROBE, str(out), *GLOBAL, DRAWS)
     assert code == 0, failure(code, logs, stdout)
-    return {name: [json.loads((out / f"{name}.{rank}.json").read_text()) for rank in (0, 1)] for name in GLOBAL}
+    return {name: [json.loads((out / f"{name}.{rank}.json").read_text()) for rank in (0, 1)]
+            for name in GLOBAL + [DRAWS]}
 
 
 @pytest.mark.parametrize("scenario", GLOBAL)
@@ -164,3 +166,17 @@ def test_an_unreadable_test_image_on_one_rank_is_left_out_as_on_one_card(tmp_pat
         result = json.loads((out / f"eval_unreadable.{rank}.json").read_text())
         assert "error" not in result, f"rank {rank}: {result['error']}"
         assert result["acc_top1"] == pytest.approx(result["expected"]) and 0 < result["expected"] < 1
+
+
+def test_two_ranks_draw_per_image_noise_as_one_card_for_the_global_batch(global_batch):
+    """DisturbLabel and the classifier-input dropout drew from Paddle's generator, seeded alike on every rank: the
+    i-th image of each card got the same decision, label and mask. Each rank now holds its rows of one draw for
+    the 8 images: together exactly what one process draws for them."""
+    from multicard_probe import per_image_draws
+    expected = per_image_draws(None)
+    ranks = global_batch[DRAWS]
+    for rank, result in enumerate(ranks):
+        assert "error" not in result, f"rank {rank}: {result['error']}"
+    for key in ("labels", "dropout"):
+        assert ranks[0][key] + ranks[1][key] == expected[key], key
+    assert ranks[0]["dropout"] != ranks[1]["dropout"]
