@@ -300,3 +300,27 @@ def test_metrics_json_is_strict_json_whatever_the_numbers(tmp_path):
 
     metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
     assert metrics["regularization"][0]["mean_cosine"] is None and metrics["final"] == {"loss": None, "acc_top1": 0.5}
+
+
+def test_an_o1_resume_restores_the_loss_scale_and_its_counters(gpu_place_for_scaler, tmp_path, tiny_config):
+    """Through the engine's checkpoint: an overflow (scale 2^15 -> 2^14) and a clean step, saved; a new process's
+    model, resumed from it, continues with 2^14 and the same good/bad step counters, not with a fresh 2^15."""
+    from rifle_paddle.engine.resume import Checkpointer, find_resume_point
+    amp = {"level": "O1", "init_loss_scaling": 2.0 ** 15, "incr_every_n_steps": 5}
+    model = linear_model(amp)
+    label = [np.zeros([1], dtype="int64")]
+    model.train_batch([np.full([1, 2], 1e35, dtype="float32")], label)  # overflows: skipped, scale halved
+    model.train_batch([np.ones([1, 2], dtype="float32")], label)
+    saved = model._scaler.state_dict()
+    assert model._scaler.loss_scale == 2.0 ** 14 and saved["incr_count"] == 1
+    cfg = tiny_config(f"run.output_dir={tmp_path}", "run.name=o1")
+    checkpointer = Checkpointer(str(tmp_path / "o1"), None, cfg)
+    checkpointer.set_model(model)
+    checkpointer._save()
+    resumed = linear_model(amp)
+    restorer = Checkpointer(str(tmp_path / "o1"), None, cfg, resume=find_resume_point({**cfg, "train": {
+        **cfg["train"], "resume": str(tmp_path / "o1")}}))
+    restorer.set_model(resumed)
+    restorer.on_train_begin()
+    assert resumed._scaler.loss_scale == 2.0 ** 14
+    assert {k: v for k, v in resumed._scaler.state_dict().items()} == saved
