@@ -118,7 +118,8 @@ def sync_bn_on_cpu(rank: int) -> dict:
 #: what a two-rank run is compared with: one process on the same 8 images, which rank r splits as rows 4r..4r+3
 REGULARIZED = {"kd_sum": ("kd", "sum", False), "kd_mean": ("kd", "mean", False), "kd_sum_dtnh": ("kd", "sum", True),
                "delta_fast": ("delta", "fast", False), "delta_authors": ("delta", "authors", False),
-               "bss": ("bss", None, False), "bss_dtnh": ("bss", None, True)}
+               "bss": ("bss", None, False), "bss_dtnh": ("bss", None, True), "l2sp": ("l2sp", None, False),
+               "l2sp_dtnh": ("l2sp", None, True)}
 
 
 def regularized_step(kind: str, rank: int | None, world: int = 2) -> dict:
@@ -127,7 +128,8 @@ def regularized_step(kind: str, rank: int | None, world: int = 2) -> dict:
     The student starts 0.3 away from the teacher (as after some training), else the feature terms are 0."""
     from tiny_net import Tiny
 
-    from rifle_paddle.regularizers import DELTA, DTNH, BatchSpectralShrinkage, FeatureDistillation, RegularizedStep
+    from rifle_paddle.regularizers import (DELTA, DTNH, L2SP, BatchSpectralShrinkage, FeatureDistillation,
+                                           RegularizedStep)
     name, option, dtnh = REGULARIZED[kind]
     rng = np.random.default_rng(7)
     x, y = rng.normal(size=(8, 4)).astype("float32"), np.array([0, 1, 1, 0, 1, 0, 0, 1], dtype="int64")
@@ -138,6 +140,8 @@ def regularized_step(kind: str, rank: int | None, world: int = 2) -> dict:
         reg = FeatureDistillation(alpha=1.0, layers=["body"], reduction=option)
     elif name == "delta":
         reg = DELTA(alpha=1.0, beta=0.0, layers=["body"], probe=option, attention_batches=1)
+    elif name == "l2sp":
+        reg = L2SP(alpha=1.0, beta=1.0)
     else:
         reg = BatchSpectralShrinkage(alpha=1.0)
     reg.attach(net, "fc")

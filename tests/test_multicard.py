@@ -104,7 +104,7 @@ def test_each_rank_draws_its_own_crops_from_the_same_run_seed(tiny_config, monke
 
 # ------------------------------------------------------------------------------ regularizers on the global batch
 GLOBAL = [f"global_{kind}" for kind in ("kd_sum", "kd_mean", "kd_sum_dtnh", "delta_fast", "delta_authors", "bss",
-                                        "bss_dtnh")]
+                                        "bss_dtnh", "l2sp", "l2sp_dtnh")]
 DRAWS = "global_draws"
 
 
