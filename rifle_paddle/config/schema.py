@@ -292,7 +292,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         nullable=True, check=_layer_names),
         "feature_reduction": Field("sum", STR, "delta/kd: how the feature term combines the images of a batch: "
                                    "'sum' (the DELTA authors and tllib) or 'mean' (independent of the batch size; "
-                                   "alpha then acts batch_size times weaker).", choices=("sum", "mean")),
+                                   "alpha then acts batch_size times weaker). On N cards: the global batch, as on "
+                                   "one card (docs/gpu.md).", choices=("sum", "mean")),
         "bss_k": Field(1, INT, "bss: number of smallest singular values penalized.", check=_positive),
         "delta_attention": Field("supervised", STR, "delta: channel weights from the pretrained network's "
                                  "per-channel importance for the target task ('supervised', the paper) or all "
