@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import paddle
 
+from ..core.step import as_tensor
+
 
 def world_size() -> int:
     return paddle.distributed.get_world_size()
@@ -82,5 +84,5 @@ class GlobalBatches:
         for batch in self.loader:
             images, labels = batch[0], batch[1]
             if world_size() > 1:
-                images, labels = gather_batch(paddle.to_tensor(images)), gather_batch(paddle.to_tensor(labels))
+                images, labels = gather_batch(as_tensor(images)), gather_batch(as_tensor(labels))
             yield images, labels
