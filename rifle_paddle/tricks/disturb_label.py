@@ -11,8 +11,8 @@ uniformly from all ``K`` classes (which may be the true one). A label therefore 
 How: ``DisturbLabel`` wraps the engine's training step (any ``TrainStep``: plain cross-entropy, a regularizer,
 DTNH) and hands it the disturbed labels. Only training batches go through a ``TrainStep``, so evaluation never
 sees noise. The training accuracy the engine logs is measured against the labels the network was trained on,
-i.e. the disturbed ones. Draws use Paddle's global generator (seeded by ``run.seed``); on several cards each rank takes its rows
-of the draws for the global batch (``core/global_draw.py``), as one card with that batch would.
+i.e. the disturbed ones. Draws use Paddle's global generator (seeded by ``run.seed``); on several cards each rank
+takes its rows of the draws for the global batch (``core/global_draw.py``), as one card with that batch would.
 """
 from __future__ import annotations
 

@@ -7,9 +7,10 @@ times, and completely, on the head's weights.
 
 How: a forward pre-hook on the classifier drops each input feature with probability ``rate`` and scales the kept
 ones by ``1 / (1 - rate)`` (Paddle's ``upscale_in_train``), so the expected input is unchanged and evaluation is
-the identity. The mask is drawn explicitly (as ``F.dropout`` would), so that on several cards each rank takes its rows
-of the mask of the global batch (``core/global_draw.py``), not the same mask as every other rank. A hook rather than a wrapping layer keeps the classifier the very same layer (``find_classifier``,
-RIFLE and checkpoints see no difference) and the state-dict keys unchanged.
+the identity. The mask is drawn explicitly (as ``F.dropout`` would), so that on several cards each rank takes its
+rows of the mask of the global batch (``core/global_draw.py``), not the same mask as every other rank. A hook
+rather than a wrapping layer keeps the classifier the very same layer (``find_classifier``, RIFLE and checkpoints
+see no difference) and the state-dict keys unchanged.
 """
 from __future__ import annotations
 
