@@ -34,6 +34,34 @@ def nan_skip(rank: int) -> dict:
 
 
 @scenario
+def scaler_overflow(rank: int) -> dict:
+    """AMP's loss scaler switched on (Paddle disables it off the GPU: its place check is answered as a GPU's), a
+    batch whose scaled gradient overflows on rank 0 only, then a clean one: both ranks must skip the first step,
+    halve the scale and apply the second alike."""
+    import paddle.amp.grad_scaler as grad_scaler
+
+    from tiny_net import linear_model
+
+    class GpuPlace:
+        def is_gpu_place(self):
+            return True
+
+        def is_xpu_place(self):
+            return False
+
+        def is_custom_place(self):
+            return False
+
+    grad_scaler._dygraph_tracer = lambda: type("Tracer", (), {"_expected_place": GpuPlace()})()
+    model = linear_model({"level": "O1", "init_loss_scaling": 2.0 ** 15})
+    label = [np.zeros([1], dtype="int64")]
+    model.train_batch([np.full([1, 2], 1e35 if rank == 0 else 1.0, dtype="float32")], label)
+    first = {"scale": model._scaler.loss_scale, "weight": model.network.weight.numpy().tolist()}
+    model.train_batch([np.full([1, 2], 1.0 + rank, dtype="float32")], label)
+    return {"first": first, "scale": model._scaler.loss_scale, "weight": model.network.weight.numpy().tolist()}
+
+
+@scenario
 def dtnh_reduce(rank: int) -> dict:
     """DTNH's g_R mean over ranks of values near the top of the dtype's range (fp32 here, fp16 on a GPU)."""
     from rifle_paddle.regularizers.step import _average_over_ranks

@@ -15,7 +15,7 @@ import pytest
 from multicard import failure, launch
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multicard_probe.py")
-SCENARIOS = ["nan_skip", "dtnh_reduce", "o2_ddp", "o2_unconverted", "bn_average", "sync_bn_on_cpu"]
+SCENARIOS = ["nan_skip", "scaler_overflow", "dtnh_reduce", "o2_ddp", "o2_unconverted", "bn_average", "sync_bn_on_cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,17 @@ def test_a_nan_on_one_rank_makes_every_rank_skip(probe):
     rank0, rank1 = probe["nan_skip"]
     assert rank0["skipped"] == rank1["skipped"] == 1
     assert rank0["weight"] == rank1["weight"] and all(math.isfinite(w) for row in rank1["weight"] for w in row)
+
+
+def test_an_overflow_on_one_rank_skips_the_step_and_halves_the_loss_scale_on_every_rank(probe):
+    """Loss scales and weights compared rank against rank, by value: the overflow of rank 0's scaled gradient
+    reaches rank 1 through the gradient average, both skip and halve; the clean step after it moves both alike
+    (by lr 0.1 times the ranks' mean input, (1 + 2) / 2)."""
+    rank0, rank1 = probe["scaler_overflow"]
+    assert rank0["first"]["scale"] == rank1["first"]["scale"] == 2.0 ** 14
+    assert rank0["first"]["weight"] == rank1["first"]["weight"]
+    assert rank0["scale"] == rank1["scale"] == 2.0 ** 14 and rank0["weight"] == rank1["weight"]
+    np.testing.assert_allclose(np.array(rank0["weight"]), np.array(rank0["first"]["weight"]) - 0.1 * 1.5, rtol=1e-6)
 
 
 def test_dtnh_regularizer_gradient_is_averaged_without_overflow(probe):
