@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -14,10 +15,18 @@ def launch(tmp_path, script: str, *args: str, nproc: int = 2, timeout: int = 300
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc), "--log_dir",
            str(log_dir), script, *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    # a session of its own, so that a timeout ends the ranks too, not only the launcher (they would keep running)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     logs = [(log_dir / f"workerlog.{rank}").read_text() if (log_dir / f"workerlog.{rank}").exists() else ""
             for rank in range(nproc)]
-    return proc.returncode, logs, proc.stdout
+    return proc.returncode, logs, stdout
 
 
 def failure(code: int, logs: list[str], stdout: str) -> str:

@@ -200,3 +200,127 @@ def test_o2_evaluation_runs_the_network_under_autocast(monkeypatch):
     model.eval_batch([x], [y])
     model.predict_batch([x])
     assert seen == [["O2"], ["O2"]]
+
+
+# ------------------------------------------------------------------------------------------------ O2: resuming
+def _o2_optimizer_with_state(optimizer_class, seed: int):
+    """A Tiny network converted for O2 (bfloat16) with its optimizer's state as after some steps: every accumulator
+    and master weight filled with its own random values (Paddle keys the accumulators by the master weight's name,
+    ``linear_0.w_0_fp32_master_0_velocity_0``; the CPU has no bfloat16 kernels to take real steps)."""
+    from tiny_net import Tiny
+    net = Tiny()
+    optimizer = optimizer_class(learning_rate=0.1, parameters=net.parameters())
+    convert_for_o2(net, optimizer, HALF)
+    optimizer._create_accumulators(paddle.static.default_main_program().global_block(), net.parameters())
+    rng = np.random.default_rng(seed)
+    for per_param in optimizer._accumulators.values():
+        for acc in per_param.values():
+            acc.set_value(rng.normal(size=acc.shape).astype("float32"))
+    for master in optimizer._master_weights.values():
+        master.set_value(rng.normal(size=master.shape).astype("float32"))
+    return net, optimizer
+
+
+def _per_structured_name(net, optimizer) -> dict:
+    """``{(accumulator, structured parameter name): values}`` and ``{('master', name): values}``."""
+    masters = optimizer._master_weights
+    out = {}
+    for structured, p in net.named_parameters():
+        owner = masters[p.name].name
+        out[("master", structured)] = masters[p.name].numpy()
+        for acc_name, per_param in optimizer._accumulators.items():
+            out[(acc_name, structured)] = per_param[owner].numpy()
+    return out
+
+
+@pytest.mark.parametrize("optimizer_class", [paddle.optimizer.Momentum, paddle.optimizer.Adam])
+def test_an_o2_optimizer_state_resumes_into_a_new_process_by_value(tmp_path, optimizer_class):
+    """Every O2 resume stopped with "this optimizer has no 'fp32_master_0_velocity' for body.weight": the key's
+    master-weight part was taken for the accumulator's name. Saved to a file and restored into a network built
+    anew (other unique names), each parameter's accumulators and master weight must come back equal."""
+    from rifle_paddle.engine.training_state import parameter_names, restore_optimizer
+    saved_net, saved_opt = _o2_optimizer_with_state(optimizer_class, seed=0)
+    assert any("_fp32_master_0_" in key for key in saved_opt.state_dict())  # the O2 layout under test
+    paddle.save(saved_opt.state_dict(), str(tmp_path / "opt.pdopt"))
+    net, optimizer = _o2_optimizer_with_state(optimizer_class, seed=1)  # other values, other unique names
+    assert set(parameter_names(net)).isdisjoint(parameter_names(saved_net))
+    restore_optimizer(optimizer, paddle.load(str(tmp_path / "opt.pdopt")), net, parameter_names(saved_net))
+    expected, restored = _per_structured_name(saved_net, saved_opt), _per_structured_name(net, optimizer)
+    assert set(restored) == set(expected) and len(expected) >= 8
+    for key, value in expected.items():
+        np.testing.assert_array_equal(restored[key], value, err_msg=str(key))
+
+
+# -------------------------------------------------------------------------------- DTNH's statistics and overflows
+def test_an_overflowing_step_leaves_dtnh_statistics_and_metrics_json_finite(gpu_place_for_scaler, tmp_path):
+    """An AMP step whose loss-scaled gradients overflow is skipped by the scaler; DTNH's statistics summed its
+    infinite gradients and mean_cosine / global_cosine were NaN for the rest of the epoch (and a bare NaN in
+    metrics.json). The overflowed step must not count: the summary is the one of the clean step alone."""
+    import json
+
+    from tiny_net import Tiny
+
+    from rifle_paddle.regularizers import DTNH, L2SP, RegularizationMonitor, RegularizedStep
+    paddle.seed(0)
+    net = Tiny()
+    l2sp = L2SP(alpha=1.0, beta=1.0).attach(net, "fc")
+    with paddle.no_grad():
+        net.body.weight.set_value(net.body.weight + 0.5)  # away from the reference: g_R is not 0
+    step = RegularizedStep(l2sp, DTNH(net.named_parameters()))
+    model = TransferModel(net, train_step=step)
+    model.prepare(paddle.optimizer.SGD(0.01, parameters=net.parameters()), paddle.nn.CrossEntropyLoss(),
+                  amp_configs={"level": "O1", "init_loss_scaling": 2.0 ** 15})
+    monitor = RegularizationMonitor(step)
+    monitor.on_epoch_begin(0)
+    labels = [np.array([0, 1], dtype="int64")]
+    model.train_batch([np.array([[1.0, -2.0, 0.5, 1.0], [0.3, 0.2, -1.0, 2.0]], dtype="float32")], labels)
+    clean = step.dtnh.summary(reset=False)
+    model.train_batch([np.full([2, 4], 1e35, dtype="float32")], labels)  # finite loss, infinite scaled gradient
+    assert model._scaler.loss_scale == 2.0 ** 14  # the overflow happened and the step was skipped
+    monitor.on_epoch_end(0)
+    record = monitor.history[-1]
+    assert record["steps"] == 1 and clean["steps"] == 1
+    for key, value in clean.items():
+        assert record[key] == pytest.approx(value), key
+    json.dumps(record, allow_nan=False)  # strict JSON
+
+
+def test_metrics_json_is_strict_json_whatever_the_numbers(tmp_path):
+    """A NaN anywhere in the record (a regularization statistic, a test loss) was written as a bare NaN, which
+    strict JSON readers reject; it is written as null."""
+    import json
+
+    from rifle_paddle.callbacks import RunRecorder
+    recorder = RunRecorder(str(tmp_path), extra={"regularization": [{"epoch": 0, "mean_cosine": float("nan")}],
+                                                 "final": {"loss": float("inf"), "acc_top1": 0.5}})
+    recorder.write_metrics()
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in metrics.json")
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["regularization"][0]["mean_cosine"] is None and metrics["final"] == {"loss": None, "acc_top1": 0.5}
+
+
+def test_an_o1_resume_restores_the_loss_scale_and_its_counters(gpu_place_for_scaler, tmp_path, tiny_config):
+    """Through the engine's checkpoint: an overflow (scale 2^15 -> 2^14) and a clean step, saved; a new process's
+    model, resumed from it, continues with 2^14 and the same good/bad step counters, not with a fresh 2^15."""
+    from rifle_paddle.engine.resume import Checkpointer, find_resume_point
+    amp = {"level": "O1", "init_loss_scaling": 2.0 ** 15, "incr_every_n_steps": 5}
+    model = linear_model(amp)
+    label = [np.zeros([1], dtype="int64")]
+    model.train_batch([np.full([1, 2], 1e35, dtype="float32")], label)  # overflows: skipped, scale halved
+    model.train_batch([np.ones([1, 2], dtype="float32")], label)
+    saved = model._scaler.state_dict()
+    assert model._scaler.loss_scale == 2.0 ** 14 and saved["incr_count"] == 1
+    cfg = tiny_config(f"run.output_dir={tmp_path}", "run.name=o1")
+    checkpointer = Checkpointer(str(tmp_path / "o1"), None, cfg)
+    checkpointer.set_model(model)
+    checkpointer._save()
+    resumed = linear_model(amp)
+    restorer = Checkpointer(str(tmp_path / "o1"), None, cfg, resume=find_resume_point({**cfg, "train": {
+        **cfg["train"], "resume": str(tmp_path / "o1")}}))
+    restorer.set_model(resumed)
+    restorer.on_train_begin()
+    assert resumed._scaler.loss_scale == 2.0 ** 14
+    assert {k: v for k, v in resumed._scaler.state_dict().items()} == saved

@@ -40,7 +40,8 @@ def test_delta_with_supervised_attention_launches_on_two_processes(tmp_path, tin
     process group: the launch failed with "The global group is not initialized"."""
     code, logs, stdout = launch(tmp_path, *train_args(tmp_path, tiny_folder, tiny_pretrained, "train.epochs=1",
                                                       "regularizer.name=delta", "regularizer.attention_probe=fast",
-                                                      "regularizer.attention_batches=1"))
+                                                      "regularizer.attention_batches=1",
+                                                      "regularizer.layers=[layer1.1.conv2]"))  # 64 channels
     assert code == 0, failure(code, logs, stdout)
     metrics = json.loads((tmp_path / "output" / "ddp" / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and metrics["regularization"]
@@ -67,3 +68,18 @@ def test_a_two_card_run_resumed_on_one_keeps_each_ranks_streams_and_ends_its_sch
     resumed = train(load_config(None, list(args[2::2]) + [f"train.resume={run_dir}"]))
     assert resumed["steps"] == 4 + 4 + 6  # 3 + 1 on 2 ranks, then epoch 1 from batch 2 of 6, then epoch 2
     assert resumed["epochs"][-1]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_nan_policy_stop_stops_every_rank_together_and_train_log_says_why(tmp_path, tiny_folder, tiny_pretrained):
+    """A NaN loss on rank 1 only, at global step 5 (epoch 2, after the first checkpoint): every rank stops at that
+    step with the message (rank 0 went on into the next all-reduce and died on a reset connection; the reason was
+    only in workerlog.1), and train.log names the rank, the step and the last good checkpoint."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "poisoned_run.py")
+    args = train_args(tmp_path, tiny_folder, tiny_pretrained, "train.epochs=3")
+    code, logs, stdout = launch(tmp_path, script, "1", "5", *args[2::2])
+    assert code == 0, failure(code, logs, stdout)
+    for text in logs:
+        assert "stopped: non-finite training loss" in text and "global step 5" in text
+    train_log = (tmp_path / "output" / "ddp" / "train.log").read_text()
+    assert "non-finite training loss on rank 1 of 2 (nan" in train_log
+    assert "last good checkpoint" in train_log and "checkpoints/epoch_0001" in train_log

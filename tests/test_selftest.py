@@ -1,6 +1,8 @@
 """``rifle-selftest`` on the CPU: it runs what the CPU can, says what it skipped and why, and fails loudly."""
 from __future__ import annotations
 
+import pytest
+
 from rifle_paddle.app import selftest
 from rifle_paddle.app.selftest import FAIL, PASS, SKIP, CheckFailed, Result, verdict
 
@@ -28,3 +30,56 @@ def test_the_verdict_names_what_was_skipped():
     results = [Result("a", PASS, "", 0.0), Result("b", SKIP, "needs a GPU", 0.0)]
     assert verdict(results) == "READY: 1 check(s) passed, 1 skipped (b)"
     assert verdict(results + [Result("c", FAIL, "x", 0.0)]).startswith("NOT READY: 1 check(s) failed (c)")
+
+
+def _parsed_by_the_launcher(cmd: list[str], monkeypatch):
+    """``cmd`` (``python -m paddle.distributed.launch ...``) read by the launcher's own argument parser."""
+    from paddle.distributed.launch.context.args_envs import parse_args
+    assert cmd[1:3] == ["-m", "paddle.distributed.launch"]
+    monkeypatch.setattr("sys.argv", ["launch", *cmd[3:]])
+    args, unknown = parse_args()
+    return args, unknown
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+@pytest.mark.parametrize("nproc", [1, 2, 4, 8])
+def test_the_launch_command_is_what_paddles_launcher_reads(nproc, gpu, monkeypatch):
+    """On a machine with 2 or more GPUs the self-test put ``--devices 0,1`` between ``--nproc_per_node`` and its
+    value, and the launcher stopped ("argument --nproc_per_node: expected one argument")."""
+    script_args = ["/tmp/out", "-o", "train.epochs=2", "-o", "run.name=x"]
+    cmd = selftest.launch_command("/tmp/train_entry.py", script_args, nproc, "/tmp/log", gpu)
+    args, unknown = _parsed_by_the_launcher(cmd, monkeypatch)
+    assert not unknown
+    assert args.nproc_per_node == nproc and args.log_dir == "/tmp/log"
+    assert args.devices == (",".join(str(i) for i in range(nproc)) if gpu else None)
+    assert args.training_script == "/tmp/train_entry.py" and args.training_script_args == script_args
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    return selftest.SelfTest(str(tmp_path_factory.mktemp("selftest")), launch=False)
+
+
+def test_the_round_trip_fails_when_eval_loads_a_broken_network(suite, monkeypatch):
+    """eval.py scored chance (0.333) like the 8-step run, also with a zeroed head: the check passed. It compares
+    the test loss of last.pdparams with the trained network's own outputs image by image."""
+    import rifle_paddle.engine.evaluation as evaluation
+    suite.check_eval_round_trip()  # the real path passes
+    real = evaluation.state_in_dtypes_of
+
+    def zeroed_head(network, state):
+        state = real(network, state)
+        return {k: (v * 0 if k.startswith("fc.") else v) for k, v in state.items()}
+
+    monkeypatch.setattr(evaluation, "state_in_dtypes_of", zeroed_head)
+    with pytest.raises(CheckFailed, match="test loss"):
+        suite.check_eval_round_trip()
+
+
+def test_the_dtnh_check_fails_when_no_step_updates_the_weights(suite, monkeypatch):
+    """It asked for finite losses only, which a run whose every step is skipped (an AMP loss scale that always
+    overflows) has too."""
+    import paddle
+    monkeypatch.setattr(paddle.optimizer.Momentum, "step", lambda self: None)
+    with pytest.raises(CheckFailed, match="did not move"):
+        suite.check_dtnh()

@@ -12,6 +12,7 @@ import sys
 from .. import __version__
 from ..config import ConfigError, list_configs, load_config, to_yaml
 from ..config.reference import describe_schema
+from ..core import strict_json
 
 
 def version_line() -> str:
@@ -148,7 +149,7 @@ def eval_main(argv=None) -> int:
     write_text(confusion_csv(matrix, classes), result["confusion_csv"])
     plot_confusion(matrix, classes, result["confusion_png"],
                    title=f"{os.path.basename(result['checkpoint'])}: top-1 {100 * result['acc_top1']:.2f} %")
-    write_text(json.dumps(result, indent=2), out)  # atomic: an interrupted write leaves the previous result
+    write_text(strict_json.dumps(result, indent=2), out)  # atomic: an interrupted write leaves the previous result
     top5 = f"  top-5 {result['acc_top5']:.4f}" if "acc_top5" in result else ""
     worst = sorted((c for c in result["per_class"] if c["acc_top1"] is not None), key=lambda c: c["acc_top1"])[:3]
     print(f"top-1 {result['acc_top1']:.4f}{top5}  ({result['num_test']} images)  -> {out}"

@@ -7,12 +7,15 @@ run uses (``train``, ``build_model``, ``evaluate``, ``paddle.distributed.launch`
 
 - AMP O1 and O2: a step whose scaled gradients overflow must be skipped and halve the loss scale, the next one
   must apply;
-- a short training run (AMP O2 on a GPU) whose best checkpoint ``eval.py`` loads into an fp32 network and scores
-  as the run did;
+- a short training run (AMP O2 on a GPU) whose checkpoints ``eval.py`` loads into an fp32 network: its best one
+  scores as the run did, and the last one gives, image by image, the outputs of the trained network at the end of
+  the run (its test cross-entropy; an untrained network, a zeroed head or reset batch-norm statistics fail);
 - the same run crashed at the start of its second epoch and resumed: same steps, same weights;
-- L2-SP with DTNH (two gradients, the closed-form one from the fp32 master weights under O2);
+- L2-SP with DTNH (two gradients, the closed-form one from the fp32 master weights under O2): every step finite
+  and the weights moved (a run whose steps were all skipped fails);
 - two processes under ``paddle.distributed.launch`` (two cards when there are two, else two CPU processes over
-  gloo) with RIFLE, L2-SP and DTNH (and AMP O2 on cards): both ranks must draw identical heads.
+  gloo) with RIFLE, L2-SP and DTNH (and AMP O2 on cards): both ranks must draw identical heads and end with the
+  same weights (fp32 master weights under O2), batch-norm statistics and loss scale, the weights moved.
 
 It prints one line per check and a verdict, and exits 1 if a check failed. A check the machine cannot run (AMP
 without a GPU, two cards with one) is reported as skipped, with the reason. Each check's output goes to
@@ -64,6 +67,79 @@ def _require(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def launch_command(script: str, args: list[str], nproc: int, log_dir: str, gpu: bool) -> list[str]:
+    """``python -m paddle.distributed.launch`` running ``script args`` as ``nproc`` ranks: on ``nproc`` cards
+    (``--devices 0,...,nproc-1``, numbered within ``CUDA_VISIBLE_DEVICES``) with ``gpu``, else CPU processes.
+    Every launcher option comes before the script, each followed by its value."""
+    if nproc < 1:
+        raise ValueError(f"nproc must be >= 1, got {nproc}")
+    options = ["--nproc_per_node", str(nproc), "--log_dir", log_dir]
+    if gpu:
+        options += ["--devices", ",".join(str(card) for card in range(nproc))]
+    return [sys.executable, "-m", "paddle.distributed.launch", *options, script, *args]
+
+
+#: the script each rank of a launched check runs: ``train`` with ``RankRecord``, into ``<out dir>/rank<r>.json``
+ENTRY_SCRIPT = ("import sys\nfrom rifle_paddle.app.selftest import train_and_record\n"
+                "sys.exit(train_and_record(sys.argv[1], sys.argv[2:]))\n")
+
+
+def rank_record(model) -> dict:
+    """What every rank of a data-parallel run must hold identically at the end: per tensor of the network (fp32
+    master weights under O2) the float64 sum and sum of squares, and the loss scale."""
+    import numpy as np
+
+    from ..core.precision import fp32_state_dict
+    state = fp32_state_dict(model.network, model._optimizer)
+    sums = {}
+    for key, value in state.items():
+        array = value.numpy().astype(np.float64)
+        sums[key] = [float(array.sum()), float((array * array).sum())]
+    scaler = model.grad_scaler()
+    return {"tensors": sums, "loss_scale": scaler.loss_scale if scaler is not None else None}
+
+
+def train_and_record(out_dir: str, overrides: list[str]) -> int:
+    """``train`` with ``overrides``, then this rank's ``rank_record`` into ``<out_dir>/rank<r>.json``."""
+    import paddle
+
+    from ..config import load_config
+    from ..engine import train
+    record = {}
+
+    class RankRecord(paddle.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            record.update(rank_record(self.model))
+
+    train(load_config(None, overrides), callbacks=[RankRecord()])
+    with open(os.path.join(out_dir, f"rank{paddle.distributed.get_rank()}.json"), "w", encoding="utf-8") as f:
+        json.dump(record, f)
+    return 0
+
+
+def ranks_differ(records: list[dict]) -> list[str]:
+    """What differs between the ranks' ``rank_record``: tensor names, or ``loss scale``."""
+    first = records[0]
+    differ = [key for key in first["tensors"] if any(r["tensors"].get(key) != first["tensors"][key] for r in records)]
+    return differ + (["loss scale"] if any(r["loss_scale"] != first["loss_scale"] for r in records) else [])
+
+
+def weights_moved(run_dir: str, pretrained: str) -> float:
+    """The largest change of a backbone parameter between the pretrained file and the run's ``last.pdparams``
+    (batch-norm statistics and the new head left out); a run whose every step was skipped gives 0."""
+    import numpy as np
+    import paddle
+    start, last = paddle.load(pretrained), paddle.load(os.path.join(run_dir, "last.pdparams"))
+    changes = [float(np.abs(last[k].numpy().astype(np.float64) - start[k].numpy().astype(np.float64)).max())
+               for k in last if k in start and list(last[k].shape) == list(start[k].shape)
+               and not k.endswith(("_mean", "_variance")) and not k.startswith("fc.")]
+    if not changes:
+        raise CheckFailed("the run's last.pdparams shares no backbone tensor with the pretrained file")
+    if not all(np.isfinite(changes)):
+        raise CheckFailed("non-finite weights in last.pdparams")
+    return max(changes)
+
+
 class SelfTest:
     """The checks, sharing one work directory, one generated data set and one stand-in for pretrained weights."""
 
@@ -105,10 +181,22 @@ class SelfTest:
         return os.path.join(self.workdir, "runs", name)
 
     def reference(self) -> dict:
-        """The uninterrupted run (trained once, shared by the checks that compare with it)."""
+        """The uninterrupted run (trained once, shared by the checks that compare with it), with ``test_logits``:
+        the trained network's outputs on the test images at the end of the run, image by image."""
         if self._reference is None:
+            import paddle
+
             from ..engine import train
-            self._reference = train(self.config("reference"))
+            from ..engine.evaluation import predict_logits
+            outputs = {}
+
+            class TestOutputs(paddle.callbacks.Callback):
+                def on_train_end(self, logs=None):
+                    self.model.network.eval()
+                    outputs["logits"], outputs["labels"] = predict_logits(self.model, self.model._test_dataloader)
+
+            self._reference = train(self.config("reference"), callbacks=[TestOutputs()])
+            self._reference["test_logits"], self._reference["test_labels"] = outputs["logits"], outputs["labels"]
         return self._reference
 
     # -- the checks ----------------------------------------------------------------------------------------------
@@ -170,7 +258,21 @@ class SelfTest:
         tolerance = (2.0 / scored["num_test"] if self.gpu else 0.0) + 1e-6
         _require(abs(scored["acc_top1"] - expected) <= tolerance,
                  f"eval.py scores {scored['acc_top1']:.4f}, the run {expected:.4f}")
-        return f"{EPOCHS} epochs, best top-1 {expected:.3f}; eval.py {scored['acc_top1']:.3f} from fp32 best.pdparams"
+        # image by image: eval.py's cross-entropy of last.pdparams is the one of the trained network's own outputs
+        # (an untrained network, a zeroed head, reset batch-norm statistics or a broken O2 conversion differ)
+        import numpy as np
+
+        from ..engine.evaluation import cross_entropy
+        last = evaluate(self.config("reference", f"model.checkpoint={os.path.join(result['run_dir'], 'last.pdparams')}",
+                                    amp=False))
+        logits, labels = result["test_logits"], result["test_labels"]
+        _require(float(np.ptp(logits, axis=0).max()) > 0, "the trained network gives every test image the same "
+                                                          "outputs")
+        run_loss = cross_entropy(logits, labels)
+        _require(abs(last["loss"] - run_loss) <= (1e-2 * max(1.0, run_loss) if self.gpu else 1e-5),
+                 f"eval.py's test loss of last.pdparams is {last['loss']:.6f}, the trained network's {run_loss:.6f}")
+        return (f"{EPOCHS} epochs, best top-1 {expected:.3f}; eval.py {scored['acc_top1']:.3f} from fp32 "
+                f"best.pdparams; last.pdparams test loss {last['loss']:.4f} = the run's {run_loss:.4f}")
 
     def check_resume(self) -> str:
         """The reference run crashed at its second epoch's second batch, then resumed: the same number of steps
@@ -212,26 +314,47 @@ class SelfTest:
         result = train(self.config("dtnh", "regularizer.name=l2sp", "dtnh.enabled=true", "train.weight_decay=0"))
         losses = [e["train_loss"] for e in result["epochs"]]
         _require(all(math.isfinite(x) for x in losses), f"train losses {losses}")
-        _require(bool(result.get("regularization")), "no regularization record in metrics.json")
-        return f"train loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+        _require(result["nonfinite_batches"] == 0, f"{result['nonfinite_batches']} non-finite batches")
+        record = result.get("regularization") or []
+        _require(bool(record) and all(r.get("steps", 0) > 0 for r in record),
+                 f"no DTNH statistics of a clean step in metrics.json: {record}")
+        moved = weights_moved(result["run_dir"], self.pretrained)
+        _require(moved > 0, "the weights did not move: every step was skipped")
+        return f"train loss {losses[0]:.3f} -> {losses[-1]:.3f}, weights moved up to {moved:.2g}"
 
     def check_two_processes(self) -> str:
         """``paddle.distributed.launch`` with two ranks: RIFLE, L2-SP, DTNH (AMP O2 on cards); both ranks must
-        draw the same head at the re-initialization."""
+        draw the same head at the re-initialization and end with the same weights (master weights under O2),
+        batch-norm statistics and loss scale, and the weights must have moved."""
         if not self.launch:
             raise Skip("--no-launch")
         if self.gpu and self.cards < 2:
             raise Skip(f"needs 2 cards, {self.cards} visible")
-        script = os.path.join(self.workdir, "train_entry.py")
-        with open(script, "w", encoding="utf-8") as f:
-            f.write("import sys\nfrom rifle_paddle.app.cli import train_main\nsys.exit(train_main())\n")
-        log_dir = os.path.join(self.workdir, "launch")
         overrides = self.overrides("two_processes", "rifle.enabled=true", "rifle.num_reinits=1",
                                    "rifle.min_tail_epochs=1", "regularizer.name=l2sp", "dtnh.enabled=true")
-        cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", log_dir,
-               script] + [arg for o in overrides for arg in ("-o", o)]
-        if self.gpu:
-            cmd[4:4] = ["--devices", "0,1"]
+        records, logs = self.launch_run("two_processes", overrides, nproc=2)
+        heads = [re.findall(r"re-initialized the classifier before epoch 2 \((.*)\)", text) for text in logs]
+        _require(bool(heads[0]) and heads[0] == heads[1], f"the ranks drew different heads: {heads}")
+        differ = ranks_differ(records)
+        _require(not differ, f"the ranks ended with different {', '.join(differ[:3])}")
+        metrics = json.load(open(os.path.join(self.run_dir("two_processes"), "metrics.json"), encoding="utf-8"))
+        _require(len(metrics["epochs"]) == EPOCHS, f"{len(metrics['epochs'])} epochs recorded")
+        moved = weights_moved(self.run_dir("two_processes"), self.pretrained)
+        _require(moved > 0, "the weights did not move: every step was skipped")
+        where = "2 cards" if self.gpu else "2 CPU processes (gloo)"
+        return (f"{where}: trained {EPOCHS} epochs; identical RIFLE heads, weights, batch-norm statistics and loss "
+                f"scale on both ranks")
+
+    def launch_run(self, name: str, overrides: list[str], nproc: int) -> tuple[list[dict], list[str]]:
+        """``train`` with ``overrides`` as ``nproc`` ranks under ``paddle.distributed.launch`` (cards on a GPU
+        machine); every rank's ``rank_record`` and worker log. A failed launch fails the check."""
+        script = os.path.join(self.workdir, "train_entry.py")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(ENTRY_SCRIPT)
+        log_dir, out_dir = os.path.join(self.workdir, "launch", name), os.path.join(self.workdir, "ranks", name)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.makedirs(out_dir)
+        cmd = launch_command(script, [out_dir, *overrides], nproc, log_dir, self.gpu)
         import rifle_paddle
         # the folder holding this rifle_paddle, installed or not, so the ranks import the same code
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(rifle_paddle.__file__)))
@@ -239,18 +362,17 @@ class SelfTest:
                "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         proc = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True, timeout=600)
         logs = []
-        for rank in (0, 1):
+        for rank in range(nproc):
             path = os.path.join(log_dir, f"workerlog.{rank}")
             logs.append(open(path, encoding="utf-8", errors="replace").read() if os.path.isfile(path) else "")
-        tail = (logs[0] or proc.stdout)[-800:].strip().splitlines()[-3:]
+        tail = (logs[0] or proc.stdout or proc.stderr)[-800:].strip().splitlines()[-3:]
         _require(proc.returncode == 0, f"the launch exited with {proc.returncode}: {' | '.join(tail)} "
                                        f"(logs: {log_dir})")
-        heads = [re.findall(r"re-initialized the classifier before epoch 2 \((.*)\)", text) for text in logs]
-        _require(bool(heads[0]) and heads[0] == heads[1], f"the ranks drew different heads: {heads}")
-        metrics = json.load(open(os.path.join(self.run_dir("two_processes"), "metrics.json"), encoding="utf-8"))
-        _require(len(metrics["epochs"]) == EPOCHS, f"{len(metrics['epochs'])} epochs recorded")
-        where = "2 cards" if self.gpu else "2 CPU processes (gloo)"
-        return f"{where}: trained {EPOCHS} epochs, identical RIFLE heads on both ranks"
+        records = []
+        for rank in range(nproc):
+            with open(os.path.join(out_dir, f"rank{rank}.json"), encoding="utf-8") as f:
+                records.append(json.load(f))
+        return records, logs
 
     def checks(self) -> list[tuple[str, object]]:
         return [("environment", self.check_environment),

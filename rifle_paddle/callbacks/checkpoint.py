@@ -18,7 +18,9 @@ import time
 
 import paddle
 
+from ..core import strict_json
 from ..core.files import atomic_save, atomic_write_text, fsync_path  # noqa: F401 (re-exported)
+from ..core.strict_json import finite_or_none
 from .epoch_numbers import NUMBERING, shown, shown_record
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
         for key in EPOCH_RECORDS:
             if isinstance(record.get(key), list):
                 record[key] = [shown_record(entry) for entry in record[key]]
-        return json.loads(json.dumps(record, default=_scalar))
+        return finite_or_none(json.loads(json.dumps(record, default=_scalar)))  # strict JSON: NaN -> null
 
     def _write_scalars(self, prefix: str) -> None:
         """The current epoch's ``<prefix>_*`` numbers to VisualDL as ``<prefix>/*`` at its 1-based epoch."""
@@ -89,7 +91,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
 
     def write_metrics(self) -> None:
         if self.rank == 0:
-            atomic_write_text(json.dumps(self.record(), indent=2), self.metrics_path)
+            atomic_write_text(strict_json.dumps(self.record(), indent=2), self.metrics_path)
 
     # -- checkpoint protocol (engine/training_state.py) ---------------------------------------------------------
     def state_dict(self) -> dict:

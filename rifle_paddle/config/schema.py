@@ -307,7 +307,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         nullable=True, check=_layer_names),
         "feature_reduction": Field("sum", STR, "delta/kd: how the feature term combines the images of a batch: "
                                    "'sum' (the DELTA authors and tllib) or 'mean' (independent of the batch size; "
-                                   "alpha then acts batch_size times weaker).", choices=("sum", "mean")),
+                                   "alpha then acts batch_size times weaker). On N cards: the global batch, as on "
+                                   "one card (docs/gpu.md).", choices=("sum", "mean")),
         "feature_positions": Field("mean", STR, "delta/kd: how the feature term combines the positions of a "
                                    "feature map: 'mean' (DELTA's 1/(h w); kd then weighs every layer alike) or "
                                    "'sum' (the DELTA authors' unweighted reg_fea_map, train.py lines 156-162, the "

@@ -93,6 +93,8 @@ class TransferModel(paddle.Model):
         """hapi's, without the rows of unreadable test images (labelled ``data.base.EXCLUDED``): they are left out
         of the loss and the metrics, not scored as some other image."""
         inputs, labels = to_list(inputs), to_list(labels or [])
+        if labels and getattr(self._adapter, "_nranks", 1) > 1:
+            return self._eval_batch_on_ranks(inputs, labels)
         if labels:
             keep = np.flatnonzero(np.asarray(as_tensor(labels[0]).numpy()).reshape(-1) != EXCLUDED)
             if len(keep) < as_tensor(labels[0]).shape[0]:
@@ -104,6 +106,44 @@ class TransferModel(paddle.Model):
                 labels = [paddle.index_select(as_tensor(y), index, axis=0) for y in labels]
         with self.eval_autocast():
             return super().eval_batch(inputs, labels)
+
+    @paddle.no_grad()
+    def _eval_batch_on_ranks(self, inputs: list, labels: list):
+        """``eval_batch`` on several cards: hapi's (every rank's outputs and labels gathered, the sampler's padding
+        cut off at the end of the test set), with the unreadable rows left out *after* the gather. Left out before
+        it, as on one card, a rank with an unreadable image held fewer rows than the others, the gather of unequal
+        shapes failed ("Connection reset by peer" on gloo; NCCL would hang) and the padding count was off. The loss
+        is the one of the gathered batch, so every rank reports the same."""
+        self.network.eval()
+        self.mode = "eval"
+        with self.eval_autocast():
+            outputs = [paddle.cast(o, "float32") for o in to_list(self.network(*[as_tensor(x) for x in inputs]))]
+        outputs = [_gather_rows(o) for o in outputs]
+        labels = [_gather_rows(as_tensor(y)) for y in labels]
+        total, counts = None, self._adapter._merge_count
+        if isinstance(self._test_dataloader, paddle.io.DataLoader):
+            total = len(self._test_dataloader.dataset)
+        rows = outputs[0].shape[0]
+        if total is not None:  # hapi's count: the rows past the test set's end are the sampler's padding
+            done = counts.get("eval_total", 0)
+            rows = min(rows, total - done)
+            counts["eval_total"] = 0 if done + outputs[0].shape[0] >= total else done + rows
+        keep = np.flatnonzero(labels[0].numpy().reshape(-1)[:rows] != EXCLUDED)
+        if len(keep) == 0:  # the same gathered labels on every rank: all raise together
+            raise DataError("a whole test batch is unreadable: check the data with "
+                            "python -m rifle_paddle.app.check_data")
+        index = paddle.to_tensor(keep)
+        outputs = [paddle.index_select(o, index, axis=0) for o in outputs]
+        labels = [paddle.index_select(y, index, axis=0) for y in labels]
+        counts["eval_batch"] = len(keep)
+        losses = [loss.numpy() for loss in to_list(self._loss(*(outputs + labels)))] if self._loss else []
+        metrics = []
+        for metric in self._metrics:
+            metric_outs = metric.compute(*(outputs + labels))
+            metrics.append(metric.update(*[m.numpy() for m in to_list(metric_outs)]))
+        if self._loss and metrics:
+            return losses, metrics
+        return losses if self._loss else metrics
 
     def predict_batch(self, inputs):
         with self.eval_autocast():
@@ -133,7 +173,14 @@ class TransferModel(paddle.Model):
                     self._optimizer.step()
             self._optimizer.clear_grad()
         loss_values = [loss.numpy() for loss in losses]
-        self.nonfinite.check(loss_values)  # nan_policy=stop: raises NonFiniteLossError
-        if update:
-            self.nonfinite.check_weights(self.network)  # a finite loss does not prove finite weights
+        # nan_policy=stop: a non-finite loss; after an update, non-finite weights (a finite loss does not prove
+        # finite weights); several cards: all ranks together. Raises NonFiniteLossError
+        self.nonfinite.check(loss_values, self.network if update else None)
         return (loss_values, self._batch_metrics) if self._metrics else loss_values
+
+
+def _gather_rows(tensor: paddle.Tensor) -> paddle.Tensor:
+    """Every rank's ``tensor`` concatenated along the first axis, in rank order (hapi's ``_all_gather``)."""
+    parts: list = []
+    paddle.distributed.all_gather(parts, tensor)
+    return paddle.concat(parts, axis=0)

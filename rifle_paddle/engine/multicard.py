@@ -40,6 +40,15 @@ def any_rank(flag: bool) -> bool:
     return bool(value.item())
 
 
+def any_rank_each(flags: list[bool]) -> list[bool]:
+    """``any_rank`` of several flags in one all-reduce (every rank must call it; one card: ``flags``)."""
+    if world_size() <= 1:
+        return list(flags)
+    value = paddle.to_tensor([int(f) for f in flags], dtype="int32")
+    paddle.distributed.all_reduce(value, op=paddle.distributed.ReduceOp.MAX)
+    return [bool(v) for v in value.numpy()]
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """The seed of ``rank``'s data streams: ``seed`` itself on rank 0 (a one-card run is unchanged), a draw from
     ``(seed, rank)`` on the others, so that no two ranks share a stream."""
@@ -84,7 +93,12 @@ def configure_batch_norm(network: paddle.nn.Layer, sync_bn: bool, device: str, b
     if device != "gpu":
         raise RunError("train.sync_bn=true needs GPUs: Paddle's SyncBatchNorm has no CPU kernel; set "
                        "-o train.sync_bn=false")
-    return paddle.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+    network = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+    converted = sum(isinstance(layer, paddle.nn.SyncBatchNorm) for layer in network.sublayers(include_self=True))
+    left = sum(isinstance(layer, paddle.nn.layer.norm._BatchNormBase) and not isinstance(layer, paddle.nn.SyncBatchNorm)
+               for layer in network.sublayers(include_self=True))
+    log.info("batch norm: %d layers converted to SyncBatchNorm, %d left unsynchronized", converted, left)
+    return network
 
 
 @paddle.no_grad()

@@ -15,13 +15,15 @@ non-finite state (``require_finite``), so the "last good checkpoint" a failure n
 
 Cost: the engine already copies each loss to the host after the step. ``stop`` checks that copy (the weights of
 the offending step are lost with the process, the checkpoint on disk predates them); ``skip`` must decide before
-the step, which makes the host wait for the backward pass before it launches the update.
+the step, which makes the host wait for the backward pass before it launches the update. Several cards: the
+decision is taken on all ranks together, one all-reduce of two flags per step (the failure message then names the
+rank that saw the NaN, and rank 0 writes it to ``train.log`` with the last good checkpoint).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .multicard import any_rank
+from .multicard import any_rank, any_rank_each, gather
 
 NAN_POLICIES = ("stop", "skip")
 MAX_CONSECUTIVE_SKIPS = 10
@@ -89,17 +91,32 @@ class NonFiniteLossGuard:
                                      f"with train.nan_policy=skip: the run has diverged")
         return True
 
-    def check(self, values) -> None:
-        """Under ``stop``: raise on a non-finite loss (``values``: the host copies of the loss terms)."""
-        if self.policy == "stop" and not all(np.isfinite(v).all() for v in values):
-            raise NonFiniteLossError(f"non-finite training loss ({_describe(values)}; train.nan_policy=skip would "
-                                     f"skip such batches)")
+    def check(self, values, network=None) -> None:
+        """After the step: under ``stop``, raise on a non-finite loss (``values``: the host copies of the loss
+        terms); under either policy, with ``network`` (the step updated it), raise when the step left a NaN or Inf
+        anywhere in it (no policy can continue from there).
 
-    @staticmethod
-    def check_weights(network) -> None:
-        """Under either policy: raise when the step just taken left a NaN or Inf anywhere in the network (no policy
-        can continue from there)."""
-        if not weights_are_finite(network):
-            bad = nonfinite_names(network.state_dict())
-            raise NonFiniteLossError(f"non-finite weights after the step ({len(bad)} tensors, e.g. "
-                                     f"{', '.join(bad[:3])}) although the loss was finite")
+        Several cards: decided on every rank together (one all-reduce of both flags), else the rank that saw the
+        NaN stopped alone and the others died in the next collective (gloo) or waited forever (NCCL), and the
+        reason was only in that rank's worker log, not in rank 0's ``train.log``. The message names the rank(s)."""
+        loss_bad = self.policy == "stop" and not all(np.isfinite(v).all() for v in values)
+        weights_bad = network is not None and not weights_are_finite(network)
+        loss_any, weights_any = any_rank_each([loss_bad, weights_bad])
+        if loss_any:
+            raise NonFiniteLossError(f"non-finite training loss{_on_ranks(loss_bad, _describe(values))}; "
+                                     f"train.nan_policy=skip would skip such batches)")
+        if weights_any:
+            bad = nonfinite_names(network.state_dict()) if weights_bad else []
+            detail = f"{len(bad)} tensors, e.g. {', '.join(bad[:3])}"
+            raise NonFiniteLossError(f"non-finite weights after the step{_on_ranks(weights_bad, detail)}) although "
+                                     f"the loss was finite")
+
+
+def _on_ranks(here: bool, detail: str) -> str:
+    """`` (detail`` on one process; `` on rank 1 of 2 (detail`` on several, naming every rank that saw it, with
+    the first one's detail (every rank must call it)."""
+    seen = gather((here, detail))
+    if len(seen) == 1:
+        return f" ({detail}"
+    ranks = [rank for rank, (flag, _) in enumerate(seen) if flag]
+    return f" on rank {', '.join(map(str, ranks))} of {len(seen)} ({seen[ranks[0]][1]}"

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 import paddle
 
-from .amp import state_in_dtypes_of
+from .amp import master_weights, state_in_dtypes_of
 
 
 class Stateful(Protocol):
@@ -148,6 +148,9 @@ def parameter_names(network: paddle.nn.Layer) -> dict[str, str]:
 
 
 _COUNTER = re.compile(r"_\d+$")  # Paddle appends a unique counter to an accumulator's name
+#: AMP O2 (``multi_precision``): Paddle keys the accumulators of a half-precision parameter by its fp32 master
+#: weight, ``<param>_fp32_master_<n>``, so the state's key is ``<param>_fp32_master_0_velocity_0``
+_MASTER = re.compile(r"^fp32_master_\d+_")
 
 
 def restore_optimizer(optimizer: paddle.optimizer.Optimizer, state: dict, network: paddle.nn.Layer,
@@ -176,12 +179,23 @@ def restore_optimizer(optimizer: paddle.optimizer.Optimizer, state: dict, networ
         old = next((n for n in by_length if key.startswith(n + "_")), None)
         if old is None:
             raise ValueError(f"optimizer state '{key}' belongs to no parameter of the saved network")
-        accumulator = _COUNTER.sub("", key[len(old) + 1:])
+        accumulator = _COUNTER.sub("", _MASTER.sub("", key[len(old) + 1:]))
         per_param = optimizer._accumulators.get(accumulator, {})
-        param = _current_param(current, saved_names, old)
-        if param.name not in per_param:
+        owner = _accumulator_owner(optimizer, _current_param(current, saved_names, old), per_param)
+        if owner is None:
             raise ValueError(f"optimizer state '{key}': this optimizer has no '{accumulator}' for {saved_names[old]}")
-        per_param[param.name].set_value(value)
+        per_param[owner].set_value(value)
+
+
+def _accumulator_owner(optimizer, param, per_param: dict) -> str | None:
+    """The key of ``param``'s accumulator in ``per_param``: its fp32 master weight's name when this optimizer keeps
+    one (AMP O2), else its own; None when it has none. Which of the two the saving run used does not matter, so an
+    O2 checkpoint resumes under O2 whatever the unique names, and state moves between precisions."""
+    master = master_weights(optimizer).get(param.name)
+    for name in ((master.name,) if master is not None else ()) + (param.name,):
+        if name in per_param:
+            return name
+    return None
 
 
 def _current_param(current: dict, saved_names: dict[str, str], old: str):

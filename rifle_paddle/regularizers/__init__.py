@@ -10,6 +10,7 @@ loop (see each module's docstring):
 - ``dtnh.py``                   DTNH (Wan et al., ICDM 2019): combine ``g_L`` and ``g_R`` so ``g_R`` never opposes
   ``g_L``
 - ``step.py``                   the engine's ``TrainStep`` for all of the above; ``monitor.py`` its per-epoch report
+- ``global_batch.py``           several cards: each regularizer means what it means on one card with the global batch
 
 Plain L2 (decay towards 0) is the optimizer's weight decay (``train.weight_decay``), not a regularizer here.
 """

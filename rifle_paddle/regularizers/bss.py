@@ -16,6 +16,8 @@ composes with any other fine-tuning method::
 ``F``, with the same values and gradient. Defaults ``eta = 0.001``, ``k = 1`` (the paper's).
 
 Shapes: features ``[B, D]`` (more dims are flattened); ``k`` is capped at ``min(B, D)`` for a small last batch.
+On N cards ``F`` is the global batch's ``[N B, D]`` matrix, gathered on every rank (``global_batch.py``), as on one
+card with the same global batch.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import paddle
 from ._ops import as_float32
 from .base import Regularizer
 from .capture import INPUT, FeatureCapture
+from .global_batch import gather_batch, gradient_times, world_size
 
 
 def smallest_squared_singular_values(features: paddle.Tensor, k: int) -> paddle.Tensor:
@@ -67,7 +70,9 @@ class BatchSpectralShrinkage(Regularizer):
         self._require_attached()
         if self.alpha == 0:
             return None
-        return self.alpha * smallest_squared_singular_values(self._features.get(self.head_name), self.k)
+        features = gather_batch(as_float32(paddle.flatten(self._features.get(self.head_name), 1)))
+        # several cards: the spectrum of the global batch, each rank's gradient share times N (global_batch.py)
+        return gradient_times(self.alpha * smallest_squared_singular_values(features, self.k), world_size())
 
     def describe(self) -> str:
         return f"BSS eta={self.alpha:g}, k={self.k} on the input of '{self.head_name}', beta={self.beta:g}"

@@ -39,7 +39,9 @@ scoring batches only.
 Cost: the attention is computed once, before training (``prepare(loader)``): a frozen forward of every batch
 per channel — 960 channels for a ResNet-18, 3840 for a ResNet-50 — over ``attention_batches`` batches (several
 channels per pass, on replicas of the batch).
-It is part of ``state_dict()``, so a resumed run does not recompute it. During training DELTA costs one teacher
+It is part of ``state_dict()``, so a resumed run does not recompute it. On N cards every rank scores, and trains
+the discriminator, on the global batches (each gathered from all ranks, ``global_batch.py``): the attention one card
+computes with the same global batch, identical on every rank. During training DELTA costs one teacher
 forward without gradient per step, like distillation.
 """
 from __future__ import annotations
@@ -54,6 +56,7 @@ from paddle import nn
 from ..core.eta import Eta
 from .base import frozen_copy
 from .capture import INPUT, FeatureCapture, resolve_layers
+from .global_batch import GlobalBatches
 from .feature_distillation import RESNET_STAGES, FeatureDistillation
 
 log = logging.getLogger(__name__)
@@ -275,9 +278,10 @@ class DELTA(FeatureDistillation):
             return
         if loader is None:
             raise ValueError("DELTA's supervised attention needs the training data: call prepare(loader)")
+        loader = GlobalBatches(loader)  # several cards: every rank scores on the global batches (global_batch.py)
         batches = []
         for batch in loader:
-            batches.append((batch[0], batch[1]))
+            batches.append(batch)
             if len(batches) == self.attention_batches:
                 break
         head = dict(self.teacher.named_sublayers())[self.head_name]
@@ -292,7 +296,7 @@ class DELTA(FeatureDistillation):
         importance = channel_importance(scorer, self.head_name, self.layers, batches, num_classes, probe=probe)
         self.attention = {name: attention_from_importance(score, self.temperature)
                           for name, score in importance.items()}
-        if paddle.distributed.get_world_size() > 1:  # each rank scored its own shard: use rank 0's everywhere
+        if paddle.distributed.get_world_size() > 1:  # the ranks computed the same; rank 0's rounding everywhere
             for weights in self.attention.values():
                 paddle.distributed.broadcast(weights, src=0)
 

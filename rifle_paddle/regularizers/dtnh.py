@@ -168,17 +168,22 @@ class DTNH:
         self._accumulate(dot, task_sq, reg_sq)
 
     def _accumulate(self, dot, task_sq, reg_sq) -> None:
+        """Add this step's statistics to the running sums, unless a gradient was not finite: under AMP that step
+        overflowed and the loss scaler skips it, and its inf or NaN would stay in the sums for the whole epoch.
+        Decided on the device (``where``), no host synchronization. The cosines are taken as ``dot / (|a| |b|)``:
+        the product of two loss-scaled squared norms overflows float32 long before either norm does."""
         layer_dot = paddle.mv(self._layer_of_param, dot)
         layer_task, layer_reg = paddle.mv(self._layer_of_param, task_sq), paddle.mv(self._layer_of_param, reg_sq)
         both = paddle.logical_and(layer_task > 0, layer_reg > 0).astype("float32")
-        cosine = layer_dot / paddle.sqrt(paddle.clip(layer_task * layer_reg, min=1e-30)) * both
+        cosine = layer_dot / paddle.clip(paddle.sqrt(layer_task) * paddle.sqrt(layer_reg), min=1e-30) * both
         total_dot, total_task, total_reg = dot.sum(), task_sq.sum(), reg_sq.sum()
         has_both = paddle.logical_and(total_task > 0, total_reg > 0).astype("float32")
         step = paddle.stack([
             ((layer_dot < 0).astype("float32") * both).sum(), both.sum(), cosine.sum(),
-            total_dot / paddle.sqrt(paddle.clip(total_task * total_reg, min=1e-30)) * has_both,
+            total_dot / paddle.clip(paddle.sqrt(total_task) * paddle.sqrt(total_reg), min=1e-30) * has_both,
             (total_dot < 0).astype("float32") * has_both, has_both])
-        self._totals = self._totals + step
+        finite = paddle.isfinite(paddle.stack([total_dot, total_task, total_reg])).all()
+        self._totals = paddle.where(finite, self._totals + paddle.nan_to_num(step), self._totals)
 
     @property
     def totals(self) -> list[float]:
@@ -196,7 +201,8 @@ class DTNH:
         ``conflict_fraction``: share of (layer, step) pairs where ``<g_L, g_R> < 0``; ``mean_cosine``: mean
         per-layer ``cos(g_L, g_R)``; ``global_cosine``: mean whole-vector cosine; ``global_conflict_fraction``:
         share of steps whose whole vectors conflicted; ``steps``, ``layers``. Only layers (steps) where both
-        gradients are non-zero count. Empty dict when nothing was recorded.
+        gradients are non-zero count; a step whose gradients were not finite (an AMP overflow, which the loss scaler
+        skips) does not count at all. Empty dict when nothing was recorded.
         """
         t = self._totals.numpy().tolist()
         if reset:

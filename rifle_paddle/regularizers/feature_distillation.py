@@ -15,7 +15,8 @@ with ``a_{l,c} = 1`` here (DELTA: an attention averaging 1 over the channels). T
 spatial positions keeps ``alpha`` comparable across layers and resolutions. The images of the batch are *summed*
 (``reduction='sum'``), as the DELTA authors (``train.py``, ``reg_att_fea_map``) and tllib do, so ``alpha = 0.01``
 means what it means there; ``reduction='mean'`` divides by the batch size ``B`` (alpha then acts ``B`` times
-weaker). A 2-D feature ``[B, D]`` is treated as ``D`` channels of one position.
+weaker). A 2-D feature ``[B, D]`` is treated as ``D`` channels of one position. On N cards ``B`` is the global
+batch: each rank's sum is multiplied by N (DataParallel averages the ranks' gradients; ``global_batch.py``).
 
 Source of the formula: DTNH's code is not public. The nearest authors' code is the DELTA authors' unweighted
 baseline (``train.py`` lines 156-162, ``reg_fea_map``): ``0.5 ||FM_t - FM_s||^2`` on their four conv3 layers,
@@ -50,6 +51,7 @@ import paddle
 from ._ops import as_float32
 from .base import Regularizer, frozen_copy, load_tensors
 from .capture import FeatureCapture, resolve_layers
+from .global_batch import as_global_sum
 
 RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -163,7 +165,8 @@ class FeatureDistillation(Regularizer):
         terms = [feature_map_distance(self._student_features.get(name), targets[name], self.channel_weights(name),
                                       self.reduction, self.positions)
                  for name in self.layers]
-        return (0.5 * self.alpha) * paddle.add_n(terms)
+        penalty = (0.5 * self.alpha) * paddle.add_n(terms)
+        return as_global_sum(penalty) if self.reduction == "sum" else penalty  # several cards: global_batch.py
 
     def state_dict(self):
         self._require_attached()

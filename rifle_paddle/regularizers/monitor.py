@@ -13,7 +13,9 @@ epoch's finished batches without training on them.
 from __future__ import annotations
 
 import logging
+import math
 
+import numpy as np
 import paddle
 
 from ..callbacks.epoch_numbers import shown
@@ -60,8 +62,11 @@ class RegularizationMonitor(paddle.callbacks.Callback):
     def on_train_batch_end(self, step, logs=None):
         losses = (logs or {}).get("loss")
         if isinstance(losses, (list, tuple)) and len(losses) > 1:  # [task terms..., regularizer]
+            value = float(np.ravel(losses[-1])[0])
+            if not math.isfinite(value):  # a batch nan_policy=skip skipped (or an fp16 overflow): no mean of it
+                return
             n = int((logs or {}).get("batch_size", 1))
-            self._sum += float(losses[-1]) * n
+            self._sum += value * n
             self._seen += n
 
     def on_epoch_end(self, epoch, logs=None):

@@ -11,11 +11,14 @@ uniformly from all ``K`` classes (which may be the true one). A label therefore 
 How: ``DisturbLabel`` wraps the engine's training step (any ``TrainStep``: plain cross-entropy, a regularizer,
 DTNH) and hands it the disturbed labels. Only training batches go through a ``TrainStep``, so evaluation never
 sees noise. The training accuracy the engine logs is measured against the labels the network was trained on,
-i.e. the disturbed ones. Draws use Paddle's global generator (seeded by ``run.seed``).
+i.e. the disturbed ones. Draws use Paddle's global generator (seeded by ``run.seed``); on several cards each rank
+takes its rows of the draws for the global batch (``core/global_draw.py``), as one card with that batch would.
 """
 from __future__ import annotations
 
 import paddle
+
+from ..core.global_draw import rows_of_global_draw
 
 
 def disturb_labels(labels: paddle.Tensor, alpha: float, num_classes: int) -> paddle.Tensor:
@@ -24,8 +27,10 @@ def disturb_labels(labels: paddle.Tensor, alpha: float, num_classes: int) -> pad
         raise ValueError(f"DisturbLabel alpha must be in [0, 1), got {alpha}")
     if num_classes < 2:
         raise ValueError(f"DisturbLabel needs at least 2 classes, got {num_classes}")
-    replace = paddle.rand(labels.shape) < alpha
-    random_labels = paddle.randint(0, num_classes, labels.shape, dtype=labels.dtype)
+    # several cards: each rank its own rows of the draws for the global batch (core/global_draw.py)
+    replace = rows_of_global_draw(paddle.rand, labels.shape) < alpha
+    random_labels = rows_of_global_draw(lambda shape: paddle.randint(0, num_classes, shape, dtype=labels.dtype),
+                                        labels.shape)
     return paddle.where(replace, random_labels, labels)
 
 

@@ -7,13 +7,17 @@ times, and completely, on the head's weights.
 
 How: a forward pre-hook on the classifier drops each input feature with probability ``rate`` and scales the kept
 ones by ``1 / (1 - rate)`` (Paddle's ``upscale_in_train``), so the expected input is unchanged and evaluation is
-the identity. A hook rather than a wrapping layer keeps the classifier the very same layer (``find_classifier``,
-RIFLE and checkpoints see no difference) and the state-dict keys unchanged.
+the identity. The mask is drawn explicitly (as ``F.dropout`` would), so that on several cards each rank takes its
+rows of the mask of the global batch (``core/global_draw.py``), not the same mask as every other rank. A hook
+rather than a wrapping layer keeps the classifier the very same layer (``find_classifier``, RIFLE and checkpoints
+see no difference) and the state-dict keys unchanged.
 """
 from __future__ import annotations
 
-import paddle.nn.functional as F
+import paddle
 from paddle import nn
+
+from ..core.global_draw import rows_of_global_draw
 
 
 class ClassifierInputDropout:
@@ -27,7 +31,10 @@ class ClassifierInputDropout:
     def __call__(self, layer: nn.Layer, inputs: tuple):
         if not layer.training or self.rate == 0:
             return None  # Paddle keeps the inputs unchanged
-        return (F.dropout(inputs[0], p=self.rate, training=True, mode="upscale_in_train"), *inputs[1:])
+        x = inputs[0]
+        # Paddle's upscale_in_train, with the mask drawn as this rank's rows of the global batch's (global_draw.py)
+        keep = (rows_of_global_draw(paddle.rand, x.shape) >= self.rate).astype(x.dtype)
+        return (x * keep * (1.0 / (1.0 - self.rate)), *inputs[1:])
 
     def __repr__(self) -> str:
         return f"dropout(p={self.rate}) on the classifier input"
