@@ -140,5 +140,5 @@ def test_window_arithmetic():
     w.add(32, wait_s=0.1, compute_s=0.3)
     assert (w.images_per_s, w.step_s, w.loader_share, w.compute_images_per_s) == \
         pytest.approx((64 / 0.8, 0.4, 0.25, 64 / 0.6))
-    assert workers_needed(2470, 150) == 17  # 2470 / 150 = 16.47: 17 workers
+    assert workers_needed(2711, 150) == 19  # 2711 / 150 = 18.07: 19 workers
     assert workers_needed(100, 150) == 1

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 LOADER_SHARE_WARNING = 0.3
 
 #: Published ResNet-50 training throughput of one GPU, images/s, for the workers table of docs/performance.md and
-#: the data checker's estimate: ``(gpu, precision, images/s, batch per GPU, source)``. The sources' batch is
-#: named: none of them publishes batch 32 (a smaller batch trains fewer images/s on the same card, so these are
-#: upper bounds for the papers' batch of 32).
+#: the data checker's estimate: ``(gpu, precision, images/s, batch per GPU, source)``. None of the sources publishes
+#: batch 32; theirs is 256 per GPU, and a smaller batch trains fewer images/s on the same card, so at the papers'
+#: batch of 32 these are upper bounds. "fp32" on an A100 is TF32, its default fp32 math.
 PUBLISHED_RESNET50 = (
-    ("V100 16GB", "fp32", 367, 256, "NVIDIA DeepLearningExamples, PyTorch ResNet50 v1.5, DGX-1, 1 GPU"),
-    ("V100 16GB", "amp", 1200, 256, "NVIDIA DeepLearningExamples, PyTorch ResNet50 v1.5, DGX-1, 1 GPU"),
-    ("A100 80GB", "tf32", 938, 256, "NVIDIA DeepLearningExamples, PyTorch ResNet50 v1.5, DGX A100, 1 GPU"),
-    ("A100 80GB", "amp", 2470, 256, "NVIDIA DeepLearningExamples, PyTorch ResNet50 v1.5, DGX A100, 1 GPU"),
+    ("V100 16GB", "fp32", 367, 256, "NVIDIA DeepLearningExamples PyTorch/Classification/ConvNets/resnet50v1.5, DGX-1"),
+    ("V100 16GB", "amp", 1200, 256, "NVIDIA DeepLearningExamples PyTorch/Classification/ConvNets/resnet50v1.5, DGX-1"),
+    ("A100 80GB", "tf32", 993, 256, "NVIDIA DeepLearningExamples PaddlePaddle/Classification/RN50v1.5, DGX A100"),
+    ("A100 80GB", "amp", 2711, 256, "NVIDIA DeepLearningExamples PaddlePaddle/Classification/RN50v1.5, DGX A100"),
 )
 
 
@@ -80,9 +80,9 @@ def workers_estimate(per_worker_images_per_s: float, cores: int, configured: int
     machine has (``cores``) and is configured for (``configured``: ``data.num_workers``)."""
     lines = [f"input pipeline: {per_worker_images_per_s:.0f} images/s per loader worker (1 core each); this machine "
              f"has {cores} cores, data.num_workers={configured} "
-             f"(about {configured * per_worker_images_per_s:.0f} images/s if each worker has a core)"]
+             f"(about {min(configured, cores) * per_worker_images_per_s:.0f} images/s with a core per worker)"]
     for gpu, precision, rate, batch, _ in PUBLISHED_RESNET50:
         need = workers_needed(rate, per_worker_images_per_s)
         lines.append(f"  ResNet-50 on {gpu} {precision} (~{rate} images/s published, batch {batch}): "
-                     f"{need} workers{'' if need <= cores else f' (more than the {cores} cores here)'}")
+                     f"{need} worker{'s' if need > 1 else ''}{'' if need <= cores else f' (more than the {cores} cores here)'}")
     return "\n".join(lines)
