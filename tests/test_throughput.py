@@ -142,3 +142,15 @@ def test_window_arithmetic():
         pytest.approx((64 / 0.8, 0.4, 0.25, 64 / 0.6))
     assert workers_needed(2711, 150) == 19  # 2711 / 150 = 18.07: 19 workers
     assert workers_needed(100, 150) == 1
+
+
+def test_on_two_ranks_every_rank_reports_the_slowest_one(tmp_path):
+    from multicard import failure, launch
+    out = tmp_path / "out"
+    out.mkdir()
+    code, logs, stdout = launch(tmp_path, os.path.join(os.path.dirname(__file__), "throughput_probe.py"), str(out))
+    assert code == 0, failure(code, logs, stdout)
+    ranks = [json.loads((out / f"throughput.{rank}.json").read_text()) for rank in (0, 1)]
+    # rank 1: 8 steps in 3 s, 1.5 s of them waiting; both ranks trained 32 images in that time
+    want = {"images_per_s": 2 * 32 / 3.0, "step_s": 3.0 / 8, "loader_share": 1.5 / 3.0}
+    assert ranks[0] == pytest.approx(want) and ranks[1] == pytest.approx(want)

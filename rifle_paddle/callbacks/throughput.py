@@ -69,6 +69,7 @@ class Throughput(paddle.callbacks.Callback):
         self.windows_reported = 0
         self.warning: str | None = None
         self.epoch_record: dict = {}
+        self._windows_this_epoch = 0
         self._ready = self._began = None
 
     def _rank0(self) -> bool:
@@ -78,6 +79,7 @@ class Throughput(paddle.callbacks.Callback):
         self.epoch = epoch
         self.epoch_window, self.window = Window(), Window()  # a log window does not span the test between epochs
         self.epoch_record = {}
+        self._windows_this_epoch = 0
         self._ready = self.clock()  # the first batch's wait includes starting the loader's iterator (its workers)
 
     def on_train_batch_begin(self, step, logs=None):
@@ -99,6 +101,7 @@ class Throughput(paddle.callbacks.Callback):
     def _report_window(self, step: int) -> None:
         figures = summarize(self.window)
         self.windows_reported += 1
+        self._windows_this_epoch += 1
         if self._rank0():
             steps = self.params.get("steps")
             log.info("throughput, step %d%s of epoch %d: %s", step + 1, f"/{steps}" if steps else "", shown(self.epoch),
@@ -131,5 +134,6 @@ class Throughput(paddle.callbacks.Callback):
         if not self.epoch_window.steps:
             return
         self.epoch_record = summarize(self.epoch_window)
-        if self._rank0():
+        whole_epoch_logged = self._windows_this_epoch == 1 and not self.window.steps  # e.g. log_freq = its steps
+        if self._rank0() and not whole_epoch_logged:
             log.info("throughput, epoch %d/%d: %s", shown(epoch), self.params.get("epochs") or 0, describe(self.epoch_record))
