@@ -125,10 +125,10 @@ def test_command_line_with_worker_processes(tmp_path):
 
 
 def test_the_loader_workers_a_gpu_needs_at_the_measured_rate(tiny_folder, capsys):
-    from rifle_paddle.core.throughput import PUBLISHED_RESNET50
     status, out = run(capsys, "folder", tiny_folder, "--workers", 1, "-o", "data.num_workers=3")
     assert status == 0, out
     assert re.search(r"\d+ of \d+ images decode completely \([\d.]+ s, \d+ images/s with 1 process", out)
+    from rifle_paddle.core.throughput import PUBLISHED_RESNET50
     rate = float(re.search(r"input pipeline: (\d+) images/s per loader worker", out).group(1))
     assert f"this machine has {os.cpu_count()} cores, data.num_workers=3" in out
     for gpu, precision, published, batch, _ in PUBLISHED_RESNET50:

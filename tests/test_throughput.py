@@ -154,3 +154,23 @@ def test_on_two_ranks_every_rank_reports_the_slowest_one(tmp_path):
     # rank 1: 8 steps in 3 s, 1.5 s of them waiting; both ranks trained 32 images in that time
     want = {"images_per_s": 2 * 32 / 3.0, "step_s": 3.0 / 8, "loader_share": 1.5 / 3.0}
     assert ranks[0] == pytest.approx(want) and ranks[1] == pytest.approx(want)
+
+
+def test_eval_reports_images_per_second(tiny_run, caplog):
+    from rifle_paddle.config import load_config
+    from rifle_paddle.engine.evaluation import evaluate
+    metrics, _, _ = tiny_run
+    cfg = load_config(os.path.join(metrics["run_dir"], "config.yaml"), [f"model.checkpoint={metrics['run_dir']}"])
+    logger = logging.getLogger("rifle_paddle")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="rifle_paddle"):
+            result = evaluate(cfg)
+    finally:
+        logger.removeHandler(caplog.handler)
+    line = next(m for m in (re.search(r"(\d+) test images in ([\d.]+) s: ([\d.]+) images/s", r.getMessage())
+                            for r in caplog.records) if m)
+    images, seconds, rate = int(line.group(1)), float(line.group(2)), float(line.group(3))
+    assert images == result["num_test"] == 12
+    assert rate * seconds == pytest.approx(images, abs=0.05 * rate + 0.01)  # the printed seconds are rounded to 0.1
+    assert result["images_per_s"] == pytest.approx(rate, abs=0.06)
