@@ -115,8 +115,9 @@ def main(argv=None) -> int:
             print(f"{name:<44} {cpu:>12.0f} {wall:>13.0f}")
         paper = rates["authors / bilinear (paper configs)"]
         default = rates["authors / antialiased"]
-        print("\nloader workers (one core each) a ResNet-50 needs at its published training rate (batch 256 per GPU;\n"
-              "at the papers' batch of 32 a GPU trains fewer images/s, so these are upper bounds; docs/performance.md):")
+        print("\nloader workers (one core each) a ResNet-50 needs at its published training rate (batch 256 per\n"
+              "GPU; at the papers' batch of 32 a GPU trains fewer images/s, so these are upper bounds;\n"
+              "docs/performance.md):")
         print(f"{'GPU':<12} {'precision':<9} {'img/s':>6} {'batch':>5} {'paper configs':>14} {'antialiased':>12}")
         for gpu, precision, rate, batch, _ in PUBLISHED_RESNET50:
             print(f"{gpu:<12} {precision:<9} {rate:>6} {batch:>5} {workers_needed(rate, paper):>14} "

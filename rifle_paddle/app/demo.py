@@ -154,8 +154,8 @@ def main() -> int:
     print("\nrelative weight change ||w - w0|| / ||w0|| from the source model, mean per stage (conv1: input side):")
     print(_table(headers, rows))
     print("\n" + reading(results["finetune"]["final"]["acc_top1"], results["rifle"]["final"]["acc_top1"], rows))
-    print(f"time: {runs_start - start:.0f} s before the runs; the two runs side by side {runs_s:.0f} s (the slower: "
-          f"{time_split(list(results.values()), runs_s)}); {time.time() - runs_start - runs_s:.0f} s comparing")
+    print(f"time: {runs_start - start:.0f} s before the runs; the two runs side by side {runs_s:.0f} s (the slower:"
+          f" {time_split(list(results.values()), runs_s)}); {time.time() - runs_start - runs_s:.0f} s comparing")
     print(f"run directories: {', '.join(r['run_dir'] for r in results.values())}  ({time.time() - start:.0f} s in all)\n"
           "One seed shows the mechanics, not the effect. In the pre-registered evidence (5 paired seeds per cell,\n"
           "benchmarks/RESULTS.md), from its strong source RIFLE is within noise of plain fine-tuning in every\n"

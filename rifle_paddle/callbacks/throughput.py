@@ -52,7 +52,8 @@ def summarize(window: Window) -> dict:
 def describe(figures: dict) -> str:
     ranks = paddle.distributed.get_world_size()
     return (f"{figures['images_per_s']:.1f} images/s, {1000 * figures['step_s']:.1f} ms/step, "
-            f"loader {100 * figures['loader_share']:.0f} % of step" + (f" (slowest of {ranks} ranks)" if ranks > 1 else ""))
+            f"loader {100 * figures['loader_share']:.0f} % of step"
+            + (f" (slowest of {ranks} ranks)" if ranks > 1 else ""))
 
 
 class Throughput(paddle.callbacks.Callback):
@@ -104,8 +105,8 @@ class Throughput(paddle.callbacks.Callback):
         self._windows_this_epoch += 1
         if self._rank0():
             steps = self.params.get("steps")
-            log.info("throughput, step %d%s of epoch %d: %s", step + 1, f"/{steps}" if steps else "", shown(self.epoch),
-                     describe(figures))
+            log.info("throughput, step %d%s of epoch %d: %s", step + 1, f"/{steps}" if steps else "",
+                     shown(self.epoch), describe(figures))
             if self.writer is not None:
                 for key, tag in TAGS.items():
                     self.writer.add_scalar(tag, float(figures[key]), self.global_step)
@@ -126,8 +127,9 @@ class Throughput(paddle.callbacks.Callback):
                      f"when batches are ready" if need and self.num_workers else ""))
         return (f"the model waited for data {100 * figures['loader_share']:.0f} % of each step "
                 f"(over {window.steps} steps: {figures['images_per_s']:.1f} images/s, "
-                f"{1000 * figures['step_s']:.1f} ms/step, of which {1000 * window.wait_s / max(1, window.steps):.1f} "
-                f"ms waiting for the loader): the input pipeline is the bottleneck; {advice}. "
+                f"{1000 * figures['step_s']:.1f} ms/step, of which "
+                f"{1000 * figures['step_s'] * figures['loader_share']:.1f} ms waiting for the loader): "
+                f"the input pipeline is the bottleneck; {advice}. "
                 f"Shares above {100 * self.warn_share:.0f} % are warned about once per run (docs/performance.md)")
 
     def on_epoch_end(self, epoch, logs=None):
@@ -136,4 +138,5 @@ class Throughput(paddle.callbacks.Callback):
         self.epoch_record = summarize(self.epoch_window)
         whole_epoch_logged = self._windows_this_epoch == 1 and not self.window.steps  # e.g. log_freq = its steps
         if self._rank0() and not whole_epoch_logged:
-            log.info("throughput, epoch %d/%d: %s", shown(epoch), self.params.get("epochs") or 0, describe(self.epoch_record))
+            log.info("throughput, epoch %d/%d: %s", shown(epoch), self.params.get("epochs") or 0,
+                     describe(self.epoch_record))

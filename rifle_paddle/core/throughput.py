@@ -83,6 +83,7 @@ def workers_estimate(per_worker_images_per_s: float, cores: int, configured: int
              f"(about {min(configured, cores) * per_worker_images_per_s:.0f} images/s with a core per worker)"]
     for gpu, precision, rate, batch, _ in PUBLISHED_RESNET50:
         need = workers_needed(rate, per_worker_images_per_s)
+        beyond = "" if need <= cores else f" (more than the {cores} cores here)"
         lines.append(f"  ResNet-50 on {gpu} {precision} (~{rate} images/s published, batch {batch}): "
-                     f"{need} worker{'s' if need > 1 else ''}{'' if need <= cores else f' (more than the {cores} cores here)'}")
+                     f"{need} worker{'s' if need > 1 else ''}{beyond}")
     return "\n".join(lines)

@@ -116,7 +116,8 @@ def evaluate(cfg: dict, with_matrix: bool = False):
     logits, labels = predict_logits(model, loader)
     seconds = time.perf_counter() - started
     log.info("%d test images in %.1f s: %.1f images/s (data.num_workers=%d, batch %d)", len(test_set), seconds,
-             len(test_set) / seconds if seconds > 0 else 0.0, cfg["data"]["num_workers"], cfg["data"]["eval_batch_size"])
+             len(test_set) / seconds if seconds > 0 else 0.0, cfg["data"]["num_workers"],
+             cfg["data"]["eval_batch_size"])
     if not len(labels):
         raise RunError(f"no test image could be read ({len(test_set)} unreadable): check the data with "
                        f"python -m rifle_paddle.app.check_data")
