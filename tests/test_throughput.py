@@ -46,6 +46,8 @@ def test_every_log_line_shows_images_per_second_and_the_loader_share(tiny_run):
         assert float(rate) * float(ms) / 1000 == pytest.approx(12, abs=0.05 * float(ms) / 1000 + 0.01)
         assert 0 <= int(share) <= 100
     assert len(re.findall(r"throughput, epoch [12]/2: [\d.]+ images/s", text)) == 2
+    tests = re.findall(r"throughput, test: (\d+) images in ([\d.]+) s, ([\d.]+) images/s", text)
+    assert [int(n) for n, _, _ in tests] == [12, 12]  # the 12 test images after each epoch
 
 
 def test_visualdl_has_the_throughput_scalars_at_each_logged_step(tiny_run):

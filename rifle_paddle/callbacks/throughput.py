@@ -72,6 +72,7 @@ class Throughput(paddle.callbacks.Callback):
         self.epoch_record: dict = {}
         self._windows_this_epoch = 0
         self._ready = self._began = None
+        self._test_images, self._test_start = 0, 0.0
 
     def _rank0(self) -> bool:
         return paddle.distributed.get_rank() == 0
@@ -131,6 +132,18 @@ class Throughput(paddle.callbacks.Callback):
                 f"{1000 * figures['step_s'] * figures['loader_share']:.1f} ms waiting for the loader): "
                 f"the input pipeline is the bottleneck; {advice}. "
                 f"Shares above {100 * self.warn_share:.0f} % are warned about once per run (docs/performance.md)")
+
+    def on_eval_begin(self, logs=None):
+        self._test_images, self._test_start = 0, self.clock()
+
+    def on_eval_batch_end(self, step, logs=None):
+        self._test_images += int((logs or {}).get("batch_size", 0) or 0)
+
+    def on_eval_end(self, logs=None):
+        seconds = self.clock() - self._test_start
+        if self._rank0() and self._test_images and seconds > 0:
+            log.info("throughput, test: %d images in %.1f s, %.1f images/s", self._test_images, seconds,
+                     self._test_images / seconds)
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.epoch_window.steps:
