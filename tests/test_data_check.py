@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -121,3 +122,16 @@ def test_command_line_with_worker_processes(tmp_path):
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert result.returncode == OK, result.stdout + result.stderr
     assert "4 of 4 images decode completely" in result.stdout and "all checks passed" in result.stdout
+
+
+def test_the_loader_workers_a_gpu_needs_at_the_measured_rate(tiny_folder, capsys):
+    status, out = run(capsys, "folder", tiny_folder, "--workers", 1, "-o", "data.num_workers=3")
+    assert status == 0, out
+    assert re.search(r"\d+ of \d+ images decode completely \([\d.]+ s, \d+ images/s with 1 process", out)
+    from rifle_paddle.core.throughput import PUBLISHED_RESNET50
+    rate = float(re.search(r"input pipeline: (\d+) images/s per loader worker", out).group(1))
+    assert f"this machine has {os.cpu_count()} cores, data.num_workers=3" in out
+    for gpu, precision, published, batch, _ in PUBLISHED_RESNET50:
+        need = int(re.search(rf"{re.escape(gpu)} {precision} \(~{published} images/s published, batch {batch}\): "
+                             rf"(\d+) workers?", out).group(1))
+        assert need == pytest.approx(published / rate, abs=1)  # ceil of the published rate over the printed one

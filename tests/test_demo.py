@@ -74,3 +74,12 @@ def test_without_the_committed_source_the_demo_falls_back(tmp_path, monkeypatch)
     import hashlib
     record.write_text('{"md5": "%s"}' % hashlib.md5(weights.read_bytes()).hexdigest())
     assert demo.evidence_source() == str(weights)
+
+
+def test_the_time_split_adds_up_to_the_runs_time():
+    epoch = {"throughput_step_s": 0.5}
+    fast = {"elapsed_s": 100.0, "steps": 60, "epochs": [epoch, epoch]}
+    slow = {"elapsed_s": 120.0, "steps": 60, "epochs": [epoch, {"throughput_step_s": 1.0}]}
+    # the slower run: 130 s of the runs' time, 120 on its own clock; 30 steps at 0.5 s and 30 at 1 s = 45 s
+    assert demo.time_split([fast, slow], 130.0) == \
+        "10 s starting (Paddle, data, model), 45 s training steps, 75 s testing and checkpoints"

@@ -6,7 +6,10 @@ Reads both splits with the reader training uses, compares the images per split, 
 official split is balanced) the images per class with the official numbers under the configured protocol
 (``data.trainval``, ``data.label_level``, Caltech-256's per-class counts), checks that both splits name the same
 classes and share no image, then decodes every image in parallel and lists the unreadable and the truncated ones
-(OpenCV 4 decodes a truncated JPEG with a mere warning, grey where the data stops).
+(OpenCV 4 decodes a truncated JPEG with a mere warning, grey where the data stops). Last, it times the configured
+training transform on a sample of the training images in one process (what one loader worker does) and says how
+many workers the published ResNet-50 training rates of current GPUs need at that rate, next to this machine's cores
+and ``data.num_workers`` (docs/performance.md).
 
 Exit status: 0 all checks passed; 1 problems found (each is listed); 2 the data set could not be read at all (the
 message names the file that was expected and where).
@@ -22,7 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from ..config import ConfigError, load_config
-from ..data.builder import read_split
+from ..core.throughput import workers_estimate
+from ..data.builder import build_dataset, read_split
 from ..data.errors import DataError
 from ..data.image import EncodedImage, jpeg_is_truncated
 from ..data.loader import single_threaded_opencv
@@ -104,6 +108,26 @@ def decode_problems(paths: list[str], workers: int, progress: bool | None = None
     return [r for r in results if r is not None]
 
 
+#: training images timed for the per-worker rate (enough for a stable median, seconds on one core)
+RATE_SAMPLE = 200
+
+
+def worker_rate(data_cfg: dict, seed: int, sample: int = RATE_SAMPLE) -> float:
+    """Training images per second one loader worker prepares: read, decode and the configured training transform
+    (``data.train_transform``, ``data.resampling``) of up to ``sample`` images, here, on one thread, by CPU time."""
+    single_threaded_opencv()
+    dataset = build_dataset(data_cfg, "train", seed)
+    count = min(sample, len(dataset))
+    if not count:
+        return 0.0
+    dataset[0]  # the first call pays one-off imports and OpenCV's set-up
+    started = time.process_time()
+    for i in np.linspace(0, len(dataset) - 1, count).astype(int):
+        dataset[int(i)]
+    seconds = time.process_time() - started
+    return count / seconds if seconds > 0 else 0.0
+
+
 def describe(name: str, found: Split, expected: Expected | None) -> str:
     counts = _per_class(found)
     line = (f"  {name:5s} {len(found.samples):6d} images, {len(found.classes)} classes "
@@ -145,10 +169,19 @@ def main(argv=None) -> int:
         print(f"  decoding {len(paths)} images with {max(1, args.workers)} process(es) ...", flush=True)
         start = time.perf_counter()
         bad = decode_problems(paths, args.workers)
+        seconds = time.perf_counter() - start
         print(f"  {len(paths) - len(bad)} of {len(paths)} images decode completely "
-              f"({time.perf_counter() - start:.1f} s)")
+              f"({seconds:.1f} s, {len(paths) / max(seconds, 1e-9):.0f} images/s with {max(1, args.workers)} "
+              f"process(es))")
         if bad:
             problems.append(f"{len(bad)} unreadable or truncated images:\n" + "\n".join(f"      {b}" for b in bad))
+
+    if not args.no_decode and splits["train"].samples:
+        rate = worker_rate(data_cfg, cfg["run"]["seed"])
+        if rate > 0:
+            print(f"  training transform ({data_cfg['train_transform']}, {data_cfg['resampling']}) timed on "
+                  f"{min(RATE_SAMPLE, len(splits['train'].samples))} images:")
+            print("  " + workers_estimate(rate, os.cpu_count() or 1, data_cfg["num_workers"]).replace("\n", "\n  "))
 
     if problems:
         print(f"{len(problems)} problem(s):")

@@ -105,6 +105,19 @@ def reading(plain: float, rifle: float, rows: list[list]) -> str:
             f"{first[2] / first[1]:.2f}x and {last[0]} {last[2] / last[1]:.2f}x as far as plain fine-tuning.")
 
 
+def time_split(records: list[dict], runs_s: float) -> str:
+    """Where the side-by-side runs' ``runs_s`` seconds went, for the slower run, from its ``metrics.json``: starting
+    (the process, importing Paddle, the data and the model: everything before its own clock, ``elapsed_s``,
+    starts), the training steps (its per-epoch throughput records: seconds per step x steps) and the rest of its
+    clock (the test of the 5,000 images, the per-epoch checkpoints)."""
+    slow = max(records, key=lambda r: r["elapsed_s"])
+    epochs = slow["epochs"]
+    steps_per_epoch = slow["steps"] / max(1, len(epochs))
+    steps_s = sum(e.get("throughput_step_s", 0.0) for e in epochs) * steps_per_epoch
+    return (f"{runs_s - slow['elapsed_s']:.0f} s starting (Paddle, data, model), {steps_s:.0f} s training steps, "
+            f"{slow['elapsed_s'] - steps_s:.0f} s testing and checkpoints")
+
+
 def main() -> int:
     from ..data import DataError, read_split
     from ..callbacks.rifle import SHORT_TAIL_STEPS
@@ -123,7 +136,9 @@ def main() -> int:
         raise SystemExit(f"error: the demo needs Fashion-MNIST. {e}") from None
     weights, strong = _source_checkpoint()
     jobs = demo_jobs(weights)
+    runs_start = time.time()
     failures = run_jobs(jobs, workers=2)
+    runs_s = time.time() - runs_start
     if failures:
         raise SystemExit("error: " + "; ".join(f"{job.name}: {error}" for job, error in failures))
     results = {}
@@ -139,6 +154,8 @@ def main() -> int:
     print("\nrelative weight change ||w - w0|| / ||w0|| from the source model, mean per stage (conv1: input side):")
     print(_table(headers, rows))
     print("\n" + reading(results["finetune"]["final"]["acc_top1"], results["rifle"]["final"]["acc_top1"], rows))
+    print(f"time: {runs_start - start:.0f} s before the runs; the two runs side by side {runs_s:.0f} s (the slower:"
+          f" {time_split(list(results.values()), runs_s)}); {time.time() - runs_start - runs_s:.0f} s comparing")
     print(f"run directories: {', '.join(r['run_dir'] for r in results.values())}  ({time.time() - start:.0f} s in all)\n"
           "One seed shows the mechanics, not the effect. In the pre-registered evidence (5 paired seeds per cell,\n"
           "benchmarks/RESULTS.md), from its strong source RIFLE is within noise of plain fine-tuning in every\n"

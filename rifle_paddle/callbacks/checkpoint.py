@@ -54,10 +54,13 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
     """
 
     def __init__(self, run_dir: str, save_best: bool = True, extra: dict | None = None, rank: int = 0,
-                 writer=None):
+                 writer=None, epoch_fields: dict | None = None):
         super().__init__(save_freq=1, save_dir=None)
         self.run_dir, self.save_best, self.rank, self.writer = run_dir, save_best, rank, writer
         self.extra = dict(extra or {})
+        #: ``{prefix: callable}``: more numbers for the epoch just ended (e.g. ``Throughput.epoch_record``), recorded
+        #: as ``<prefix>_<key>``; a callback that computes them at its ``on_epoch_end`` must come before this one
+        self.epoch_fields = dict(epoch_fields or {})
         self.epochs: list[dict] = []
         self.best: dict | None = None
         self._current: dict | None = None  # the epoch in progress, until it is appended to ``epochs``
@@ -131,6 +134,8 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
         if self._nonfinite:
             self._current["nonfinite_batches"] = self._nonfinite
         self._current["lr"] = float(self.model._optimizer.get_lr())
+        for prefix, fields in self.epoch_fields.items():
+            self._current.update({f"{prefix}_{k}": v for k, v in fields().items()})
         self.epochs.append(self._current)
         self._write_scalars("train")
         self.write_metrics()

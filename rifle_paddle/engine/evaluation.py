@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import numpy as np
 import paddle
@@ -111,14 +112,20 @@ def evaluate(cfg: dict, with_matrix: bool = False):
     loader = build_loader(test_set, cfg["data"]["eval_batch_size"], False, cfg["data"]["num_workers"])
     log.info("evaluating %s on %d test images (%d batches)", checkpoint, len(test_set), len(loader))
     model.network.eval()
+    started = time.perf_counter()
     logits, labels = predict_logits(model, loader)
+    seconds = time.perf_counter() - started
+    log.info("%d test images in %.1f s: %.1f images/s (data.num_workers=%d, batch %d)", len(test_set), seconds,
+             len(test_set) / seconds if seconds > 0 else 0.0, cfg["data"]["num_workers"],
+             cfg["data"]["eval_batch_size"])
     if not len(labels):
         raise RunError(f"no test image could be read ({len(test_set)} unreadable): check the data with "
                        f"python -m rifle_paddle.app.check_data")
     scores, matrix = score(logits, labels, list(test_set.classes))
     excluded = test_set.unreadable_files()
     result = {"checkpoint": os.path.abspath(checkpoint), "data": cfg["data"]["name"], "root": cfg["data"]["root"],
-              "num_test": int(len(labels)), **scores}
+              "num_test": int(len(labels)), **scores,
+              "images_per_s": round(len(test_set) / seconds, 2) if seconds > 0 else None}
     if excluded:
         result["excluded_unreadable"] = excluded
         log.warning("%d unreadable test image(s) left out of the evaluation: %s", len(excluded),

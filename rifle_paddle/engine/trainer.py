@@ -22,6 +22,7 @@ from paddle.static import InputSpec
 
 from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
 from ..callbacks.progress import RunProgress
+from ..callbacks.throughput import Throughput
 from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
 from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_logging
@@ -316,6 +317,9 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
         recorder.extra["regularization"] = lambda: monitor.history
     if world_size() > 1 and not cfg["train"]["sync_bn"]:  # before the recorder saves best.pdparams
         callbacks.append(SameStatisticsOnEveryRank())
+    throughput = Throughput(cfg["train"]["log_freq"], cfg["data"]["num_workers"], writer)
+    callbacks.append(throughput)  # before the recorder, which records its epoch figures in metrics.json
+    recorder.epoch_fields["throughput"] = lambda: throughput.epoch_record
     callbacks.append(recorder)
     callbacks.append(RunProgress())
     if writer is not None:
