@@ -76,8 +76,9 @@ def resume_command(run_dir: str) -> str:
 # ------------------------------------------------------------------------------------------------- where to resume
 class ResumePoint(NamedTuple):
     """The newest intact checkpoint of a run, loaded (``files`` is emptied once restored, so that the run does
-    not hold a second copy of the network and optimizer in memory). ``damaged``: newer checkpoints that failed
-    their check, set aside once the resume is accepted."""
+    not hold a second copy of the network and optimizer in memory). ``damaged``: ``(path, what is wrong)`` of the
+    newer checkpoints that failed their check, reported in the run's log and set aside once the resume is
+    accepted."""
 
     run_dir: str
     position: Position
@@ -191,9 +192,7 @@ def find_resume_point(cfg: dict) -> ResumePoint | None:
                        f"  - start over, deleting those results: add -o run.overwrite=true\n"
                        f"  - keep them and train a new run: -o run.name=<another name>")
     position, path, files = found
-    for _, line in damage:
-        log.warning("checkpoint damaged: %s; resuming from the previous one, %s (%s)", line, path, position)
-    point = ResumePoint(run_dir, position, path, files, tuple(p for p, _ in damage))
+    point = ResumePoint(run_dir, position, path, files, tuple(damage))
     differences = config_differences(point.state["config"], cfg)
     if differences:
         raise RunError(f"cannot resume {run_dir}: the config changes what the run computes:\n  "
@@ -253,6 +252,8 @@ class Checkpointer(paddle.callbacks.Callback):
         self._epoch_start_sampler: int | None = None
         self._epochs_run = 0
         if resume is not None:
+            for _, damage in resume.damaged:  # here, not when found: train.log is open now
+                log.warning("checkpoint damaged: %s; resuming from the previous one, %s", damage, resume.path)
             changed = _execution_changes(resume.state["config"], self.config)
             log.info("resuming %s from %s (%s)%s%s", run_dir, resume.path, resume.position,
                      "; training had finished, only the final evaluation is left" if resume.finished else "",
@@ -327,7 +328,7 @@ class Checkpointer(paddle.callbacks.Callback):
         except (ValueError, KeyError) as e:
             raise RunError(f"cannot resume from {path}: {e}") from None
         if self.rank == 0:
-            for damaged in self.resume.damaged:  # never again taken for the newest checkpoint
+            for damaged, _ in self.resume.damaged:  # never again taken for the newest checkpoint
                 log.warning("damaged checkpoint moved aside: %s", self.store.set_aside(damaged))
         ranks = state.get("rng_ranks") or [state["rng"]]  # each rank's own streams (older checkpoints: rank 0's)
         rank = paddle.distributed.get_rank()

@@ -31,7 +31,7 @@ from ..models import (create_model, find_classifier, initialize_classifier, load
 from ..tricks import install_tricks, wrap_train_step
 from . import amp as amp_module
 from .amp import convert_for_o2
-from .classes import read_classes, write_classes
+from .classes import holds_classes, read_classes, write_classes
 from .data_record import data_changes, data_record
 from .errors import RunError
 from .model import TrainStep, TransferModel
@@ -258,7 +258,7 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
         raise RunError(f"model.num_classes={num_classes} but the data has {train_set.num_classes} classes; leave "
                        f"model.num_classes null to take the data's")
     log.info("data: %d train / %d test images, %d classes", len(train_set), len(test_set), num_classes)
-    if is_main_process() and (resume is None or read_classes(run_dir) is None):  # a resumed run keeps its own
+    if is_main_process() and not holds_classes(run_dir, train_set.classes):  # the data's, checked on a resume
         write_classes(run_dir, train_set.classes, cfg["data"]["name"])
     data_cfg = cfg["data"]
     train_loader = build_loader(train_set, data_cfg["batch_size"], True, data_cfg["num_workers"],
@@ -289,7 +289,12 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
 def check_resumed_data(resume, data: dict, run_dir: str, policy: str) -> None:
     """Refuse a resume on other data than the run's (``data_record``): always for another class list (the saved
     outputs would name other classes), else unless ``train.resume_data_changed=allow``, which warns instead."""
-    saved = resume.state.get("data") or {"classes": read_classes(run_dir)}  # older checkpoints: classes.json
+    saved = resume.state.get("data")
+    if saved is None:  # a checkpoint from before data records: the run's classes.json, if it can be read
+        try:
+            saved = {"classes": read_classes(run_dir)}
+        except ValueError:
+            saved = {}
     changes = data_changes(saved, data)
     if not changes:
         return
