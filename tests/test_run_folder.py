@@ -247,8 +247,8 @@ def test_a_lock_from_another_host_is_never_taken_over(tiny_config):
 def test_two_real_trainings_into_one_run_name_one_is_refused(tmp_path, tiny_folder, tiny_pretrained):
     """Two ``train.py`` processes with ``train.resume=auto`` into one name: the second exits 1 at once with one
     error line, and the first finishes a run of its own."""
-    args = ["model.arch=resnet18", f"model.pretrained={tiny_pretrained}", "data.name=folder", f"data.root={tiny_folder}",
-            "data.image_size=32", "data.resize_size=32", "data.batch_size=12", "data.num_workers=0", "train.epochs=2",
+    args = ["model.arch=resnet18", f"model.pretrained={tiny_pretrained}", "data.name=folder",
+            f"data.root={tiny_folder}", "data.image_size=32", "data.resize_size=32", "data.batch_size=12", "data.num_workers=0", "train.epochs=2",
             "log.visualdl=false", "run.device=cpu", f"run.output_dir={tmp_path / 'out'}", "run.name=shared",
             "train.resume=auto"]
     cmd = [sys.executable, os.path.join(REPO, "train.py"), *[a for o in args for a in ("-o", o)]]

@@ -36,7 +36,9 @@ from ..core.files import atomic_write_text, fsync_path
 CHECKPOINT_DIR = "checkpoints"
 NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE = "network.pdparams", "optimizer.pdopt", "state.pdstate"
 MANIFEST_FILE = "manifest.json"
-REQUIRED = (NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE)
+#: a key of the state file saying that its checkpoint was written with a manifest (whose absence is then damage)
+MANIFESTED = "manifested"
+REQUIRED = (NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE)  #: the files of a checkpoint from before manifests
 PUBLISHED = {NETWORK_FILE: "last.pdparams", OPTIMIZER_FILE: "last.pdopt"}
 KEEP = 2  #: complete checkpoints kept: the newest and the one a resume falls back to when the newest is damaged
 _PARTIAL = ".partial"
@@ -151,9 +153,9 @@ class CheckpointStore:
         self._prune()
         return final
 
-    def verify(self, path: str) -> None:
-        """Raise ``DamagedCheckpoint`` naming the first file of the checkpoint at ``path`` that is missing or whose
-        size or SHA-256 differs from its manifest."""
+    def verify(self, path: str) -> list[str]:
+        """The names of the checkpoint's files; raises ``DamagedCheckpoint`` naming the first file of the checkpoint
+        at ``path`` that is missing or whose size or SHA-256 differs from its manifest."""
         manifest_path = os.path.join(path, MANIFEST_FILE)
         if not os.path.isfile(manifest_path):  # written before manifests: its files must at least be there
             listed = {name: None for name in REQUIRED}
@@ -163,31 +165,35 @@ class CheckpointStore:
                     listed = json.load(f)["files"]
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise DamagedCheckpoint(f"{manifest_path} is unreadable ({type(e).__name__}: {e})") from None
-        for name in REQUIRED:
-            if name not in listed:
-                raise DamagedCheckpoint(f"{os.path.join(path, name)} is not listed in its manifest")
+        if STATE_FILE not in listed:
+            raise DamagedCheckpoint(f"{manifest_path} lists no {STATE_FILE}")
         for name, expected in listed.items():
             file = os.path.join(path, name)
             if not os.path.isfile(file):
                 raise DamagedCheckpoint(f"{file} is missing")
             if expected is None:
                 continue
+            if not isinstance(expected, dict) or not {"bytes", "sha256"} <= set(expected):
+                raise DamagedCheckpoint(f"{manifest_path} is unreadable (no size and SHA-256 for {name})")
             size = os.path.getsize(file)
             if size != expected["bytes"]:
                 raise DamagedCheckpoint(f"{file} has {size} bytes, {expected['bytes']} were written")
             if file_digest(file) != expected["sha256"]:
                 raise DamagedCheckpoint(f"{file} has other bytes than were written (SHA-256 differs)")
+        return sorted(listed)
 
     def load(self, path: str) -> dict[str, object]:
         """The files of the checkpoint at ``path`` as ``{file name: object}``, verified first (``verify``)."""
-        self.verify(path)
         files = {}
-        for name in REQUIRED:
+        for name in self.verify(path):
             try:
                 files[name] = paddle.load(os.path.join(path, name))
             except Exception as e:  # a legacy checkpoint (no manifest) with a damaged file
                 raise DamagedCheckpoint(f"{os.path.join(path, name)} cannot be read "
                                         f"({type(e).__name__}: {e})") from None
+        state = files[STATE_FILE]
+        if isinstance(state, dict) and state.get(MANIFESTED) and not os.path.isfile(os.path.join(path, MANIFEST_FILE)):
+            raise DamagedCheckpoint(f"{os.path.join(path, MANIFEST_FILE)} is missing (an interrupted copy?)")
         return files
 
     def set_aside(self, path: str) -> str:

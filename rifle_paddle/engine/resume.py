@@ -30,7 +30,7 @@ from paddle.hapi.callbacks import config_callbacks
 
 from ..config import SCHEMA, absolute_paths, defaults, to_yaml
 from .amp import fp32_state_dict
-from .checkpoint_store import (CHECKPOINT_DIR, NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore,
+from .checkpoint_store import (CHECKPOINT_DIR, MANIFESTED, NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore,
                                DamagedCheckpoint, Position)
 from .errors import RunError
 from .interrupt import InterruptRequest
@@ -382,7 +382,7 @@ class Checkpointer(paddle.callbacks.Callback):
                 "metric_totals": capture_metric_totals(self.model._metrics) if mid_epoch else None,
                 "grad_scaler": capture_grad_scaler(getattr(self.model, "_scaler", None)),
                 "parameter_names": parameter_names(self.model.network),
-                "components": capture_components(self.components), "data": self.data,
+                "components": capture_components(self.components), "data": self.data, MANIFESTED: True,
             }
             network = fp32_state_dict(self.model.network, self.model._optimizer)  # AMP O2: the fp32 master weights
             require_finite(network, f"the checkpoint {self.store.path(position)}")  # never a poisoned "last good"
