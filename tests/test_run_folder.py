@@ -25,24 +25,10 @@ from rifle_paddle.engine import RunError, train
 from rifle_paddle.engine.checkpoint_store import (MANIFEST_FILE, NETWORK_FILE, STATE_FILE, CheckpointStore,
                                                   DamagedCheckpoint, Position)
 from rifle_paddle.engine.run_lock import LOCK_FILE
+from test_resume import CrashAt  # a crash (an exception out of fit) at the start of a chosen batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = "log.visualdl=false"
-
-
-class CrashAt(paddle.callbacks.Callback):
-    """A crash (an exception out of ``fit``) at the start of batch ``step`` of 0-based ``epoch``."""
-
-    def __init__(self, epoch: int, step: int):
-        super().__init__()
-        self.at, self.epoch = (epoch, step), None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, step, logs=None):
-        if (self.epoch, step) == self.at:
-            raise RuntimeError("simulated crash")
 
 
 def crashed_run(cfg, epoch: int = 1, step: int = 1) -> str:
@@ -368,3 +354,39 @@ def test_export_refuses_class_names_that_do_not_fit_the_outputs(finished_run, ca
         json.dump({"data": "folder", "classes": ["a", "b", "c", "d"]}, f)
     assert export_main([finished_run, "--out", os.path.join(finished_run, "exported")]) == 1
     assert "3 outputs but classes.json names 4 classes" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- found by the battery (docs' promises)
+def test_resume_given_a_checkpoint_folder_names_the_run_folder(tiny_config, tmp_path):
+    """``--resume output/run/checkpoints/epoch_0002`` said only "is it a run directory?"."""
+    from rifle_paddle.app.cli import train_main
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints" / "epoch_0002").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("run: {}\n")
+    with pytest.raises(SystemExit) as ended:
+        train_main(["--resume", str(run_dir / "checkpoints" / "epoch_0002")])
+    assert f"--resume takes the run folder: --resume {run_dir}" in str(ended.value.code)
+
+
+@pytest.mark.parametrize("name", ["..", "a/../..", "/tmp/elsewhere"])
+def test_a_run_name_outside_the_output_dir_is_refused(name):
+    """``run.name=..`` (with ``run.overwrite=true``) made the output folder's parent the run folder: emptied when it
+    held a config.yaml."""
+    from rifle_paddle.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="must name a folder inside run.output_dir"):
+        load_config(None, [f"run.name={name}", "run.overwrite=true"])
+
+
+def test_a_lock_that_is_not_a_file_is_named(tiny_config):
+    """A ``run.lock`` folder (made by hand, or copied) read as a lock "being written": PID ?, host ?."""
+    cfg = tiny_config(QUIET)
+    lock = os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"], LOCK_FILE)
+    os.makedirs(lock)
+    with pytest.raises(RunError, match=f"{lock} is not a file"):
+        train(cfg)
+
+
+def test_the_lock_holder_s_command_is_shortened_in_the_message():
+    from rifle_paddle.engine.run_lock import _describe
+    line = _describe({"pid": 7, "host": "h", "started": 0, "command": "train.py " + "-o a.b=c " * 100})
+    assert len(line) < 160 and line.endswith("...")

@@ -52,8 +52,9 @@ def _alive(pid: int) -> bool:
 def _describe(holder: dict) -> str:
     started = holder.get("started")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if isinstance(started, (int, float)) else "?"
-    return (f"PID {holder.get('pid', '?')} on {holder.get('host', '?')}, since {when}"
-            + (f": {holder['command']}" if holder.get("command") else ""))
+    command = str(holder.get("command") or "")
+    command = command if len(command) <= 100 else command[:97] + "..."
+    return f"PID {holder.get('pid', '?')} on {holder.get('host', '?')}, since {when}" + (f": {command}" if command else "")
 
 
 def is_stale(holder: dict, path: str) -> bool:
@@ -93,6 +94,9 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
+                if not os.path.isfile(self.path):
+                    raise RunError(f"{self.path} is not a file (a folder?): remove it, it is where a training "
+                                   f"records that it writes this run") from None
                 holder = self._holder()
                 if holder == {}:  # released meanwhile: take it
                     continue
@@ -106,6 +110,9 @@ class RunLock:
                     os.remove(self.path)
                 except FileNotFoundError:
                     pass
+                except OSError as e:  # not a file (a folder someone made), or a folder that cannot be written
+                    raise RunError(f"cannot take the lock {self.path}: {e.strerror or e}; remove it, or choose "
+                                   f"another -o run.name=...") from None
                 continue
             except OSError as e:
                 raise RunError(f"cannot write into the run directory {self.run_dir}: {e.strerror or e}"
