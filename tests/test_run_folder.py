@@ -390,3 +390,24 @@ def test_the_lock_holder_s_command_is_shortened_in_the_message():
     from rifle_paddle.engine.run_lock import _describe
     line = _describe({"pid": 7, "host": "h", "started": 0, "command": "train.py " + "-o a.b=c " * 100})
     assert len(line) < 160 and line.endswith("...")
+
+
+def test_an_overwrite_that_cannot_start_gives_the_old_run_back(tiny_config, tmp_path):
+    """``run.overwrite=true`` emptied the folder before the data and the weights were checked: a typo in the new
+    command (here a damaged pretrained file) cost the old run, and left nothing in its place."""
+    from rifle_paddle.models import PretrainedWeightsError
+    run_dir = train(tiny_config(QUIET, "train.epochs=1"))["run_dir"]
+    with open(os.path.join(run_dir, "eval.json"), "w") as f:  # an evaluation of the old run
+        f.write("{}")
+    before = {name: read(os.path.join(run_dir, name)) for name in os.listdir(run_dir)
+              if os.path.isfile(os.path.join(run_dir, name))}
+    bad = tmp_path / "bad.pdparams"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises((PretrainedWeightsError, RunError, ValueError)):
+        train(tiny_config(QUIET, "train.epochs=1", "run.overwrite=true", f"model.pretrained={bad}"))
+    after = {name: read(os.path.join(run_dir, name)) for name in os.listdir(run_dir)
+             if os.path.isfile(os.path.join(run_dir, name))}
+    assert after == before
+    assert sorted(os.listdir(run_dir)) == sorted(set(before) | {"checkpoints"} | ({"vdl"} & set(os.listdir(run_dir))))
+    train(tiny_config(QUIET, "train.epochs=1", "run.overwrite=true", "train.save_best=false"))
+    assert "best.pdparams" not in os.listdir(run_dir) and ".replaced" not in os.listdir(run_dir)

@@ -104,18 +104,30 @@ def target_run_dir(cfg: dict) -> str:
     return os.path.abspath(run_dir_of(cfg) or os.path.join(cfg["run"]["output_dir"], run_name(cfg)))
 
 
+#: where an overwritten run's files wait until the new run has started (and go back if it does not)
+REPLACED = ".replaced"
+
+
 def _contents(run_dir: str) -> list[str]:
-    """The folder's entries, but for the lock this command holds."""
-    return [e for e in os.listdir(run_dir) if e != LOCK_FILE] if os.path.isdir(run_dir) else []
+    """The folder's entries, but for the lock this command holds and an overwritten run set aside."""
+    if not os.path.isdir(run_dir):
+        return []
+    return [e for e in os.listdir(run_dir) if e not in (LOCK_FILE, REPLACED)]
+
+
+def _remove(path: str) -> None:
+    shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
 
 
 def prepare_run_dir(cfg: dict, restart: bool = False, run_dir: str | None = None) -> str:
     """Create the run directory for a new run.
 
     A non-empty directory is refused unless ``run.overwrite`` (or ``restart``: ``train.resume=auto`` found no
-    checkpoint and no result in it, a job killed before its first checkpoint). Then everything in it is removed
-    first, so that nothing of the old run (its ``best.pdparams``, an ``eval.json``, its ``train.log``) can be taken
-    for the new run's. Only a run directory (one with a ``config.yaml``) is ever emptied."""
+    checkpoint and no result in it, a job killed before its first checkpoint). Then everything in it is moved into
+    ``<run>/.replaced/``, so that nothing of the old run (its ``best.pdparams``, an ``eval.json``, its ``train.log``)
+    can be taken for the new run's; it is deleted once the new run has started, and put back if the new run
+    cannot start (``discarded_on_failure``): a broken command never costs the old run. Only a run directory (one
+    with a ``config.yaml``) is ever emptied."""
     run_dir = run_dir or os.path.join(cfg["run"]["output_dir"], run_name(cfg))
     if not is_main_process():  # only rank 0 writes; the others would see rank 0's fresh files
         return run_dir
@@ -127,28 +139,40 @@ def prepare_run_dir(cfg: dict, restart: bool = False, run_dir: str | None = None
             raise RunError(f"{run_dir} is not a run directory (no config.yaml): refusing to empty it; choose "
                            f"another -o run.name=... or run.output_dir")
         close_log_file()  # a process that trained the old run (a sweep, a notebook) may still hold its train.log
+        aside = os.path.join(run_dir, REPLACED)
+        if os.path.lexists(aside):  # left by an overwrite killed while starting: the run it was asked to replace
+            _remove(aside)
+        os.makedirs(aside)
         for entry in _contents(run_dir):
-            path = os.path.join(run_dir, entry)
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+            os.rename(os.path.join(run_dir, entry), os.path.join(aside, entry))
     os.makedirs(run_dir, exist_ok=True)
     return run_dir
 
 
 @contextlib.contextmanager
 def discarded_on_failure(run_dir: str, new_run: bool):
-    """Remove a new run's directory when its start fails (empty data, wrong class count, a bad pretrained file):
-    what it wrote (``config.yaml``, ``train.log``) is no run, and would make the corrected command be refused as
-    "not empty". A resumed run's directory is never touched."""
+    """Remove a new run's files when its start fails (empty data, wrong class count, a bad pretrained file): what
+    it wrote (``config.yaml``, ``train.log``) is no run, and would make the corrected command be refused as "not
+    empty"; an overwritten run set aside by ``prepare_run_dir`` is put back, and deleted only once the new run has
+    started. A resumed run's directory is never touched."""
+    aside = os.path.join(run_dir, REPLACED)
     try:
         yield
     except BaseException:
         if new_run and is_main_process() and os.path.isdir(run_dir):
             close_log_file()
             for entry in _contents(run_dir):  # the lock stays until the command ends (it removes the folder)
-                path = os.path.join(run_dir, entry)
-                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
-            log.info("the run did not start; removed %s", run_dir)
+                _remove(os.path.join(run_dir, entry))
+            if os.path.isdir(aside):
+                for entry in os.listdir(aside):
+                    os.rename(os.path.join(aside, entry), os.path.join(run_dir, entry))
+                os.rmdir(aside)
+                log.info("the run did not start; %s is as it was before", run_dir)
+            else:
+                log.info("the run did not start; removed %s", run_dir)
         raise
+    if new_run and is_main_process() and os.path.isdir(aside):
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def run_config_yaml(cfg: dict) -> str:
