@@ -22,7 +22,6 @@ truncate) can never change the checkpoint a resume continues from.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from typing import NamedTuple
 
 import paddle
 
-from ..core.files import atomic_write_text, fsync_path
+from ..core.files import atomic_write_text, file_digest, fsync_path
 
 CHECKPOINT_DIR = "checkpoints"
 NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE = "network.pdparams", "optimizer.pdopt", "state.pdstate"
@@ -72,15 +71,6 @@ class Position(NamedTuple):
         if not self.step:
             return f"the start of epoch {self.epoch + 1}"
         return f"epoch {self.epoch + 1} after {self.step} batch{'es' if self.step > 1 else ''}"
-
-
-def file_digest(path: str) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _publish(source: str, target: str) -> None:
