@@ -411,3 +411,16 @@ def test_an_overwrite_that_cannot_start_gives_the_old_run_back(tiny_config, tmp_
     assert sorted(os.listdir(run_dir)) == sorted(set(before) | {"checkpoints"} | ({"vdl"} & set(os.listdir(run_dir))))
     train(tiny_config(QUIET, "train.epochs=1", "run.overwrite=true", "train.save_best=false"))
     assert "best.pdparams" not in os.listdir(run_dir) and ".replaced" not in os.listdir(run_dir)
+
+
+def test_a_checkpoint_from_before_manifests_and_data_records_still_resumes(tiny_config):
+    """Runs interrupted under the previous version: no manifest.json, no data record in the state."""
+    run_dir = crashed_run(tiny_config(QUIET))
+    store = CheckpointStore(run_dir)
+    for _, path in store.complete():
+        os.remove(os.path.join(path, MANIFEST_FILE))
+        state = paddle.load(os.path.join(path, STATE_FILE))
+        for key in ("data", "manifested"):
+            state.pop(key)
+        paddle.save(state, os.path.join(path, STATE_FILE))
+    assert train(tiny_config(QUIET, "train.resume=auto"))["steps"] == 2 * 3
