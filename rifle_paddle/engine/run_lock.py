@@ -40,6 +40,8 @@ def _start_ticks(pid: int) -> str | None:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) sends CTRL_C_EVENT there: never assume a Windows holder is gone
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
