@@ -279,8 +279,8 @@ def test_ctrl_c_saves_mid_epoch_exits_cleanly_and_resumes_exactly(workspace, ref
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 130, out[-2000:]
     assert "Traceback" not in out
-    assert f"resume with: python train.py --resume {run_dir}" in out
-    (position, path), = CheckpointStore(run_dir).complete()  # the epoch checkpoint before it is pruned
+    assert f"resume with: python {os.path.join(REPO, 'train.py')} --resume {run_dir}" in out  # as it was run
+    position, path = CheckpointStore(run_dir).latest()
     assert position.step >= 1 and path in out  # saved in the middle of an epoch
     assert train_main(["--resume", run_dir]) == 0
     assert_same_run(run_dir, reference)
@@ -296,8 +296,8 @@ def test_sigterm_is_a_preemption_it_saves_exits_143_and_resumes_exactly(workspac
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 143, out[-2000:]
     assert "Traceback" not in out and "interrupted (SIGTERM)" in out, out[-2000:]
-    assert f"resume with: python train.py --resume {run_dir}" in out
-    (position, path), = CheckpointStore(run_dir).complete()
+    assert f"resume with: python {os.path.join(REPO, 'train.py')} --resume {run_dir}" in out
+    position, path = CheckpointStore(run_dir).latest()
     assert position.step >= 1 and path in out  # saved in the middle of an epoch
     assert train_main(["--resume", run_dir]) == 0
     assert_same_run(run_dir, reference)
@@ -340,12 +340,12 @@ def test_a_resume_that_changes_the_run_is_refused_with_every_difference(workspac
 def test_resume_without_a_checkpoint_fails_clearly(tmp_path, workspace):
     empty = tmp_path / "empty_run"
     empty.mkdir()
-    with pytest.raises(RunError, match="no complete checkpoint"):
+    with pytest.raises(RunError, match="no intact checkpoint"):
         train(load_config(None, run_overrides(workspace, "x") + [f"train.resume={empty}"]))
 
 
 # ------------------------------------------------------------------------------------------------ the store
-def test_store_commits_atomically_ignores_partial_writes_and_keeps_only_the_newest(tmp_path):
+def test_store_commits_atomically_ignores_partial_writes_and_keeps_the_newest_two(tmp_path):
     store = CheckpointStore(str(tmp_path))
     weights = {"w": paddle.ones([2])}
     store.save(Position(1), {"network.pdparams": weights, STATE_FILE: {"n": 1}})
@@ -354,8 +354,8 @@ def test_store_commits_atomically_ignores_partial_writes_and_keeps_only_the_newe
     os.makedirs(os.path.join(store.root, Position(3).name))
     assert store.latest() == (Position(1), os.path.join(store.root, Position(1).name))
     path = store.save(Position(2, 5), {"network.pdparams": {"w": paddle.full([2], 2.0)}, STATE_FILE: {"n": 2}})
-    assert [p for p, _ in store.complete()] == [Position(2, 5)]
-    assert sorted(os.listdir(store.root)) == [Position(2, 5).name]  # older and aborted ones are gone
+    assert [p for p, _ in store.complete()] == [Position(1), Position(2, 5)]  # the previous one is the fallback
+    assert sorted(os.listdir(store.root)) == [Position(1).name, Position(2, 5).name]  # aborted ones are gone
     assert store.load(path)[STATE_FILE] == {"n": 2}
     published = paddle.load(str(tmp_path / "last.pdparams"))
     np.testing.assert_array_equal(published["w"].numpy(), [2.0, 2.0])

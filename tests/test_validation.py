@@ -69,7 +69,7 @@ def test_wrong_nesting_and_unknown_sections_get_a_suggestion(tmp_path):
     (["rifle.enabled=true", "train.epochs=10", "rifle.epochs=[8]", "rifle.min_tail_epochs=5"],
      "fall in the last rifle.min_tail_epochs=5 epochs"),
     (["data.name=filelist"], "data.name=filelist needs data.train_list and data.test_list"),
-    (["model.arch=resnet5"], "model.arch: unknown model 'resnet5' (did you mean resnet50"),
+    (["model.arch=resnet5"], "model.arch: unknown architecture 'resnet5' (did you mean resnet50"),
     (["data.name=cub_200"], "data.name: unknown data set 'cub_200' (did you mean cub200?)"),
 ])
 def test_incompatible_combinations(overrides, message):

@@ -54,8 +54,20 @@ def _apply_resume(args) -> None:
     if args.config is None:
         args.config = os.path.join(args.resume, "config.yaml")
         if not os.path.isfile(args.config):
-            sys.exit(f"error: --resume {args.resume}: no config.yaml there (is it a run directory?)")
+            run = _enclosing_run(args.resume)
+            hint = f"; --resume takes the run folder: --resume {run}" if run else " (is it a run directory?)"
+            sys.exit(f"error: --resume {args.resume}: no config.yaml there{hint}")
     args.override.append(f"train.resume={json.dumps(args.resume)}")  # quoted: a path is never read as a number
+
+
+def _enclosing_run(path: str) -> str | None:
+    """The run folder above ``path`` (a checkpoint or a file of the run given to ``--resume``), if any."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent != os.path.dirname(parent):
+        if os.path.isfile(os.path.join(parent, "config.yaml")):
+            return parent
+        parent = os.path.dirname(parent)
+    return None
 
 
 def _handle_info(args, cfg: dict) -> bool:

@@ -8,6 +8,7 @@ configs works on a machine without the data or the GPU. ``train(cfg)`` runs them
 from __future__ import annotations
 
 import os
+import re
 
 from .schema import ConfigError
 
@@ -69,6 +70,11 @@ def _execution_problems(cfg: dict) -> list[str]:
     if train["resume"] == "auto" and not run["name"]:
         problems.append("train.resume=auto needs run.name: the run to continue is <run.output_dir>/<run.name> "
                         "(the default name has a timestamp and never matches)")
+    name = run["name"]
+    if isinstance(name, str) and (os.path.isabs(name) or not name.strip()
+                                  or any(part in (".", "..") for part in re.split(r"[\\/]", name))):
+        problems.append(f"run.name={name!r} must name a folder inside run.output_dir (no '..', '.', or absolute "
+                        f"path): a run writes, and with run.overwrite empties, <run.output_dir>/<run.name>")
     if data["name"] == "filelist":
         missing = [k for k in ("train_list", "test_list") if not data[k]]
         if missing:

@@ -240,10 +240,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "log_freq": Field(10, INT, "Progress-bar refresh, in steps.", check=_positive),
         "save_best": Field(True, BOOL, "Keep the checkpoint with the best test top-1 as best.pdparams."),
         "resume": Field(None, STR, "Continue an interrupted run from its newest checkpoint: a run directory, or "
-                        "'auto' (<output_dir>/<name> if it has a checkpoint, else start it). The config must match "
+                        "'auto' (<output_dir>/<name> if it has a checkpoint; starts it if it holds no result yet, "
+                        "refuses a folder with results but no intact checkpoint). The config must match "
                         "the run's except for execution keys (num_workers, device, log/eval frequency, ...). "
                         "`train.py --resume <run dir>` sets it and reads the run's config.yaml.", nullable=True,
                         path_words=("auto",)),
+        "resume_data_changed": Field("refuse", STR, "A resume whose data differs from the run's (images added or "
+                                     "removed, per-class counts, file list: recorded in every checkpoint): 'refuse' "
+                                     "it, or 'allow' it with a warning (the rest of the run is then not the run "
+                                     "that stopped). Another class list is always refused.",
+                                     choices=("refuse", "allow")),
         "nan_policy": Field("stop", STR, "On a NaN/Inf training loss: 'stop' the run (naming the step and the last "
                             "good checkpoint) or 'skip' the batch without an optimizer step (counted in "
                             "metrics.json; 10 in a row still stop).", choices=("stop", "skip")),

@@ -3,6 +3,7 @@
 a failed write removes its temporary file."""
 from __future__ import annotations
 
+import hashlib
 import os
 
 import paddle
@@ -52,3 +53,12 @@ def atomic_write_text(text: str, path: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
     _written(f"{path}.tmp{os.getpid()}", path, write)
+
+
+def file_digest(path: str, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``hashlib`` algorithm), read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -62,6 +62,29 @@ def _crop_bottom(cfg: dict) -> int:
     return BANNER_ROWS if data["name"] == "fgvc_aircraft" and data.get("remove_banner", True) else 0
 
 
+def _check_out(out_dir: str) -> None:
+    """The export folder may not be a run folder (its ``classes.json`` and weights are the run's) nor a file."""
+    if os.path.isfile(os.path.join(out_dir, "config.yaml")):
+        raise RunError(f"--out {out_dir} is a run folder: an export there would replace its {CLASSES_FILE}; name a "
+                       f"folder of its own, e.g. {os.path.join(out_dir, 'export')}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise RunError(f"--out {out_dir} is a file, not a folder")
+
+
+def _check_class_names(classes: list[str] | None, state: dict, network, head: str, weights_path: str) -> None:
+    """The class names must be as many as the weights' outputs, or the exported model names the wrong classes."""
+    from ..models import find_classifier
+    name, _ = find_classifier(network, head)
+    saved = state.get(f"{name}.weight")
+    if classes is None or saved is None:
+        return
+    outputs = list(saved.shape)[-1]
+    if outputs != len(classes):
+        raise RunError(f"{weights_path} has {outputs} outputs but {CLASSES_FILE} names {len(classes)} classes: the "
+                       f"exported model would name the wrong classes; export the weights of the run that wrote "
+                       f"this {CLASSES_FILE}")
+
+
 def export_run(run_dir: str, out_dir: str | None = None, weights: str = "best") -> str:
     """Export ``run_dir``'s network with ``weights`` (best, last or a .pdparams path) to ``out_dir``; returns it."""
     import paddle
@@ -72,6 +95,8 @@ def export_run(run_dir: str, out_dir: str | None = None, weights: str = "best") 
     if not os.path.isdir(run_dir):
         raise RunError(f"run directory not found: {run_dir}")
     cfg = _run_config(run_dir)
+    out_dir = out_dir or os.path.join(run_dir, "export")
+    _check_out(out_dir)
     weights_path = _weights(run_dir, weights)
     state = paddle.load(weights_path)
     run_classes = read_classes(run_dir)
@@ -80,10 +105,10 @@ def export_run(run_dir: str, out_dir: str | None = None, weights: str = "best") 
         raise RunError(f"cannot tell the number of classes of {run_dir}: neither its config, metrics.json nor "
                        f"{CLASSES_FILE} says; pass -o model.num_classes=... when training")
     network = create_model(cfg["model"]["arch"], num_classes=num_classes)
+    _check_class_names(run_classes, state, network, cfg["model"]["head"], weights_path)
     network.set_state_dict(state_in_dtypes_of(network, state))
     network.eval()
     pre = Preprocessing.from_data_config(cfg["data"], _crop_bottom(cfg))
-    out_dir = out_dir or os.path.join(run_dir, "export")
     os.makedirs(out_dir, exist_ok=True)
     paddle.jit.save(network, os.path.join(out_dir, MODEL_PREFIX),
                     input_spec=[InputSpec([None, 3, pre.crop, pre.crop], "float32", "image")])

@@ -30,3 +30,12 @@ def read_classes(folder: str) -> list[str] | None:
         return None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{os.path.join(folder, CLASSES_FILE)} is not a class list: {e}") from None
+
+
+def holds_classes(folder: str, classes: list) -> bool:
+    """Whether ``folder``'s ``classes.json`` is readable and names exactly ``classes`` (a resumed run rewrites it
+    only when it is not: missing, or damaged)."""
+    try:
+        return read_classes(folder) == [str(c) for c in classes]
+    except ValueError:
+        return False

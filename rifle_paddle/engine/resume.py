@@ -17,9 +17,11 @@ interrupted run would have seen.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import sys
 from typing import NamedTuple
 
 import paddle
@@ -28,7 +30,8 @@ from paddle.hapi.callbacks import config_callbacks
 
 from ..config import SCHEMA, absolute_paths, defaults, to_yaml
 from .amp import fp32_state_dict
-from .checkpoint_store import NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore, Position
+from .checkpoint_store import (CHECKPOINT_DIR, MANIFESTED, NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore,
+                               DamagedCheckpoint, Position)
 from .errors import RunError
 from .interrupt import InterruptRequest
 from .multicard import gather, resumed_step, world_size
@@ -46,7 +49,7 @@ STATE_FORMAT = 1
 EXECUTION_KEYS = frozenset({
     "run.name", "run.cell", "run.output_dir", "run.overwrite", "run.device", "run.cpu_threads", "model.checkpoint", "data.root",
     "data.num_workers", "data.eval_batch_size", "data.strict", "train.eval_freq", "train.log_freq",
-    "train.save_best", "train.resume", "train.nan_policy", "log.visualdl"})
+    "train.save_best", "train.resume", "train.resume_data_changed", "train.nan_policy", "log.visualdl"})
 
 
 class TrainingInterrupted(Exception):
@@ -59,19 +62,29 @@ class TrainingInterrupted(Exception):
 
 
 
+def train_command() -> str:
+    """The training command as the user typed it: ``python <path>/train.py`` for the script, else the installed
+    ``rifle-train`` (also for the library called from Python, whose users have that command)."""
+    prog = sys.argv[0] if sys.argv else ""
+    return f"python {prog}" if os.path.basename(prog) == "train.py" else "rifle-train"
+
+
 def resume_command(run_dir: str) -> str:
-    return f"python train.py --resume {run_dir}"
+    return f"{train_command()} --resume {run_dir}"
 
 
 # ------------------------------------------------------------------------------------------------- where to resume
 class ResumePoint(NamedTuple):
-    """The newest complete checkpoint of a run, loaded (``files`` is emptied once restored, so that the run does
-    not hold a second copy of the network and optimizer in memory)."""
+    """The newest intact checkpoint of a run, loaded (``files`` is emptied once restored, so that the run does
+    not hold a second copy of the network and optimizer in memory). ``damaged``: ``(path, what is wrong)`` of the
+    newer checkpoints that failed their check, reported in the run's log and set aside once the resume is
+    accepted."""
 
     run_dir: str
     position: Position
     path: str
     files: dict
+    damaged: tuple = ()
 
     @property
     def state(self) -> dict:
@@ -106,31 +119,80 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     return problems
 
 
-def find_resume_point(cfg: dict) -> ResumePoint | None:
-    """The checkpoint ``train.resume`` asks to continue from, or None to start the run.
-
-    ``auto`` continues ``<run.output_dir>/<run.name>`` if it holds a checkpoint and starts it otherwise; a path
-    must hold one. Raises ``RunError`` when the checkpoint is missing or the config changes the run's meaning.
-    """
+def run_dir_of(cfg: dict) -> str | None:
+    """The run folder ``train.resume`` names (``auto``: ``<run.output_dir>/<run.name>``), None for a new run."""
     spec = cfg["train"]["resume"]
     if spec is None:
         return None
-    auto = spec == "auto"
-    run_dir = os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"] or "") if auto else spec
-    latest = CheckpointStore(run_dir).latest()
-    if latest is None:
-        if auto:
-            return None
-        raise RunError(f"train.resume={spec}: no complete checkpoint in {os.path.join(run_dir, 'checkpoints')} "
-                       f"(a run writes its first one when its second epoch starts, or on Ctrl-C)")
-    position, path = latest
+    return os.path.join(cfg["run"]["output_dir"], cfg["run"]["name"] or "") if spec == "auto" else spec
+
+
+def recorded_results(run_dir: str) -> list[str]:
+    """What of a run folder is a result a restart would delete: recorded epochs, weights, checkpoints."""
+    found = [name for name in ("best.pdparams", "last.pdparams", "last.pdopt")
+             if os.path.isfile(os.path.join(run_dir, name))]
     try:
-        point = ResumePoint(run_dir, position, path, CheckpointStore(run_dir).load(path))
-    except Exception as e:  # a damaged file: name it rather than show Paddle's unpickling traceback
-        raise RunError(f"cannot read the checkpoint {path}: {type(e).__name__}: {e}") from None
-    if point.state.get("format") != STATE_FORMAT:
-        raise RunError(f"{path} was written by an incompatible version (format {point.state.get('format')}, "
-                       f"expected {STATE_FORMAT})")
+        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
+            epochs = len(json.load(f).get("epochs") or [])
+        if epochs:
+            found.insert(0, f"metrics.json ({epochs} epoch{'s' if epochs > 1 else ''})")
+    except (OSError, ValueError, AttributeError):
+        pass
+    root = os.path.join(run_dir, CHECKPOINT_DIR)
+    if os.path.isdir(root) and os.listdir(root):
+        found.append(f"{CHECKPOINT_DIR}/ ({', '.join(sorted(os.listdir(root)))})")
+    return found
+
+
+def _load_newest_intact(run_dir: str) -> tuple[tuple[Position, str, dict] | None, list[str]]:
+    """The newest checkpoint that passes its check, as ``(position, path, files)``, and every newer one's damage
+    (``(checkpoint path, what is wrong, naming the file)``)."""
+    store, damage = CheckpointStore(run_dir), []
+    for position, path in reversed(store.complete()):
+        try:
+            files = store.load(path)
+        except DamagedCheckpoint as e:
+            damage.append((path, str(e)))
+            continue
+        if files[STATE_FILE].get("format") != STATE_FORMAT:
+            damage.append((path, f"{path} was written by an incompatible version (format "
+                                 f"{files[STATE_FILE].get('format')}, expected {STATE_FORMAT})"))
+            continue
+        return (position, path, files), damage
+    return None, damage
+
+
+def find_resume_point(cfg: dict) -> ResumePoint | None:
+    """The checkpoint ``train.resume`` asks to continue from, or None to start the run.
+
+    The newest checkpoint whose files match their manifest; a damaged newer one is reported and the previous one
+    taken, with a warning. ``auto`` starts the run when its folder holds no checkpoint and no result (a job killed
+    before its first checkpoint), and refuses, with the choices, a folder whose results a restart would delete. A
+    path must hold an intact checkpoint. Raises ``RunError`` when it cannot resume, or when the config changes the
+    run's meaning.
+    """
+    run_dir = run_dir_of(cfg)
+    if run_dir is None:
+        return None
+    spec = cfg["train"]["resume"]
+    found, damage = _load_newest_intact(run_dir)
+    checkpoints = os.path.join(run_dir, CHECKPOINT_DIR)
+    if found is None:
+        said = "".join(f"\n  - damaged: {d}" for _, d in damage)
+        if spec != "auto":
+            raise RunError(f"train.resume={spec}: no intact checkpoint in {checkpoints} (a run writes one at the "
+                           f"start of every epoch, and on Ctrl-C){said}")
+        results = recorded_results(run_dir) if os.path.isdir(run_dir) else []
+        if not results or cfg["run"]["overwrite"]:
+            return None
+        raise RunError(f"train.resume=auto: {run_dir} holds results ({', '.join(results)}) but no intact "
+                       f"checkpoint to continue from, and starting over would delete them{said}\nChoose:\n"
+                       f"  - continue: put an intact copy of its {CHECKPOINT_DIR}/ folder back (an interrupted "
+                       f"copy?) and run the same command again\n"
+                       f"  - start over, deleting those results: add -o run.overwrite=true\n"
+                       f"  - keep them and train a new run: -o run.name=<another name>")
+    position, path, files = found
+    point = ResumePoint(run_dir, position, path, files, tuple(damage))
     differences = config_differences(point.state["config"], cfg)
     if differences:
         raise RunError(f"cannot resume {run_dir}: the config changes what the run computes:\n  "
@@ -166,8 +228,10 @@ class Checkpointer(paddle.callbacks.Callback):
     inside ``with checkpointer.interrupt:`` so that Ctrl-C saves and stops.
     """
 
-    def __init__(self, run_dir: str, train_loader, config: dict, resume: ResumePoint | None = None, rank: int = 0):
+    def __init__(self, run_dir: str, train_loader, config: dict, resume: ResumePoint | None = None, rank: int = 0,
+                 data: dict | None = None):
         super().__init__()
+        self.data = data  # what the run trains and tests on (``data_record``), checked by a later resume
         self.run_dir, self.train_loader, self.resume, self.rank = run_dir, train_loader, resume, rank
         self.store = CheckpointStore(run_dir)
         self.config = plain_config(config)
@@ -188,6 +252,8 @@ class Checkpointer(paddle.callbacks.Callback):
         self._epoch_start_sampler: int | None = None
         self._epochs_run = 0
         if resume is not None:
+            for _, damage in resume.damaged:  # here, not when found: train.log is open now
+                log.warning("checkpoint damaged: %s; resuming from the previous one, %s", damage, resume.path)
             changed = _execution_changes(resume.state["config"], self.config)
             log.info("resuming %s from %s (%s)%s%s", run_dir, resume.path, resume.position,
                      "; training had finished, only the final evaluation is left" if resume.finished else "",
@@ -225,7 +291,7 @@ class Checkpointer(paddle.callbacks.Callback):
         train_cfg, name = self.config["train"], os.path.basename(os.path.normpath(self.run_dir))
         lower = f"{train_cfg['lr'] / 10:g}"
         ways = [f"  - a new run with a lower learning rate or gradient clipping (--resume cannot change them): "
-                f"python train.py -c {os.path.join(self.run_dir, 'config.yaml')} -o train.lr={lower} "
+                f"{train_command()} -c {os.path.join(self.run_dir, 'config.yaml')} -o train.lr={lower} "
                 f"-o run.name={name}-lr{lower}" + ("" if train_cfg["grad_clip"] else " (and/or -o train.grad_clip=1.0)")]
         if "loss" in str(error) and self.last_checkpoint is not None:  # not for weights: no policy continues those
             ways.append(f"  - if a rare bad batch caused it: {resume_command(self.run_dir)} -o train.nan_policy=skip "
@@ -239,7 +305,7 @@ class Checkpointer(paddle.callbacks.Callback):
 
     def last_checkpoint_hint(self) -> str:
         if self.last_checkpoint is None:
-            return "no checkpoint was written yet (the first one is written when the second epoch starts)"
+            return "no checkpoint was written yet (the first one is written when the first epoch starts)"
         return f"last good checkpoint: {self.last_checkpoint} (continue with {resume_command(self.run_dir)})"
 
     # -- hapi events --------------------------------------------------------------------------------------------
@@ -261,6 +327,9 @@ class Checkpointer(paddle.callbacks.Callback):
                 restore_metric_totals(self.model._metrics, state["metric_totals"])
         except (ValueError, KeyError) as e:
             raise RunError(f"cannot resume from {path}: {e}") from None
+        if self.rank == 0:
+            for damaged, _ in self.resume.damaged:  # never again taken for the newest checkpoint
+                log.warning("damaged checkpoint moved aside: %s", self.store.set_aside(damaged))
         ranks = state.get("rng_ranks") or [state["rng"]]  # each rank's own streams (older checkpoints: rank 0's)
         rank = paddle.distributed.get_rank()
         self._pending = {"rng": ranks[rank] if rank < len(ranks) else None, "sampler_epoch": state["sampler_epoch"]}
@@ -272,10 +341,9 @@ class Checkpointer(paddle.callbacks.Callback):
                 restore_rng(self._pending["rng"])
             set_sampler_epoch(self.train_loader, self._pending["sampler_epoch"])
             self._pending = None
-        else:
+        else:  # every epoch start, the first too: a run with results always has a checkpoint to continue from
             self.epoch, self.step = epoch, 0
-            if epoch > 0:
-                self._save()
+            self._save()
         self._epoch_start_rng = capture_rng()
         self._epoch_start_sampler = sampler_epoch(self.train_loader)
         self._epochs_run += 1
@@ -314,7 +382,7 @@ class Checkpointer(paddle.callbacks.Callback):
                 "metric_totals": capture_metric_totals(self.model._metrics) if mid_epoch else None,
                 "grad_scaler": capture_grad_scaler(getattr(self.model, "_scaler", None)),
                 "parameter_names": parameter_names(self.model.network),
-                "components": capture_components(self.components),
+                "components": capture_components(self.components), "data": self.data, MANIFESTED: True,
             }
             network = fp32_state_dict(self.model.network, self.model._optimizer)  # AMP O2: the fp32 master weights
             require_finite(network, f"the checkpoint {self.store.path(position)}")  # never a poisoned "last good"

@@ -32,14 +32,16 @@ from ..models import (create_model, find_classifier, initialize_classifier, load
 from ..tricks import install_tricks, wrap_train_step
 from . import amp as amp_module
 from .amp import convert_for_o2
-from .classes import write_classes
+from .classes import holds_classes, read_classes, write_classes
+from .data_record import data_changes, data_record
 from .errors import RunError
 from .model import TrainStep, TransferModel
 from .multicard import (SameStatisticsOnEveryRank, configure_batch_norm, init_process_group, rank_seed,
                         world_size)
 from .nonfinite import NonFiniteLossError, NonFiniteLossGuard
 from .optim import build_lr_scheduler, build_optimizer
-from .resume import Checkpointer, find_resume_point
+from .resume import Checkpointer, find_resume_point, run_dir_of
+from .run_lock import LOCK_FILE, RunLock
 
 log = logging.getLogger("rifle_paddle")
 
@@ -97,17 +99,40 @@ def run_name(cfg: dict) -> str:
     return f"{stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_run_dir(cfg: dict, restart: bool = False) -> str:
+def target_run_dir(cfg: dict) -> str:
+    """The run folder this command writes: the one ``train.resume`` names, else ``<run.output_dir>/<run.name>``
+    (a new name with a timestamp when run.name is not set)."""
+    return os.path.abspath(run_dir_of(cfg) or os.path.join(cfg["run"]["output_dir"], run_name(cfg)))
+
+
+#: where an overwritten run's files wait until the new run has started (and go back if it does not)
+REPLACED = ".replaced"
+
+
+def _contents(run_dir: str) -> list[str]:
+    """The folder's entries, but for the lock this command holds and an overwritten run set aside."""
+    if not os.path.isdir(run_dir):
+        return []
+    return [e for e in os.listdir(run_dir) if e not in (LOCK_FILE, REPLACED)]
+
+
+def _remove(path: str) -> None:
+    shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+
+
+def prepare_run_dir(cfg: dict, restart: bool = False, run_dir: str | None = None) -> str:
     """Create the run directory for a new run.
 
     A non-empty directory is refused unless ``run.overwrite`` (or ``restart``: ``train.resume=auto`` found no
-    checkpoint in it, a job killed before its first one). Then everything in it is removed first, so that nothing
-    of the old run (its ``best.pdparams``, an ``eval.json``, its ``train.log``) can be taken for the new run's. Only
-    a run directory (one with a ``config.yaml``) is ever emptied."""
-    run_dir = os.path.join(cfg["run"]["output_dir"], run_name(cfg))
+    checkpoint and no result in it, a job killed before its first checkpoint). Then everything in it is moved into
+    ``<run>/.replaced/``, so that nothing of the old run (its ``best.pdparams``, an ``eval.json``, its ``train.log``)
+    can be taken for the new run's; it is deleted once the new run has started, and put back if the new run
+    cannot start (``discarded_on_failure``): a broken command never costs the old run. Only a run directory (one
+    with a ``config.yaml``) is ever emptied."""
+    run_dir = run_dir or os.path.join(cfg["run"]["output_dir"], run_name(cfg))
     if not is_main_process():  # only rank 0 writes; the others would see rank 0's fresh files
         return run_dir
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
+    if _contents(run_dir):
         if not (cfg["run"]["overwrite"] or restart):
             raise RunError(f"run directory {run_dir} already exists and is not empty; choose another "
                            f"-o run.name=..., or pass -o run.overwrite=true to write over it")
@@ -115,26 +140,40 @@ def prepare_run_dir(cfg: dict, restart: bool = False) -> str:
             raise RunError(f"{run_dir} is not a run directory (no config.yaml): refusing to empty it; choose "
                            f"another -o run.name=... or run.output_dir")
         close_log_file()  # a process that trained the old run (a sweep, a notebook) may still hold its train.log
-        for entry in os.listdir(run_dir):
-            path = os.path.join(run_dir, entry)
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+        aside = os.path.join(run_dir, REPLACED)
+        if os.path.lexists(aside):  # left by an overwrite killed while starting: the run it was asked to replace
+            _remove(aside)
+        os.makedirs(aside)
+        for entry in _contents(run_dir):
+            os.rename(os.path.join(run_dir, entry), os.path.join(aside, entry))
     os.makedirs(run_dir, exist_ok=True)
     return run_dir
 
 
 @contextlib.contextmanager
 def discarded_on_failure(run_dir: str, new_run: bool):
-    """Remove a new run's directory when its start fails (empty data, wrong class count, a bad pretrained file):
-    what it wrote (``config.yaml``, ``train.log``) is no run, and would make the corrected command be refused as
-    "not empty". A resumed run's directory is never touched."""
+    """Remove a new run's files when its start fails (empty data, wrong class count, a bad pretrained file): what
+    it wrote (``config.yaml``, ``train.log``) is no run, and would make the corrected command be refused as "not
+    empty"; an overwritten run set aside by ``prepare_run_dir`` is put back, and deleted only once the new run has
+    started. A resumed run's directory is never touched."""
+    aside = os.path.join(run_dir, REPLACED)
     try:
         yield
     except BaseException:
         if new_run and is_main_process() and os.path.isdir(run_dir):
             close_log_file()
-            shutil.rmtree(run_dir, ignore_errors=True)
-            log.info("the run did not start; removed %s", run_dir)
+            for entry in _contents(run_dir):  # the lock stays until the command ends (it removes the folder)
+                _remove(os.path.join(run_dir, entry))
+            if os.path.isdir(aside):
+                for entry in os.listdir(aside):
+                    os.rename(os.path.join(aside, entry), os.path.join(run_dir, entry))
+                os.rmdir(aside)
+                log.info("the run did not start; %s is as it was before", run_dir)
+            else:
+                log.info("the run did not start; removed %s", run_dir)
         raise
+    if new_run and is_main_process() and os.path.isdir(aside):
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def run_config_yaml(cfg: dict) -> str:
@@ -242,12 +281,19 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
              paddle.distributed.get_world_size())
 
     train_set, test_set = build_datasets(cfg["data"], seed=cfg["run"]["seed"])
+    if train_set.num_classes < 2:  # one class: the loss is 0 from the first step and top-1 is 1, whatever is learnt
+        raise RunError(f"the data has {train_set.num_classes} class{'es' if train_set.num_classes != 1 else ''} "
+                       f"({', '.join(map(str, train_set.classes)) or 'none'}): a classifier needs at least 2; check "
+                       f"data.root (its train/ folder must hold one sub-folder per class) and data.classes")
+    data = data_record(train_set, test_set, cfg["data"]["root"])
+    if resume is not None:  # before anything of the run is rewritten (classes.json)
+        check_resumed_data(resume, data, run_dir, cfg["train"]["resume_data_changed"])
     num_classes = cfg["model"]["num_classes"] or train_set.num_classes
     if num_classes != train_set.num_classes:  # fewer cannot train; more would be outputs no image ever trains
         raise RunError(f"model.num_classes={num_classes} but the data has {train_set.num_classes} classes; leave "
                        f"model.num_classes null to take the data's")
     log.info("data: %d train / %d test images, %d classes", len(train_set), len(test_set), num_classes)
-    if is_main_process():
+    if is_main_process() and not holds_classes(run_dir, train_set.classes):  # the data's, checked on a resume
         write_classes(run_dir, train_set.classes, cfg["data"]["name"])
     data_cfg = cfg["data"]
     train_loader = build_loader(train_set, data_cfg["batch_size"], True, data_cfg["num_workers"],
@@ -273,7 +319,32 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
                         train_step=wrap_train_step(regularized_step, cfg["tricks"], num_classes),
                         epoch_stair=lr_stair(stair_images(cfg["train"], len(train_set), len(test_set)),
                                              data_cfg["batch_size"]))
-    return train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model
+    return train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model, data
+
+
+def check_resumed_data(resume, data: dict, run_dir: str, policy: str) -> None:
+    """Refuse a resume on other data than the run's (``data_record``): always for another class list (the saved
+    outputs would name other classes), else unless ``train.resume_data_changed=allow``, which warns instead."""
+    saved = resume.state.get("data")
+    if saved is None:  # a checkpoint from before data records: the run's classes.json, if it can be read
+        try:
+            saved = {"classes": read_classes(run_dir)}
+        except ValueError:
+            saved = {}
+    changes = data_changes(saved, data)
+    if not changes:
+        return
+    listed = "\n  ".join(changes)
+    if changes[0].startswith("classes:"):
+        raise RunError(f"cannot resume {run_dir}: the data's classes have changed since it stopped:\n  {listed}\n"
+                       f"A network trained on the old classes cannot continue on the new ones; train a new run "
+                       f"(-o run.name=<another name>), or restore the data as it was")
+    if policy != "allow":
+        raise RunError(f"cannot resume {run_dir}: the data has changed since it stopped:\n  {listed}\nThe rest of "
+                       f"the run would not be the run that stopped. Restore the data as it was, start a new run "
+                       f"(-o run.name=<another name>), or continue on the new data anyway with "
+                       f"-o train.resume_data_changed=allow")
+    log.warning("resuming %s on changed data (train.resume_data_changed=allow): %s", run_dir, "; ".join(changes))
 
 
 def train(cfg: dict, callbacks: list | None = None) -> dict:
@@ -286,12 +357,20 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     device = select_device(cfg["run"]["device"], cfg["run"]["cpu_threads"])
     init_process_group()  # several cards: before the first collective (DELTA's attention broadcast)
     seed_everything(cfg["run"]["seed"])
+    run_dir = target_run_dir(cfg)
+    with RunLock(run_dir) if is_main_process() else contextlib.nullcontext():  # one writer per run folder
+        return _train(cfg, run_dir, callbacks, device, started)
+
+
+def _train(cfg: dict, run_dir: str, callbacks: list | None, device: str, started: float) -> dict:
+    """``train`` once the run folder is this process's (``RunLock``)."""
     resume = find_resume_point(cfg)  # None: a new run
-    restart = resume is None and cfg["train"]["resume"] == "auto"  # auto, no checkpoint yet: start afresh
-    run_dir = os.path.abspath(resume.run_dir if resume else prepare_run_dir(cfg, restart))  # metrics.json, messages
+    restart = resume is None and cfg["train"]["resume"] == "auto"  # auto, nothing to lose yet: start afresh
+    if resume is None:
+        prepare_run_dir(cfg, restart, run_dir)
     with discarded_on_failure(run_dir, new_run=resume is None):
         parts = _start(cfg, run_dir, resume, device)
-    train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model = parts
+    train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model, data = parts
     from ..regularizers import RegularizationMonitor
 
     writer = _log_writer(run_dir, cfg["log"]["visualdl"])
@@ -324,7 +403,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     callbacks.append(RunProgress())
     if writer is not None:
         callbacks.append(VisualDLLogger(writer, cfg["train"]["log_freq"]))
-    checkpointer = Checkpointer(run_dir, train_loader, cfg, resume, rank=paddle.distributed.get_rank())
+    checkpointer = Checkpointer(run_dir, train_loader, cfg, resume, rank=paddle.distributed.get_rank(), data=data)
     checkpointer.install(callbacks, model.train_step)  # first callback; keeps every stateful one's state
     recorder.extra["steps"] = lambda: checkpointer.global_step
     # before training, this invocation: data, model, DELTA's channel scores (elapsed_s counts from here on)

@@ -25,9 +25,9 @@ def _model_problems(cfg: dict, purpose: str | None) -> list[str]:
             return []
         close = difflib.get_close_matches(str(arch), models, n=2)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        return [f"model.arch: unknown model '{arch}'{hint}; available: {', '.join(models)}"]
-    if purpose != "train" or not isinstance(spec, str) or spec.lower() in NO_WEIGHTS or not isinstance(arch, str):
-        return []
+        return [f"model.arch: unknown architecture '{arch}'{hint}; choices: {', '.join(models)}"]
+    if purpose != "train" or not isinstance(spec, str) or spec.lower() in NO_WEIGHTS or arch not in list_models():
+        return []  # an unknown architecture is reported as such (purpose None), not as weights it has none of
     if pretrained_source(arch, spec) is not None or os.path.isfile(os.path.expanduser(spec)):
         return []
     return [f"model.pretrained: '{spec}' is neither a weight tag of {arch} (e.g. 'imagenet') nor an existing file"]
