@@ -35,6 +35,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from ..core import paddle_compat
+
 PASS, SKIP, FAIL = "ok", "skip", "FAIL"
 EPOCHS = 2
 
@@ -138,17 +140,17 @@ class SelfTest:
         _require(scaler is not None and scaler.is_enable(), f"AMP {level} is not enabled on the GPU")
 
         def weights():
-            return {k: v.numpy().copy() for k, v in fp32_state_dict(model.network, model._optimizer).items()
+            return {k: v.numpy().copy() for k, v in fp32_state_dict(model.network, paddle_compat.model_optimizer(model)).items()
                     if not k.endswith(("_mean", "_variance"))}
 
         before = weights()
-        scaler._scale = paddle.to_tensor([2.0 ** 40], dtype="float32")
+        paddle_compat.set_loss_scale(scaler, 2.0 ** 40)
         model.train_batch([images], [labels])
         _require(scaler.loss_scale == 2.0 ** 39, f"after an overflow the loss scale is {scaler.loss_scale:g}, "
                                                  f"expected 2^39")
         changed = [k for k, v in weights().items() if not np.array_equal(v, before[k])]
         _require(not changed, f"the overflowing step changed {changed[:3]}")
-        scaler._scale = paddle.to_tensor([2.0 ** 10], dtype="float32")
+        paddle_compat.set_loss_scale(scaler, 2.0 ** 10)
         model.train_batch([images], [labels])
         after = weights()
         _require(all(np.isfinite(v).all() for v in after.values()), "non-finite weights after a normal step")

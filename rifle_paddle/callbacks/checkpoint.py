@@ -18,6 +18,7 @@ import time
 
 import paddle
 
+from ..core import paddle_compat
 from ..core.files import atomic_save, atomic_write_text, fsync_path  # noqa: F401 (re-exported)
 from .epoch_numbers import NUMBERING, shown, shown_record
 
@@ -144,7 +145,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
             self.best = dict(self._current)
             if self.save_best and self.rank == 0:
                 from ..core.precision import fp32_state_dict
-                atomic_save(fp32_state_dict(self.model.network, self.model._optimizer),  # O2: fp32 master weights
+                atomic_save(fp32_state_dict(self.model.network, paddle_compat.model_optimizer(self.model)),  # O2: fp32 master weights
                             os.path.join(self.run_dir, "best.pdparams"))
         self.write_metrics()
 

@@ -17,6 +17,7 @@ from paddle.hapi.model import to_list
 from ..data.base import EXCLUDED
 from ..data.errors import DataError
 from ..core.step import TrainStep, as_tensor  # noqa: F401 (TrainStep re-exported)
+from ..core import paddle_compat
 from .amp import LossScaler, is_converted
 from .nonfinite import NonFiniteLossGuard
 
@@ -50,7 +51,7 @@ class TransferModel(paddle.Model):
         (``build_model`` does)."""
         level = amp_configs if isinstance(amp_configs, str) else \
             (amp_configs or {}).get("level", "O1") if amp_configs else "O0"
-        if level == "O2" and optimizer is not None and getattr(self._adapter, "_nranks", 1) > 1 \
+        if level == "O2" and optimizer is not None and paddle_compat.world_size_of(self) > 1 \
                 and not is_converted(self.network):
             raise RuntimeError("AMP O2 on several cards needs the network in half precision before it is wrapped "
                                "in DataParallel: call rifle_paddle.engine.amp.convert_for_o2(network, optimizer) "
@@ -59,27 +60,26 @@ class TransferModel(paddle.Model):
 
     @property
     def amp_level(self) -> str:
-        return getattr(self._adapter, "_amp_level", "O0")
+        return paddle_compat.amp_level(self)
 
     def grad_scaler(self) -> LossScaler | None:
         """AMP's loss scaler (None without AMP), created at first use: hapi's ``prepare`` resets it. A
         ``LossScaler``, not Paddle's ``GradScaler``, which crashes at the first overflow (``engine.amp``)."""
         if self.amp_level == "O0":
             return None
-        if self._scaler is None:
-            self._scaler = LossScaler(**self._adapter._amp_configs)
-        return self._scaler
+        if paddle_compat.model_grad_scaler(self) is None:
+            paddle_compat.set_model_grad_scaler(self, LossScaler(**paddle_compat.amp_configs(self)))
+        return paddle_compat.model_grad_scaler(self)
 
     def autocast(self, level: str | None = None):
         """The AMP context of the training forward (inactive without AMP). ``level='O1'`` for a network that
         ``prepare`` did not cast to half precision, e.g. a frozen teacher under O2."""
         return paddle.amp.auto_cast(enable=self.amp_level != "O0", level=level or self.amp_level,
-                                    **getattr(self._adapter, "_amp_custom_lists", {}))
+                                    **paddle_compat.amp_custom_lists(self))
 
     def forward_train(self, inputs: list):
         """Forward through DataParallel when launched on several cards, under AMP when enabled."""
-        adapter = self._adapter
-        network = adapter.ddp_model if getattr(adapter, "_nranks", 1) > 1 else self.network
+        network = paddle_compat.parallel_network(self)
         with self.autocast():
             return network(*[as_tensor(x) for x in inputs])
 
@@ -110,12 +110,13 @@ class TransferModel(paddle.Model):
             return super().predict_batch(inputs)
 
     def update_metrics(self, outputs, labels) -> None:
-        for metric in self._metrics:
+        for metric in paddle_compat.model_metrics(self):
             outs = metric.compute(*(to_list(outputs) + labels))
             self._batch_metrics.append(metric.update(*[o.numpy() for o in to_list(outs)]))
 
     def train_batch(self, inputs, labels=None, update=True):
-        if self._optimizer is None:
+        optimizer = paddle_compat.model_optimizer(self)
+        if optimizer is None:
             raise RuntimeError("model not ready: call prepare() with an optimizer first")
         self.network.train()
         self.mode = "train"
@@ -127,13 +128,13 @@ class TransferModel(paddle.Model):
         if update:
             if not self.nonfinite.skips(losses):  # nan_policy=skip: no update from a non-finite loss
                 if scaler is not None:
-                    scaler.step(self._optimizer)
+                    scaler.step(optimizer)
                     scaler.update()
                 else:
-                    self._optimizer.step()
-            self._optimizer.clear_grad()
+                    optimizer.step()
+            optimizer.clear_grad()
         loss_values = [loss.numpy() for loss in losses]
         self.nonfinite.check(loss_values)  # nan_policy=stop: raises NonFiniteLossError
         if update:
             self.nonfinite.check_weights(self.network)  # a finite loss does not prove finite weights
-        return (loss_values, self._batch_metrics) if self._metrics else loss_values
+        return (loss_values, self._batch_metrics) if paddle_compat.model_metrics(self) else loss_values
