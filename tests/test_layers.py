@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rifle_paddle")
 LAYERS = {"core": 0, "console": 0, "config": 1, "models": 2, "data": 2, "callbacks": 3, "regularizers": 3,
-          "tricks": 3, "engine": 4, "experiments": 5, "deploy": 5, "app": 6}
+          "tricks": 3, "engine": 4, "experiments": 5, "deploy": 5, "app": 6, "__main__": 6}
 
 
 def _modules():

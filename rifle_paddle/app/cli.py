@@ -80,7 +80,16 @@ def train_main(argv=None) -> int:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint "
                         "(with its config.yaml unless -c is given; -o may change execution keys such as "
                         "data.num_workers)")
+    several = parser.add_argument_group("several cards or processes (paddle.distributed.launch on this command)")
+    several.add_argument("--gpus", metavar="IDS", help="train on these cards, e.g. --gpus 0,1")
+    several.add_argument("--processes", type=int, metavar="N", help="train as N CPU processes (gloo; with "
+                         "-o run.device=cpu): what the test suite runs")
+    several.add_argument("--launch-log-dir", metavar="DIR", help="where each rank's output goes (workerlog.<rank>; "
+                         "default: ./log)")
     args = parser.parse_args(argv)
+    if args.gpus or args.processes is not None:
+        from .launch import launch
+        return launch(list(sys.argv[1:] if argv is None else argv), args.gpus, args.processes, args.launch_log_dir)
     if args.config is None and not args.override and args.resume is None \
             and not (args.print_config or args.help_config or args.list_configs):
         from .demo import main as demo_main
