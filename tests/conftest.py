@@ -13,6 +13,20 @@ from rifle_paddle.config import load_config  # noqa: E402
 paddle.set_device("cpu")
 
 
+#: the quick subset ``.ci/run`` runs on the oldest supported Paddle (``pytest -m oldest_paddle``): every private
+#: Paddle access, resume, the AMP stand-ins, a two-process launch and the pip install (which launches two processes
+#: too). The whole suite runs on the newest.
+OLDEST_PADDLE_SUBSET = ("test_paddle_compat.py", "test_resume.py", "test_amp.py", "test_install.py",
+                        "test_distributed.py::test_two_process_launch_shards_data_and_agrees_on_rifle")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = os.path.basename(item.nodeid.split("::")[0]) + "::" + item.nodeid.split("::", 1)[-1]
+        if any(name == entry or name.startswith((entry + "::", entry + "[")) for entry in OLDEST_PADDLE_SUBSET):
+            item.add_marker(pytest.mark.oldest_paddle)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rifle_logger():
     """Undo what ``console.setup_logging`` (called by train, sweep, report ...) does to the ``rifle_paddle`` logger:

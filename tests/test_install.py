@@ -33,7 +33,7 @@ def venv(tmp_path_factory):
     with open(os.path.join(inner, "outer_site_packages.pth"), "w") as f:  # after the venv's own: it installs there
         f.write("\n".join(site.getsitepackages()) + "\n")
     source = tmp_path_factory.mktemp("source")  # pip builds in its source tree: give it a copy, not the checkout
-    for name in ("setup.py", "README.md"):
+    for name in ("setup.py", "README.md", "LICENSE"):
         shutil.copy(os.path.join(REPO, name), source)
     shutil.copytree(os.path.join(REPO, "rifle_paddle"), source / "rifle_paddle",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -88,3 +88,9 @@ def test_several_processes_from_the_pip_install_outside_the_checkout(venv, tmp_p
     # 36 training images over 2 ranks at batch 6: 3 steps a rank (one process would take 6)
     assert "step 3/3 " in logs[0]
     assert (work / "output" / "two" / "metrics.json").is_file()
+
+
+def test_the_installed_metadata_states_the_license_and_the_paddle_range(venv, tmp_path):
+    metadata = _run(venv, tmp_path, "python", "-c", "from importlib.metadata import metadata; "
+                    "m = metadata('rifle-paddle'); print(m['License']); print(m.get_all('Requires-Dist'))").stdout
+    assert metadata.startswith("Apache-2.0\n") and "paddlepaddle<4,>=3.0.0; extra == \"cpu\"" in metadata

@@ -129,7 +129,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
             self._current["train_loss"] = self._loss_sum / self._seen
         if self._nonfinite:
             self._current["nonfinite_batches"] = self._nonfinite
-        self._current["lr"] = float(self.model._optimizer.get_lr())
+        self._current["lr"] = float(paddle_compat.model_optimizer(self.model).get_lr())
         self.epochs.append(self._current)
         self._write_scalars("train")
         self.write_metrics()
