@@ -82,7 +82,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_the_last_checkpoint(tiny_c
     message = str(e.value)
     assert "non-finite training loss (nan" in message
     assert "epoch 2, batch 2 of 3, global step 5" in message
-    assert "checkpoints/epoch_0001" in message and "python train.py --resume" in message
+    assert "checkpoints/epoch_0001" in message and "rifle-train --resume" in message
 
 
 class PoisonWeight(paddle.callbacks.Callback):

@@ -279,7 +279,7 @@ def test_ctrl_c_saves_mid_epoch_exits_cleanly_and_resumes_exactly(workspace, ref
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 130, out[-2000:]
     assert "Traceback" not in out
-    assert f"resume with: python train.py --resume {run_dir}" in out
+    assert f"resume with: rifle-train --resume {run_dir}" in out
     (position, path), = CheckpointStore(run_dir).complete()  # the epoch checkpoint before it is pruned
     assert position.step >= 1 and path in out  # saved in the middle of an epoch
     assert train_main(["--resume", run_dir]) == 0
@@ -296,7 +296,7 @@ def test_sigterm_is_a_preemption_it_saves_exits_143_and_resumes_exactly(workspac
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 143, out[-2000:]
     assert "Traceback" not in out and "interrupted (SIGTERM)" in out, out[-2000:]
-    assert f"resume with: python train.py --resume {run_dir}" in out
+    assert f"resume with: rifle-train --resume {run_dir}" in out
     (position, path), = CheckpointStore(run_dir).complete()
     assert position.step >= 1 and path in out  # saved in the middle of an epoch
     assert train_main(["--resume", run_dir]) == 0

@@ -242,8 +242,8 @@ def test_print_mode_gives_one_train_command_per_pending_run(configs, tmp_path, c
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3  # 2 data sets x 2 seeds, one done
     args = shlex.split(lines[0])
-    assert args[:4] == ["python", "train.py", "-c", os.path.relpath(f"{configs}/beta/resnet50_finetune.yaml")]
-    assert args[4:] == ["-o", f"run.output_dir={out}", "-o", "run.seed=0", "-o", "run.name=beta-finetune-s0"]
+    assert args[:3] == ["rifle-train", "-c", os.path.relpath(f"{configs}/beta/resnet50_finetune.yaml")]
+    assert args[3:] == ["-o", f"run.output_dir={out}", "-o", "run.seed=0", "-o", "run.name=beta-finetune-s0"]
     assert "data.root=/data/a b" in shlex.split(lines[1])  # alpha, seed 1, quoted for the shell
     assert sweep.main([f"{configs}/tables/t.yaml", "--data-root", "gamma=/x", "--dry-run"]) == 2
     assert "'gamma' is not a data set" in capsys.readouterr().err

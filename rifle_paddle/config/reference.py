@@ -41,7 +41,7 @@ def schema_markdown() -> str:
     """The Markdown of ``docs/config.md``."""
     text = ["# Configuration keys", "",
             "Generated from `rifle_paddle/config/schema.py` by `python -m rifle_paddle.config.reference`; do not edit.",
-            "`python train.py --help-config` prints the same. A config file sets any of these (`_base_: [a.yaml, "
+            "`rifle-train --help-config` prints the same. A config file sets any of these (`_base_: [a.yaml, "
             "b.yaml]` inherits, later files win, then the file itself); `-o section.key=value` overrides one on the "
             "command line (the value is YAML: `-o rifle.epochs=[10,20]`, `-o model.pretrained=null`). Unknown keys, "
             "wrong types and out-of-range values are refused together, with the closest valid names, before any "

@@ -61,7 +61,7 @@ class TrainingInterrupted(Exception):
 
 
 def resume_command(run_dir: str) -> str:
-    return f"python train.py --resume {run_dir}"
+    return f"rifle-train --resume {run_dir}"  # a pip install has no train.py; a checkout's is the same command
 
 
 # ------------------------------------------------------------------------------------------------- where to resume
@@ -226,7 +226,7 @@ class Checkpointer(paddle.callbacks.Callback):
         train_cfg, name = self.config["train"], os.path.basename(os.path.normpath(self.run_dir))
         lower = f"{train_cfg['lr'] / 10:g}"
         ways = [f"  - a new run with a lower learning rate or gradient clipping (--resume cannot change them): "
-                f"python train.py -c {os.path.join(self.run_dir, 'config.yaml')} -o train.lr={lower} "
+                f"rifle-train -c {os.path.join(self.run_dir, 'config.yaml')} -o train.lr={lower} "
                 f"-o run.name={name}-lr{lower}" + ("" if train_cfg["grad_clip"] else " (and/or -o train.grad_clip=1.0)")]
         if "loss" in str(error) and self.last_checkpoint is not None:  # not for weights: no policy continues those
             ways.append(f"  - if a rare bad batch caused it: {resume_command(self.run_dir)} -o train.nan_policy=skip "

@@ -3,7 +3,7 @@
     python -m rifle_paddle.experiments.sweep rifle_paddle/configs/tables/rifle_table_tricks.yaml --seeds 3 \\
         --data-root cub200=/data/CUB_200_2011 --data-root stanford_cars=/data/stanford_cars
     ... --dry-run     # the plan: every run with its state (done / incomplete / to run), nothing is started
-    ... --print       # one `python train.py ...` line per run still to do, to hand to a cluster scheduler
+    ... --print       # one `rifle-train ...` line per run still to do, to hand to a cluster scheduler
 
 Each run is ``<run.output_dir>/<dataset>-<method>-s<seed>`` (``runs.run_name``), from the cell's generated config
 (``rifle_paddle/configs/<dataset>/<arch>_<method>.yaml``) with ``run.seed`` and ``run.name`` set. A run whose ``metrics.json``
@@ -69,7 +69,7 @@ class Job:
         return [*self.overrides, f"run.seed={self.seed}", f"run.name={self.name}", *resume]
 
     def command(self) -> str:
-        args = ["python", "train.py", "-c", os.path.relpath(self.config_path)]
+        args = ["rifle-train", "-c", os.path.relpath(self.config_path)]
         for override in self.run_overrides:
             args += ["-o", override]
         return shlex.join(args)
@@ -272,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="a config override for every run, e.g. -o train.epochs=20 (repeatable)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="list the plan and the state of every run; run nothing")
-    mode.add_argument("--print", action="store_true", help="print one train.py command per run still to do")
+    mode.add_argument("--print", action="store_true", help="print one rifle-train command per run still to do")
     p.add_argument("--keep-going", action="store_true", help="continue with the next run after a failed one")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="runs at once, each in its own process (CPU: up to the number of cores; GPU: 1)")
