@@ -10,7 +10,7 @@ import os
 import sys
 
 from .. import __version__
-from ..config import ConfigError, list_configs, load_config, to_yaml
+from ..config import ConfigError, config_listing, load_config, to_yaml
 from ..config.reference import describe_schema
 
 
@@ -32,7 +32,8 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
                    help="override one config key, e.g. -o train.epochs=40 (repeatable; value is YAML)")
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     p.add_argument("--help-config", action="store_true", help="list every config key with its default")
-    p.add_argument("--list-configs", action="store_true", help="list the configs shipped with the package and exit")
+    p.add_argument("--list-configs", nargs="?", const="tables", choices=("tables", "all"),
+                   help="list the configs shipped with the package and exit (all: with the CPU evidence's)")
     p.add_argument("--version", action="version", version=version_line())
     return p
 
@@ -59,7 +60,7 @@ def _apply_resume(args) -> None:
 
 def _handle_info(args, cfg: dict) -> bool:
     if args.list_configs:
-        print("\n".join(list_configs()))
+        print(config_listing(args.list_configs == "all"))
         return True
     if args.help_config:
         print(describe_schema())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -16,6 +17,9 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 # leaves out ``base.yaml`` (the protocol every run config inherits).
 FRAGMENT_FOLDERS = ("datasets", "methods", "tables")
 _OLD_PREFIXES = ("rifle_paddle/configs/", "configs/")
+#: the folders of the CPU evidence (docs/evidence.md): one config per regime and method, 20-odd near-identical
+#: files that its script runs; ``--list-configs`` counts them in one line instead of burying the tables' configs
+EVIDENCE_FOLDERS = re.compile(r"evidence|fashion_mnist_\d+")
 
 
 def resolve_config(spec: str) -> str:
@@ -34,6 +38,23 @@ def resolve_config(spec: str) -> str:
         if os.path.isfile(path):
             return path
     return spec
+
+
+def is_evidence(name: str) -> bool:
+    """Whether the config ``name`` (``<folder>/<name>``) is one of the CPU evidence's."""
+    return bool(EVIDENCE_FOLDERS.fullmatch(name.split("/")[0]))
+
+
+def config_listing(everything: bool = False) -> str:
+    """What ``--list-configs`` prints: the runnable configs, the evidence's summed up in a last line unless
+    ``everything``."""
+    names = list_configs()
+    shown = [n for n in names if everything or not is_evidence(n)]
+    hidden = sorted({n.split("/")[0] + "/" for n in names if n not in shown})
+    if hidden:
+        shown.append(f"(and {len(names) - len(shown)} configs of the CPU evidence, docs/evidence.md, in "
+                     f"{', '.join(hidden)}: --list-configs all names them)")
+    return "\n".join(shown)
 
 
 def list_configs() -> list[str]:
