@@ -12,6 +12,7 @@ import sys
 from .. import __version__
 from ..config import ConfigError, config_listing, load_config, to_yaml
 from ..config.reference import describe_schema
+from ..console import module_parser
 
 
 def version_line() -> str:
@@ -22,10 +23,8 @@ def version_line() -> str:
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Config keys: run with --help-config; shipped configs: --list-configs. "
-                                       "Example:\n  rifle-train -c cub200/resnet50_rifle -o data.root=/data/CUB_200_2011")
+    p = module_parser(prog, description, epilog="Config keys: run with --help-config; shipped configs: "
+                      "--list-configs. Example:\n  rifle-train -c cub200/resnet50_rifle -o data.root=/data/CUB_200_2011")
     p.add_argument("-c", "--config", help="YAML config: a file, or the name of a config shipped with the package "
                    "(e.g. cub200/resnet50_rifle; see --list-configs). A file may inherit others with _base_")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
@@ -76,7 +75,7 @@ def _fail(e: Exception) -> None:
 
 
 def train_main(argv=None) -> int:
-    parser = _parser("train.py", "Fine-tune an ImageNet-pretrained ResNet, optionally with RIFLE. "
+    parser = _parser("rifle-train", "Fine-tune an ImageNet-pretrained ResNet, optionally with RIFLE. "
                      "Without -c, runs the built-in offline demo (plain fine-tuning vs RIFLE).")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint "
                         "(with its config.yaml unless -c is given; -o may change execution keys such as "
@@ -136,7 +135,7 @@ def eval_output_path(out: str | None, checkpoint: str) -> str:
 
 
 def eval_main(argv=None) -> int:
-    parser = _parser("eval.py", "Evaluate a checkpoint: prints top-1 (top-5 with more than five classes), and "
+    parser = _parser("rifle-eval", "Evaluate a checkpoint: prints top-1 (top-5 with more than five classes), and "
                      "writes a JSON result with each class's accuracy and the confusion matrix as CSV and PNG.")
     parser.add_argument("--out", help="JSON result path (default: eval.json beside the checkpoint); the confusion "
                                       "matrix goes beside it as <stem>_confusion.csv and .png")

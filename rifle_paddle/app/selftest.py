@@ -20,7 +20,6 @@ without a GPU, two cards with one) is reported as skipped, with the reason. Each
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -35,6 +34,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from ..console import module_parser
 from ..core import paddle_compat
 
 PASS, SKIP, FAIL = "ok", "skip", "FAIL"
@@ -297,8 +297,7 @@ def verdict(results: list[Result]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="rifle-selftest", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = module_parser("rifle-selftest", __doc__)
     parser.add_argument("--workdir", help="where runs and logs go (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-launch", action="store_true", help="skip the two-process check")

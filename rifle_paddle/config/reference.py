@@ -8,10 +8,10 @@ and a test fails when it differs from the schema:
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from ..console import module_parser
 from .schema import SCHEMA
 
 DOC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs",
@@ -58,7 +58,7 @@ def schema_markdown() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.config.reference", description=__doc__.split("\n")[0])
+    parser = module_parser("python -m rifle_paddle.config.reference", __doc__)
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if docs/config.md is stale")
     parser.add_argument("--out", default=DOC_PATH, help="where to write (default: the checkout's docs/config.md)")
     args = parser.parse_args(argv)

@@ -16,7 +16,6 @@ file no cell produces any more is deleted (``--check`` reports it).
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import glob
 import os
@@ -25,6 +24,7 @@ import textwrap
 
 import yaml
 
+from ..console import module_parser
 from ..core.files import atomic_write_text
 from ..config import CONFIGS_DIR
 from .matrix import Cell, Table, TableError, arch_title, dataset_title, load_table
@@ -160,9 +160,7 @@ def _close_fragment(path: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.configgen", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = module_parser("python -m rifle_paddle.experiments.configgen", __doc__)
     parser.add_argument("--configs", default=CONFIGS_DIR, metavar="DIR",
                         help="the configs folder; every table in DIR/tables/ is read (default: the package's, "
                              "rifle_paddle/configs)")

@@ -16,7 +16,6 @@ Rows and columns follow the tables in ``rifle_paddle/configs/tables/`` (their or
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import yaml
 
+from ..console import module_parser
 from .artifacts import csv_text, markdown_table, pyplot, save_figure, write_text
 from ..config import CONFIGS_DIR
 from .matrix import TableError, dataset_title, load_table
@@ -395,9 +395,7 @@ def write_report(report: Report, out_dir: str, source_label: str = "") -> list[s
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.report", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = module_parser("python -m rifle_paddle.experiments.report", __doc__)
     parser.add_argument("runs", help="folder holding the run directories (searched recursively), e.g. output/")
     parser.add_argument("--out", help="where to write results.{md,csv,png} (default: <runs>/report)")
     parser.add_argument("--metric", choices=("final", "best"), default="final",

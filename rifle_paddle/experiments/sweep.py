@@ -27,6 +27,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
+from ..console import module_parser
 from ..core.eta import Eta, format_duration
 from ..config import ConfigError, load_config
 from .configgen import render
@@ -257,9 +258,7 @@ def positive_int(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.sweep", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = module_parser("python -m rifle_paddle.experiments.sweep", __doc__)
     p.add_argument("table", help="a table file, e.g. rifle_paddle/configs/tables/rifle_table_tricks.yaml")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per cell, 0..N-1 (default 3)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
