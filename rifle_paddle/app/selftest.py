@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from ..console import module_parser
 from ..core import paddle_compat
+from .launch import launch_command
 
 PASS, SKIP, FAIL = "ok", "skip", "FAIL"
 EPOCHS = 2
@@ -224,16 +225,12 @@ class SelfTest:
             raise Skip("--no-launch")
         if self.gpu and self.cards < 2:
             raise Skip(f"needs 2 cards, {self.cards} visible")
-        script = os.path.join(self.workdir, "train_entry.py")
-        with open(script, "w", encoding="utf-8") as f:
-            f.write("import sys\nfrom rifle_paddle.app.cli import train_main\nsys.exit(train_main())\n")
         log_dir = os.path.join(self.workdir, "launch")
         overrides = self.overrides("two_processes", "rifle.enabled=true", "rifle.num_reinits=1",
                                    "rifle.min_tail_epochs=1", "regularizer.name=l2sp", "dtnh.enabled=true")
-        cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", log_dir,
-               script] + [arg for o in overrides for arg in ("-o", o)]
-        if self.gpu:
-            cmd[4:4] = ["--devices", "0,1"]
+        # what rifle-train --gpus 0,1 (--processes 2) runs: the launch on the package's own __main__.py
+        cmd = launch_command([arg for o in overrides for arg in ("-o", o)], "0,1" if self.gpu else None,
+                             None if self.gpu else 2, log_dir)
         import rifle_paddle
         # the folder holding this rifle_paddle, installed or not, so the ranks import the same code
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(rifle_paddle.__file__)))
