@@ -227,7 +227,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "resume": Field(None, STR, "Continue an interrupted run from its newest checkpoint: a run directory, or "
                         "'auto' (<output_dir>/<name> if it has a checkpoint, else start it). The config must match "
                         "the run's except for execution keys (num_workers, device, log/eval frequency, ...). "
-                        "`train.py --resume <run dir>` sets it and reads the run's config.yaml.", nullable=True,
+                        "`rifle-train --resume <run dir>` sets it and reads the run's config.yaml.", nullable=True,
                         path_words=("auto",)),
         "nan_policy": Field("stop", STR, "On a NaN/Inf training loss: 'stop' the run (naming the step and the last "
                             "good checkpoint) or 'skip' the batch without an optimizer step (counted in "
