@@ -70,7 +70,7 @@ def test_a_diverging_run_stops_early_and_names_a_checkpoint_that_is_finite(tiny_
     if os.path.exists(last):
         assert all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in paddle.load(last).values())
     # the advice is a command that works (before: "lower train.lr and resume", which --resume refuses)
-    command = re.search(r"python train\.py (-c \S+ -o train\.lr=30 -o run\.name=\S+)", message)
+    command = re.search(r"rifle-train (-c \S+ -o train\.lr=30 -o run\.name=\S+)", message)
     assert command, message
     from rifle_paddle.app.cli import train_main
     assert train_main(command.group(1).split() + ["--print-config"]) == 0
