@@ -23,8 +23,10 @@ setup(
     license="Apache-2.0",  # as PaddlePaddle's; the text is LICENSE, shipped in the wheel's metadata
     license_files=["LICENSE"],
     python_requires=">=3.10",
-    packages=find_packages(include=["rifle_paddle", "rifle_paddle.*"]),
-    package_data={"rifle_paddle": ["experiments/published.yaml", "configs/*.yaml", "configs/*/*.yaml"]},
+    # the top-level configs/ ships inside the wheel as rifle_paddle/configs/ (config/packaged.py finds either)
+    packages=find_packages(include=["rifle_paddle", "rifle_paddle.*"]) + ["rifle_paddle.configs"],
+    package_dir={"rifle_paddle.configs": "configs"},
+    package_data={"rifle_paddle": ["experiments/published.yaml"], "rifle_paddle.configs": ["*.yaml", "*/*.yaml"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.6",

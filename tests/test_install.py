@@ -35,8 +35,8 @@ def venv(tmp_path_factory):
     source = tmp_path_factory.mktemp("source")  # pip builds in its source tree: give it a copy, not the checkout
     for name in ("setup.py", "README.md", "LICENSE"):
         shutil.copy(os.path.join(REPO, name), source)
-    shutil.copytree(os.path.join(REPO, "rifle_paddle"), source / "rifle_paddle",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("rifle_paddle", "configs"):  # configs/ ships inside the wheel as rifle_paddle/configs/
+        shutil.copytree(os.path.join(REPO, folder), source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-input", str(source)], check=True, env={**os.environ, "PIP_NO_INDEX": "1"})
     return bin_dir

@@ -115,13 +115,13 @@ cells:
 
 
 def test_the_repository_configs_are_generated_and_up_to_date():
-    assert configgen.main(["--configs", os.path.join(REPO, "rifle_paddle", "configs"), "--check"]) == 0
-    tables = [load_table(p) for p in configgen.table_paths(os.path.join(REPO, "rifle_paddle", "configs"))]
+    assert configgen.main(["--configs", os.path.join(REPO, "configs"), "--check"]) == 0
+    tables = [load_table(p) for p in configgen.table_paths(os.path.join(REPO, "configs"))]
     generation = configgen.Generation(tables)
     assert configgen.validate_written(sorted(generation.files)) == []
     # the authors' per-data-set re-initialization counts are kept (CUB: cyclic_num 3, Cars: cyclic_num 4)
-    cub = load_config(os.path.join(REPO, "rifle_paddle", "configs", "cub200", "resnet50_rifle.yaml"))
-    cars = load_config(os.path.join(REPO, "rifle_paddle", "configs", "stanford_cars", "resnet50_rifle.yaml"))
+    cub = load_config(os.path.join(REPO, "configs", "cub200", "resnet50_rifle.yaml"))
+    cars = load_config(os.path.join(REPO, "configs", "stanford_cars", "resnet50_rifle.yaml"))
     assert (cub["rifle"]["num_reinits"], cars["rifle"]["num_reinits"]) == (2, 3)
     assert all(d in DATASET_TITLES for t in tables for d in t.datasets)
 
@@ -226,7 +226,7 @@ def test_workers_run_jobs_in_fresh_processes_and_report_failures(configs, tmp_pa
 @pytest.mark.parametrize("bad", ["0", "-2", "two"])
 def test_workers_must_be_a_positive_number(bad, capsys):
     with pytest.raises(SystemExit):
-        sweep.main(["rifle_paddle/configs/tables/fashion_mnist_cpu.yaml", "--workers", bad, "--dry-run"])
+        sweep.main(["configs/tables/fashion_mnist_cpu.yaml", "--workers", bad, "--dry-run"])
     assert "--workers" in capsys.readouterr().err
 
 

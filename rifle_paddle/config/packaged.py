@@ -1,6 +1,10 @@
-"""The configs shipped inside the package (``rifle_paddle/configs/``), so that a pip install can name them.
+"""The configs shipped with the package, so that a pip install can name them.
 
-``rifle-train -c cub200/resnet50_rifle`` reads ``rifle_paddle/configs/cub200/resnet50_rifle.yaml`` from wherever the
+They live in the repository's top-level ``configs/``; ``setup.py`` ships that folder inside the wheel as
+``rifle_paddle/configs/`` (``package_dir``). ``CONFIGS_DIR`` is therefore the package's ``configs/`` in an installed
+wheel and the checkout's ``configs/`` beside the package otherwise (a checkout, an editable install).
+
+``rifle-train -c cub200/resnet50_rifle`` reads ``<CONFIGS_DIR>/cub200/resnet50_rifle.yaml`` from wherever the
 command runs. A path to a file that exists always wins, so ``-c my.yaml`` and ``-c run/config.yaml`` keep working,
 and so do the checkout-relative spellings in older notes (``configs/...``, ``rifle_paddle/configs/...``).
 """
@@ -10,7 +14,9 @@ import glob
 import os
 import re
 
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS_DIR = next((d for d in (os.path.join(_PACKAGE, "configs"), os.path.join(os.path.dirname(_PACKAGE), "configs"))
+                    if os.path.isfile(os.path.join(d, "base.yaml"))), os.path.join(_PACKAGE, "configs"))
 
 # Folders of fragments that run configs inherit (data sets, methods) and of the tables configgen reads: not
 # configs one trains with on their own, so ``--list-configs`` leaves them out (``-c`` still accepts them), as it

@@ -7,7 +7,7 @@ Defaults: the methods (RIFLE, the regularizers) default to their authors' rules,
 on gets the published method; the training protocol defaults to the RIFLE authors' recipe (ResNet-50, ImageNet
 weights, SGD momentum 0.9, weight decay 1e-4, batch 32, 40 epochs, lr 0.01) except where their choice would hurt an
 arbitrary data set (per-epoch reshuffling, a kept last batch, Inception crops, per-iteration cosine).
-``rifle_paddle/configs/base.yaml`` pins the authors' protocol key by key for the paper tables; ``docs/fidelity.md`` lists
+``configs/base.yaml`` pins the authors' protocol key by key for the paper tables; ``docs/fidelity.md`` lists
 every difference and the key that selects each side.
 """
 from __future__ import annotations

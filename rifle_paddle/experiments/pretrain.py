@@ -1,6 +1,6 @@
 """Produce a source checkpoint to transfer from, when the real ImageNet weights are out of reach.
 
-    python -m rifle_paddle.experiments.pretrain -c rifle_paddle/configs/fashion_mnist/source_resnet18.yaml \\
+    python -m rifle_paddle.experiments.pretrain -c configs/fashion_mnist/source_resnet18.yaml \\
         --out output/weights/fashion_source_resnet18.pdparams
 
 Trains the configured backbone from scratch on the source task (the config must say ``model.pretrained: none``)

@@ -11,8 +11,8 @@ data set, and the published number where ``published.yaml`` has one, with its so
 
 Metric: ``final`` (default) is the accuracy after the last epoch, the protocol of the RIFLE authors' code;
 ``best`` is the best epoch's, which selects on the test set and flatters every method, so it is opt-in.
-Rows and columns follow the tables in ``rifle_paddle/configs/tables/`` (their order and titles) when that folder is found;
-``--table rifle_paddle/configs/tables/<name>.yaml`` restricts the report to that table's cells.
+Rows and columns follow the tables in ``configs/tables/`` (their order and titles) when that folder is found;
+``--table configs/tables/<name>.yaml`` restricts the report to that table's cells.
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """Run a whole table of a paper: every cell x seed through the engine, one run after another, resumable.
 
-    python -m rifle_paddle.experiments.sweep rifle_paddle/configs/tables/rifle_table_tricks.yaml --seeds 3 \\
+    python -m rifle_paddle.experiments.sweep configs/tables/rifle_table_tricks.yaml --seeds 3 \\
         --data-root cub200=/data/CUB_200_2011 --data-root stanford_cars=/data/stanford_cars
     ... --dry-run     # the plan: every run with its state (done / incomplete / to run), nothing is started
     ... --print       # one `rifle-train ...` line per run still to do, to hand to a cluster scheduler
 
 Each run is ``<run.output_dir>/<dataset>-<method>-s<seed>`` (``runs.run_name``), from the cell's generated config
-(``rifle_paddle/configs/<dataset>/<arch>_<method>.yaml``) with ``run.seed`` and ``run.name`` set. A run whose ``metrics.json``
+(``configs/<dataset>/<arch>_<method>.yaml``) with ``run.seed`` and ``run.name`` set. A run whose ``metrics.json``
 holds its final result is done and skipped, so starting an interrupted sweep again continues where it stopped; a
 run that was cut short continues from its newest checkpoint (``train.resume=auto``, exact: same steps, same
 weights), or starts again over its directory if it was stopped before writing one.
@@ -259,7 +259,7 @@ def positive_int(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = module_parser("python -m rifle_paddle.experiments.sweep", __doc__)
-    p.add_argument("table", help="a table file, e.g. rifle_paddle/configs/tables/rifle_table_tricks.yaml")
+    p.add_argument("table", help="a table file, e.g. configs/tables/rifle_table_tricks.yaml")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per cell, 0..N-1 (default 3)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--datasets", help="comma-separated data sets of the table to run (default: all)")
