@@ -8,13 +8,13 @@ release that breaks one fails a named test instead of a user's run (``.ci/run`` 
 newest supported Paddle). ``tests/test_paddle_compat.py`` also checks that no other module touches a private
 attribute of Paddle's objects.
 
-Checked on: PaddlePaddle 3.0.0, 3.1.1, 3.3.1 (CPU wheels) unless an accessor says otherwise.
+Checked on: PaddlePaddle 3.0.0, 3.1.1, 3.2.2, 3.3.1 (CPU wheels) unless an accessor says otherwise.
 """
 from __future__ import annotations
 
 import paddle
 
-CHECKED_ON = ("3.0.0", "3.1.1", "3.3.1")
+CHECKED_ON = ("3.0.0", "3.1.1", "3.2.2", "3.3.1")
 
 
 # ------------------------------------------------------------------------------------------------ random generators
