@@ -94,3 +94,12 @@ def test_the_installed_metadata_states_the_license_and_the_paddle_range(venv, tm
     metadata = _run(venv, tmp_path, "python", "-c", "from importlib.metadata import metadata; "
                     "m = metadata('rifle-paddle'); print(m['License']); print(m.get_all('Requires-Dist'))").stdout
     assert metadata.startswith("Apache-2.0\n") and "paddlepaddle<4,>=3.0.0; extra == \"cpu\"" in metadata
+
+
+def test_each_rank_gets_the_arguments_without_the_launch_options():
+    from rifle_paddle.app.launch import launch_command
+    cmd = launch_command(["--gpus", "0,1", "-c", "cub200/resnet50_rifle", "--launch-log-dir=logs", "-o", "a=b"],
+                         "0,1", None, "logs")
+    assert cmd[1:6] == ["-m", "paddle.distributed.launch", "--gpus", "0,1", "--log_dir"]
+    assert cmd[-5].endswith(os.path.join("rifle_paddle", "__main__.py"))
+    assert cmd[-4:] == ["-c", "cub200/resnet50_rifle", "-o", "a=b"]
