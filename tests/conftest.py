@@ -17,7 +17,8 @@ paddle.set_device("cpu")
 #: Paddle access, resume, the AMP stand-ins, a two-process launch and the pip install (which launches two processes
 #: too). The whole suite runs on the newest.
 OLDEST_PADDLE_SUBSET = ("test_paddle_compat.py", "test_paddle_version.py", "test_resume.py", "test_amp.py",
-                        "test_install.py", "test_distributed.py::test_two_process_launch_shards_data_and_agrees_on_rifle")
+                        "test_install.py",
+                        "test_distributed.py::test_two_process_launch_shards_data_and_agrees_on_rifle")
 #: left out of it to keep CI under 15 minutes: the slowest resume tests, whose Paddle parts the others cover (a third
 #: of the subset's time on 3.0: 255 s and 60 s of 975 s on a loaded machine)
 NOT_ON_OLDEST = ("test_resume.py::test_a_resumed_delta_run_takes_its_channel_attention_from_the_checkpoint",

@@ -24,7 +24,8 @@ def version_line() -> str:
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = module_parser(prog, description, epilog="Config keys: run with --help-config; shipped configs: "
-                      "--list-configs. Example:\n  rifle-train -c cub200/resnet50_rifle -o data.root=/data/CUB_200_2011")
+                      "--list-configs. Example:\n"
+                      "  rifle-train -c cub200/resnet50_rifle -o data.root=/data/CUB_200_2011")
     p.add_argument("-c", "--config", help="YAML config: a file, or the name of a config shipped with the package "
                    "(e.g. cub200/resnet50_rifle; see --list-configs). A file may inherit others with _base_")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",

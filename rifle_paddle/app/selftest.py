@@ -141,7 +141,8 @@ class SelfTest:
         _require(scaler is not None and scaler.is_enable(), f"AMP {level} is not enabled on the GPU")
 
         def weights():
-            return {k: v.numpy().copy() for k, v in fp32_state_dict(model.network, paddle_compat.model_optimizer(model)).items()
+            state = fp32_state_dict(model.network, paddle_compat.model_optimizer(model))
+            return {k: v.numpy().copy() for k, v in state.items()
                     if not k.endswith(("_mean", "_variance"))}
 
         before = weights()

@@ -145,7 +145,8 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
             self.best = dict(self._current)
             if self.save_best and self.rank == 0:
                 from ..core.precision import fp32_state_dict
-                atomic_save(fp32_state_dict(self.model.network, paddle_compat.model_optimizer(self.model)),  # O2: fp32 master weights
+                optimizer = paddle_compat.model_optimizer(self.model)
+                atomic_save(fp32_state_dict(self.model.network, optimizer),  # O2: fp32 master weights
                             os.path.join(self.run_dir, "best.pdparams"))
         self.write_metrics()
 

@@ -96,7 +96,8 @@ def cast_for_o2(network, dtype: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- layers and tensors
 def is_batch_norm(layer) -> bool:
-    """A batch norm of the ``paddle.nn`` API (``BatchNorm1D/2D/3D``, ``SyncBatchNorm``: ``nn.layer.norm._BatchNormBase``)."""
+    """A batch norm of the ``paddle.nn`` API (``BatchNorm1D/2D/3D``, ``SyncBatchNorm``:
+    ``nn.layer.norm._BatchNormBase``)."""
     return isinstance(layer, paddle.nn.layer.norm._BatchNormBase)
 
 

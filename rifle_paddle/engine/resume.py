@@ -256,7 +256,8 @@ class Checkpointer(paddle.callbacks.Callback):
                               self.model.network,
                               state["parameter_names"])
             if self.saved_world != world_size():  # the schedule counts steps, which are bigger or smaller now
-                paddle_compat.learning_rate(paddle_compat.model_optimizer(self.model)).step(self.epoch * len(self.train_loader) + self.step)
+                schedule = paddle_compat.learning_rate(paddle_compat.model_optimizer(self.model))
+                schedule.step(self.epoch * len(self.train_loader) + self.step)
             restore_grad_scaler(self.model, state.get("grad_scaler"))
             restore_components(self.components, state["components"])
             if state.get("metric_totals"):

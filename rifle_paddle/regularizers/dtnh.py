@@ -155,7 +155,7 @@ class DTNH:
             g_l = p.grad
             if g_l is None:
                 if g_r is not None:
-                    paddle_compat.set_gradient(p, g_r.astype(p.dtype))  # the task does not reach p: the regularizer alone
+                    paddle_compat.set_gradient(p, g_r.astype(p.dtype))  # the task does not reach p: the regularizer
                 continue
             if g_l.dtype == paddle.float32:
                 g_l.multiply_(factor)

@@ -52,7 +52,7 @@ class RegularizedStep(TrainStep):
         with model.autocast(level="O1"):  # the teacher is never cast to half precision by prepare()
             penalty = reg.penalty(inputs)
         loss_scale = scaler.scale(paddle.ones([], dtype="float32")) if scaler is not None else None
-        reg.master_weights = master_weights(paddle_compat.model_optimizer(model))  # AMP O2: distances from the fp32 weights
+        reg.master_weights = master_weights(paddle_compat.model_optimizer(model))  # AMP O2: from the fp32 weights
         closed_value, closed_grads = reg.closed_form(loss_scale)
 
         if self.dtnh is None:
