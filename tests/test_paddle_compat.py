@@ -9,7 +9,6 @@ import os
 
 import numpy as np
 import paddle
-import pytest
 from paddle import nn
 
 from rifle_paddle.core import paddle_compat as compat
