@@ -5,7 +5,7 @@
     python benchmarks/evidence.py status              # what is done, what is left
     python benchmarks/evidence.py report              # benchmarks/RESULTS.md and its figures, from the summaries
 
-The protocol is fixed in docs/evidence.md and in the two tables (rifle_paddle/configs/tables/evidence_*.yaml). Each finished run
+The protocol is fixed in docs/evidence.md and in the two tables (configs/tables/evidence_*.yaml). Each finished run
 leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final accuracy, per-epoch
 loss and learning rate, re-initialization events, per-layer weight change from the source, wall time, and since
 2026-12-04 the time before training), which is committed; a run with a summary is never run again, so a later
@@ -31,9 +31,9 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-TABLES = {"regimes": os.path.join("rifle_paddle", "configs", "tables", "evidence_regimes.yaml"),
-          "methods": os.path.join("rifle_paddle", "configs", "tables", "evidence_methods.yaml")}
-SOURCE_CONFIG = os.path.join("rifle_paddle", "configs", "evidence", "source_resnet18.yaml")
+TABLES = {"regimes": os.path.join("configs", "tables", "evidence_regimes.yaml"),
+          "methods": os.path.join("configs", "tables", "evidence_methods.yaml")}
+SOURCE_CONFIG = os.path.join("configs", "evidence", "source_resnet18.yaml")
 SUMMARIES = os.path.join("benchmarks", "results", "evidence")
 # The source's weights are committed beside the summaries (45 MB, about 80 minutes of CPU to retrain), so a later
 # session on a fresh machine continues with the very source the committed runs used instead of a retrained one.
@@ -52,7 +52,7 @@ def source_path() -> str:
 
 def source_run_dirs() -> list[str]:
     """Where the source's run directory may be: this benchmark's output folder, or the config's own (the source
-    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c rifle_paddle/configs/evidence/source_resnet18.yaml``)."""
+    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c configs/evidence/source_resnet18.yaml``)."""
     from rifle_paddle.config import load_config
     cfg = load_config(SOURCE_CONFIG)
     return [os.path.join(folder, cfg["run"]["name"]) for folder in (OUTPUT_DIR, cfg["run"]["output_dir"])]

@@ -1,9 +1,9 @@
 """Real-data transfer on a CPU: plain fine-tuning, RIFLE, L2-SP, L2-SP + DTNH and RIFLE + L2-SP, several seeds.
 
 The papers' tables need GPUs and downloads; this is the scaled-down, honest version that runs offline on 2 cores
-in about an hour (rifle_paddle/configs/tables/fashion_mnist_cpu.yaml, rifle_paddle/configs/datasets/fashion_mnist.yaml):
+in about an hour (configs/tables/fashion_mnist_cpu.yaml, configs/datasets/fashion_mnist.yaml):
 
-1. source: ResNet-18 trained from scratch on 5 Fashion-MNIST classes (rifle_paddle/configs/fashion_mnist/source_resnet18.yaml,
+1. source: ResNet-18 trained from scratch on 5 Fashion-MNIST classes (configs/fashion_mnist/source_resnet18.yaml,
    through ``rifle_paddle.experiments.pretrain``; cached in output/weights/ and reused);
 2. target: the 5 other classes with 20 labels each, every method from those weights, seeds 0..N-1, through the
    sweep (seed ``s`` of every method trains on the same images, so the comparison is paired);
@@ -34,8 +34,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-TABLE = os.path.join("rifle_paddle", "configs", "tables", "fashion_mnist_cpu.yaml")
-SOURCE_CONFIG = os.path.join("rifle_paddle", "configs", "fashion_mnist", "source_resnet18.yaml")
+TABLE = os.path.join("configs", "tables", "fashion_mnist_cpu.yaml")
+SOURCE_CONFIG = os.path.join("configs", "fashion_mnist", "source_resnet18.yaml")
 CURVE_METHODS = ("finetune", "rifle", "rifle_l2sp")
 
 
@@ -59,7 +59,7 @@ def source_weights(overrides: list[str]) -> tuple[str, float]:
     """The source checkpoint the table's configs point at, trained now if it is not there yet."""
     from rifle_paddle.config import load_config
     from rifle_paddle.experiments.pretrain import pretrain
-    target = load_config(os.path.join("rifle_paddle", "configs", "fashion_mnist", "resnet18_finetune.yaml"), overrides)
+    target = load_config(os.path.join("configs", "fashion_mnist", "resnet18_finetune.yaml"), overrides)
     path = target["model"]["pretrained"]
     start = time.time()
     if not os.path.isfile(path):
@@ -105,13 +105,13 @@ def protocol(overrides: list[str]) -> str:
     from rifle_paddle.callbacks.rifle import rifle_schedule
     from rifle_paddle.config import load_config
     from rifle_paddle.data.fashion_mnist import CLASSES
-    fine = load_config(os.path.join("rifle_paddle", "configs", "fashion_mnist", "resnet18_finetune.yaml"), overrides)
-    rifle = load_config(os.path.join("rifle_paddle", "configs", "fashion_mnist", "resnet18_rifle.yaml"), overrides)
+    fine = load_config(os.path.join("configs", "fashion_mnist", "resnet18_finetune.yaml"), overrides)
+    rifle = load_config(os.path.join("configs", "fashion_mnist", "resnet18_rifle.yaml"), overrides)
     source = load_config(SOURCE_CONFIG)
     d, t, r = fine["data"], fine["train"], rifle["rifle"]
     names = lambda idx: ", ".join(CLASSES[i] for i in idx)  # noqa: E731
     reinits = rifle_schedule(t["epochs"], r["num_reinits"], r["min_tail_epochs"], r["epochs"])
-    return (f"Protocol (rifle_paddle/configs/datasets/fashion_mnist.yaml, rifle_paddle/configs/tables/fashion_mnist_cpu.yaml): "
+    return (f"Protocol (configs/datasets/fashion_mnist.yaml, configs/tables/fashion_mnist_cpu.yaml): "
             f"{source['model']['arch']} trained from scratch on the source classes ({names(source['data']['classes'])}; "
             f"{source['data']['train_per_class']} images each, {source['train']['epochs']} epochs), then fine-tuned on "
             f"the target classes ({names(d['classes'])}) with {d['train_per_class']} labelled images per class, "

@@ -1,23 +1,20 @@
 """rifle-paddle: deep transfer learning for image classification in PaddlePaddle (RIFLE, DTNH).
 
 Paddle is not a hard dependency of the package metadata (``paddlepaddle`` and ``paddlepaddle-gpu`` both provide
-``paddle`` and must not be installed over each other), so its absence is reported here with the fix.
+``paddle`` and must not be installed over each other), so it is checked here, before anything imports it: no
+Paddle, or one outside the supported range, is refused with one line saying what is installed and how to install a
+supported CPU or GPU build (``core.paddle_version``). Every command line imports this package first.
 """
 import warnings
 
+from .core.paddle_version import require_supported_paddle
+
 __version__ = "0.1.0"
+
+require_supported_paddle()
 
 # Paddle warns on import when the C++ extension toolchain has no ccache; it concerns custom-op builders only.
 warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
-
-try:
-    import paddle  # noqa: F401
-except ImportError as e:  # pragma: no cover - exercised only on a machine without Paddle
-    raise ImportError(
-        "rifle_paddle needs PaddlePaddle 3.x, which is not installed. Install ONE of:\n"
-        "  pip install -e .[cpu]            # CPU wheel (paddlepaddle)\n"
-        "  pip install paddlepaddle-gpu     # GPU wheel, matching your CUDA (see paddlepaddle.org.cn)"
-    ) from e
 
 from . import models, data  # noqa: E402,F401  (each registers its config checks: model and reader names)
 # The public API: what a user's own training loop needs (docs/api.md). The engine, the table machinery

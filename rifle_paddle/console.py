@@ -52,13 +52,14 @@ def close_log_file() -> None:
         handler.close()
 
 
-def module_parser(prog: str, doc: str):
-    """An ``argparse`` parser whose description is the first line of a command module's docstring and whose
-    epilog is the rest (its usage examples), kept as written."""
+def module_parser(prog: str, doc: str, epilog: str | None = None):
+    """The one parser style of every command (console scripts and ``python -m`` modules): the description is the
+    first line of the command module's docstring, the epilog the rest (its usage examples) or ``epilog``, both
+    kept as written."""
     import argparse
     return argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog=doc.split("\n\n", 1)[1] if "\n\n" in doc else None)
+                                   epilog=epilog or (doc.split("\n\n", 1)[1] if "\n\n" in doc else None))
 
 
 #: Paddle 3.3 warnings that say nothing a user can act on: hapi's ``eval_batch`` passes the labels, already

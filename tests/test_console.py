@@ -15,7 +15,9 @@ def _shown(block) -> list[str]:
 
 def _noisy_step():
     import paddle.tensor.creation as creation
-    creation._warned_in_tensor = False  # Paddle warns about to_tensor(tensor) once per process
+    for flag in ("_warned_in_tensor", "_warned_in_to_tensor"):  # Paddle warns about to_tensor(tensor) once per
+        if hasattr(creation, flag):  # process; the flag's name: 3.1 and later, 3.0
+            setattr(creation, flag, False)
     bn = paddle.nn.BatchNorm2D(3)
     bn.train()
     bn(paddle.randn([2, 3, 4, 4]))  # Paddle: "When training, we now always track global mean and variance."

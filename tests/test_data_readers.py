@@ -203,6 +203,9 @@ def test_caltech256_without_train_per_class_explains_the_protocol(tmp_path):
     layout = layouts.make_caltech256(str(tmp_path))
     with pytest.raises(DataError, match="caltech256 has no official split: set data.train_per_class"):
         read("caltech256", layout.root, "train")
+    above = os.path.dirname(layout.root)  # data.root one level up: it said its one "category" had 0 images
+    with pytest.raises(DataError, match=f"found it in {layout.root}: set data.root={layout.root}"):
+        read("caltech256", above, "train", train_per_class=2)
     shutil.rmtree(layout.root)
     os.makedirs(layout.root)
     with pytest.raises(DataError, match="has no category folders"):

@@ -81,7 +81,8 @@ def test_predict_writes_top_k_with_names_in_csv_and_json(exported, tiny_folder, 
     broken.write_bytes(b"not a jpeg")
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(os.path.relpath(p, tmp_path) for p in images[2:]) + "\n")
-    assert predict.main([result["run_dir"], images[0], images[1], str(broken), str(listing), "--top-k", "2"]) == 0
+    # 1: broken.jpg was skipped (the rest is still written)
+    assert predict.main([result["run_dir"], images[0], images[1], str(broken), str(listing), "--top-k", "2"]) == 1
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))
     assert "broken.jpg" in captured.err and len(rows) == 4 * 2  # 4 readable images x top-2
@@ -118,3 +119,33 @@ def test_clear_errors(exported, tmp_path, capsys):
     assert "run `rifle-export" in capsys.readouterr().err
     assert predict.main([result["run_dir"], str(tmp_path / "missing.jpg")]) == 1  # nothing readable: status 1
     assert "missing.jpg" in capsys.readouterr().err
+
+
+def test_export_refuses_weights_of_another_class_count_or_architecture(exported, tmp_path, capsys):
+    """Paddle's ``set_state_dict`` only warns: such weights used to export a partly random network, exit 0."""
+    result, _, _ = exported
+    five_classes, resnet34 = str(tmp_path / "five.pdparams"), str(tmp_path / "r34.pdparams")
+    paddle.save(create_model("resnet18", num_classes=5).state_dict(), five_classes)
+    paddle.save(create_model("resnet34", num_classes=3).state_dict(), resnet34)
+    out = str(tmp_path / "model")
+    assert export.main([result["run_dir"], "--weights", five_classes, "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit resnet18 with 3 classes" in err and "fc.weight [512, 5]" in err and "[512, 3]" in err
+    assert export.main([result["run_dir"], "--weights", resnet34, "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected" in err and "layer1.2." in err  # ResNet-34's third block of layer1: ResNet-18 has two
+    assert not os.path.exists(os.path.join(out, "inference.pdiparams"))
+
+
+def test_predict_exits_non_zero_when_an_input_is_missing_or_unreadable(exported, tiny_folder, tmp_path, capsys):
+    """The readable images are still predicted and written; a script must still see that some were not."""
+    _, _, folder = exported
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "predictions.csv"
+    good = _test_images(tiny_folder)[0]
+    assert predict.main([folder, good, str(tmp_path / "missing.jpg"), str(broken), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "missing.jpg" in err and "broken.jpg" in err and "2 skipped" in err
+    assert [r["path"] for r in csv.DictReader(io.StringIO(out.read_text()))] == [good] * 3
+    assert predict.main([folder, good, "--out", str(out)]) == 0

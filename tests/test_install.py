@@ -1,15 +1,18 @@
 """The package as a pip user gets it: a non-editable install into a fresh virtualenv, used from a folder outside the
 checkout: the version, a packaged config by name, rifle-export and rifle-predict.
 
-The virtualenv sees the system's site-packages (``--system-site-packages``) so that the installed PaddlePaddle is
-reused instead of downloaded; the package itself is built from this checkout (``--no-deps``: its dependencies are
-those same system packages). Needs Debian's ``dataset-fashion-mnist`` (what the README's install line and CI
-install); about a minute on 2 cores.
+The virtualenv sees the site-packages of the interpreter running the tests (a ``.pth`` file naming them: with
+``--system-site-packages`` a virtualenv made from inside another one sees the base interpreter's, without that one's
+Paddle and wheel), so that the installed PaddlePaddle is reused instead of downloaded; the package itself is built
+from this checkout (``--no-deps``: its dependencies are those same packages). The train/export/predict test needs
+Debian's ``dataset-fashion-mnist`` (what the README's install line and CI install); about a minute on 2 cores. The
+two-process launch trains on a generated image folder.
 """
 import csv
 import io
 import os
 import shutil
+import site
 import subprocess
 import sys
 
@@ -23,13 +26,17 @@ TARGET_CLASSES = {"sandal", "shirt", "sneaker", "bag", "ankle_boot"}  # the pack
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
     root = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(root)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
     bin_dir = root / ("Scripts" if os.name == "nt" else "bin")
+    inner = subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(inner, "outer_site_packages.pth"), "w") as f:  # after the venv's own: it installs there
+        f.write("\n".join(site.getsitepackages()) + "\n")
     source = tmp_path_factory.mktemp("source")  # pip builds in its source tree: give it a copy, not the checkout
-    for name in ("setup.py", "README.md"):
+    for name in ("setup.py", "README.md", "LICENSE"):
         shutil.copy(os.path.join(REPO, name), source)
-    shutil.copytree(os.path.join(REPO, "rifle_paddle"), source / "rifle_paddle",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("rifle_paddle", "configs"):  # configs/ ships inside the wheel as rifle_paddle/configs/
+        shutil.copytree(os.path.join(REPO, folder), source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-input", str(source)], check=True, env={**os.environ, "PIP_NO_INDEX": "1"})
     return bin_dir
@@ -65,3 +72,34 @@ def test_pip_install_then_train_export_predict_from_elsewhere(venv, tmp_path):
     out = _run(venv, work, "rifle-predict", "model", "item0.png", "item1.png", "--top-k", "3").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 2 * 3 and {r["class"] for r in rows} <= TARGET_CLASSES
+
+
+def test_several_processes_from_the_pip_install_outside_the_checkout(venv, tmp_path, tiny_folder):
+    """``rifle-train --processes 2`` (as ``--gpus 0,1`` on cards): paddle.distributed.launch on the installed
+    package's own ``__main__.py``, not a checkout's train.py; both ranks train, rank 0 writes the run."""
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    overrides = ["model.arch=resnet18", "model.pretrained=none", "data.name=folder", f"data.root={tiny_folder}",
+                 "data.image_size=32", "data.resize_size=32", "data.batch_size=6", "data.num_workers=0",
+                 "train.epochs=1", "run.device=cpu", "run.name=two", "log.visualdl=false"]
+    proc = _run(venv, work, "rifle-train", "--processes", "2", *[a for o in overrides for a in ("-o", o)])
+    assert "launching: " in proc.stderr and "site-packages" in proc.stderr.split("launching: ")[1].split("\n")[0]
+    logs = [(work / "log" / f"workerlog.{rank}").read_text() for rank in range(2)]
+    # 36 training images over 2 ranks at batch 6: 3 steps a rank (one process would take 6)
+    assert "step 3/3 " in logs[0]
+    assert (work / "output" / "two" / "metrics.json").is_file()
+
+
+def test_the_installed_metadata_states_the_license_and_the_paddle_range(venv, tmp_path):
+    metadata = _run(venv, tmp_path, "python", "-c", "from importlib.metadata import metadata; "
+                    "m = metadata('rifle-paddle'); print(m['License']); print(m.get_all('Requires-Dist'))").stdout
+    assert metadata.startswith("Apache-2.0\n") and "paddlepaddle<4,>=3.0.0; extra == \"cpu\"" in metadata
+
+
+def test_each_rank_gets_the_arguments_without_the_launch_options():
+    from rifle_paddle.app.launch import launch_command
+    cmd = launch_command(["--gpus", "0,1", "-c", "cub200/resnet50_rifle", "--launch-log-dir=logs", "-o", "a=b"],
+                         "0,1", None, "logs")
+    assert cmd[1:6] == ["-m", "paddle.distributed.launch", "--gpus", "0,1", "--log_dir"]
+    assert cmd[-5].endswith(os.path.join("rifle_paddle", "__main__.py"))
+    assert cmd[-4:] == ["-c", "cub200/resnet50_rifle", "-o", "a=b"]

@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rifle_paddle")
 LAYERS = {"core": 0, "console": 0, "config": 1, "models": 2, "data": 2, "callbacks": 3, "regularizers": 3,
-          "tricks": 3, "engine": 4, "experiments": 5, "deploy": 5, "app": 6}
+          "tricks": 3, "engine": 4, "experiments": 5, "deploy": 5, "app": 6, "__main__": 6}
 
 
 def _modules():
@@ -90,3 +90,10 @@ def test_the_known_violations_are_gone(module):
     assert not targets & {"engine", "experiments", "app", "deploy"}
     if parts[1] == "config":
         assert not targets & {"data", "models", "callbacks"}
+
+
+def test_every_command_line_is_built_by_console_module_parser():
+    """One parser style for the console scripts and the ``python -m`` modules (there were three)."""
+    direct = [os.path.relpath(path, PACKAGE) for path, _, _ in _modules()
+              if not path.endswith("console.py") and "ArgumentParser(" in open(path, encoding="utf-8").read()]
+    assert not direct, f"argparse.ArgumentParser outside console.module_parser: {direct}"

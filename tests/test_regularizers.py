@@ -20,7 +20,7 @@ from rifle_paddle.regularizers.delta import attention_from_importance, channel_i
 from rifle_paddle.regularizers.feature_distillation import feature_map_distance
 from tiny_net import Tiny
 
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rifle_paddle", "configs")
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
 def _tiny(seed=0):

@@ -45,13 +45,19 @@ def _parsed_by_the_launcher(cmd: list[str], monkeypatch):
 @pytest.mark.parametrize("nproc", [1, 2, 4, 8])
 def test_the_launch_command_is_what_paddles_launcher_reads(nproc, gpu, monkeypatch):
     """On a machine with 2 or more GPUs the self-test put ``--devices 0,1`` between ``--nproc_per_node`` and its
-    value, and the launcher stopped ("argument --nproc_per_node: expected one argument")."""
+    value, and the launcher stopped ("argument --nproc_per_node: expected one argument"). The self-test now builds
+    its command with ``rifle-train --gpus``'s own ``launch_command``."""
+    from rifle_paddle.app.launch import launch_command
     script_args = ["/tmp/out", "-o", "train.epochs=2", "-o", "run.name=x"]
-    cmd = selftest.launch_command("/tmp/train_entry.py", script_args, nproc, "/tmp/log", gpu)
+    cards = ",".join(str(i) for i in range(nproc))
+    cmd = launch_command(script_args, cards if gpu else None, None if gpu else nproc, "/tmp/log",
+                         script="/tmp/train_entry.py")
     args, unknown = _parsed_by_the_launcher(cmd, monkeypatch)
-    assert not unknown
-    assert args.nproc_per_node == nproc and args.log_dir == "/tmp/log"
-    assert args.devices == (",".join(str(i) for i in range(nproc)) if gpu else None)
+    assert not unknown and args.log_dir == "/tmp/log"
+    if gpu:  # one rank per listed card
+        assert args.devices == cards and args.nproc_per_node is None
+    else:
+        assert args.nproc_per_node == nproc and args.devices is None
     assert args.training_script == "/tmp/train_entry.py" and args.training_script_args == script_args
 
 

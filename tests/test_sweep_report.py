@@ -115,13 +115,13 @@ cells:
 
 
 def test_the_repository_configs_are_generated_and_up_to_date():
-    assert configgen.main(["--configs", os.path.join(REPO, "rifle_paddle", "configs"), "--check"]) == 0
-    tables = [load_table(p) for p in configgen.table_paths(os.path.join(REPO, "rifle_paddle", "configs"))]
+    assert configgen.main(["--configs", os.path.join(REPO, "configs"), "--check"]) == 0
+    tables = [load_table(p) for p in configgen.table_paths(os.path.join(REPO, "configs"))]
     generation = configgen.Generation(tables)
     assert configgen.validate_written(sorted(generation.files)) == []
     # the authors' per-data-set re-initialization counts are kept (CUB: cyclic_num 3, Cars: cyclic_num 4)
-    cub = load_config(os.path.join(REPO, "rifle_paddle", "configs", "cub200", "resnet50_rifle.yaml"))
-    cars = load_config(os.path.join(REPO, "rifle_paddle", "configs", "stanford_cars", "resnet50_rifle.yaml"))
+    cub = load_config(os.path.join(REPO, "configs", "cub200", "resnet50_rifle.yaml"))
+    cars = load_config(os.path.join(REPO, "configs", "stanford_cars", "resnet50_rifle.yaml"))
     assert (cub["rifle"]["num_reinits"], cars["rifle"]["num_reinits"]) == (2, 3)
     assert all(d in DATASET_TITLES for t in tables for d in t.datasets)
 
@@ -226,7 +226,7 @@ def test_workers_run_jobs_in_fresh_processes_and_report_failures(configs, tmp_pa
 @pytest.mark.parametrize("bad", ["0", "-2", "two"])
 def test_workers_must_be_a_positive_number(bad, capsys):
     with pytest.raises(SystemExit):
-        sweep.main(["rifle_paddle/configs/tables/fashion_mnist_cpu.yaml", "--workers", bad, "--dry-run"])
+        sweep.main(["configs/tables/fashion_mnist_cpu.yaml", "--workers", bad, "--dry-run"])
     assert "--workers" in capsys.readouterr().err
 
 
@@ -242,8 +242,8 @@ def test_print_mode_gives_one_train_command_per_pending_run(configs, tmp_path, c
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3  # 2 data sets x 2 seeds, one done
     args = shlex.split(lines[0])
-    assert args[:4] == ["python", "train.py", "-c", os.path.relpath(f"{configs}/beta/resnet50_finetune.yaml")]
-    assert args[4:] == ["-o", f"run.output_dir={out}", "-o", "run.seed=0", "-o", "run.name=beta-finetune-s0"]
+    assert args[:3] == ["rifle-train", "-c", os.path.relpath(f"{configs}/beta/resnet50_finetune.yaml")]
+    assert args[3:] == ["-o", f"run.output_dir={out}", "-o", "run.seed=0", "-o", "run.name=beta-finetune-s0"]
     assert "data.root=/data/a b" in shlex.split(lines[1])  # alpha, seed 1, quoted for the shell
     assert sweep.main([f"{configs}/tables/t.yaml", "--data-root", "gamma=/x", "--dry-run"]) == 2
     assert "'gamma' is not a data set" in capsys.readouterr().err

@@ -16,7 +16,6 @@ message names the file that was expected and where).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from ..console import module_parser
 from ..config import ConfigError, load_config
 from ..core.throughput import workers_estimate
 from ..data.builder import build_dataset, read_split
@@ -138,8 +138,7 @@ def describe(name: str, found: Split, expected: Expected | None) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.app.check_data", description=__doc__.split("\n\n")[0],
-                                     epilog=f"data sets: {', '.join(list_readers())}")
+    parser = module_parser("rifle-check-data", __doc__, epilog=f"data sets: {', '.join(list_readers())}")
     parser.add_argument("name", help="data set reader (data.name)")
     parser.add_argument("root", help="the data set's root directory (data.root)")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",

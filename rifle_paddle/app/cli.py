@@ -10,9 +10,10 @@ import os
 import sys
 
 from .. import __version__
-from ..config import ConfigError, list_configs, load_config, to_yaml
+from ..config import ConfigError, config_listing, load_config, to_yaml
 from ..config.reference import describe_schema
 from ..core import strict_json
+from ..console import module_parser
 
 
 def version_line() -> str:
@@ -23,17 +24,17 @@ def version_line() -> str:
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Config keys: run with --help-config; shipped configs: --list-configs. "
-                                       "Example:\n  rifle-train -c cub200/resnet50_rifle -o data.root=/data/CUB_200_2011")
+    p = module_parser(prog, description, epilog="Config keys: run with --help-config; shipped configs: "
+                      "--list-configs. Example:\n"
+                      "  rifle-train -c cub200/resnet50_rifle -o data.root=/data/CUB_200_2011")
     p.add_argument("-c", "--config", help="YAML config: a file, or the name of a config shipped with the package "
                    "(e.g. cub200/resnet50_rifle; see --list-configs). A file may inherit others with _base_")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. -o train.epochs=40 (repeatable; value is YAML)")
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     p.add_argument("--help-config", action="store_true", help="list every config key with its default")
-    p.add_argument("--list-configs", action="store_true", help="list the configs shipped with the package and exit")
+    p.add_argument("--list-configs", nargs="?", const="tables", choices=("tables", "all"),
+                   help="list the configs shipped with the package and exit (all: with the CPU evidence's)")
     p.add_argument("--version", action="version", version=version_line())
     return p
 
@@ -72,7 +73,7 @@ def _enclosing_run(path: str) -> str | None:
 
 def _handle_info(args, cfg: dict) -> bool:
     if args.list_configs:
-        print("\n".join(list_configs()))
+        print(config_listing(args.list_configs == "all"))
         return True
     if args.help_config:
         print(describe_schema())
@@ -88,12 +89,21 @@ def _fail(e: Exception) -> None:
 
 
 def train_main(argv=None) -> int:
-    parser = _parser("train.py", "Fine-tune an ImageNet-pretrained ResNet, optionally with RIFLE. "
+    parser = _parser("rifle-train", "Fine-tune an ImageNet-pretrained ResNet, optionally with RIFLE. "
                      "Without -c, runs the built-in offline demo (plain fine-tuning vs RIFLE).")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint "
                         "(with its config.yaml unless -c is given; -o may change execution keys such as "
                         "data.num_workers)")
+    several = parser.add_argument_group("several cards or processes (paddle.distributed.launch on this command)")
+    several.add_argument("--gpus", metavar="IDS", help="train on these cards, e.g. --gpus 0,1")
+    several.add_argument("--processes", type=int, metavar="N", help="train as N CPU processes (gloo; with "
+                         "-o run.device=cpu): what the test suite runs")
+    several.add_argument("--launch-log-dir", metavar="DIR", help="where each rank's output goes (workerlog.<rank>; "
+                         "default: ./log)")
     args = parser.parse_args(argv)
+    if args.gpus or args.processes is not None:
+        from .launch import launch
+        return launch(list(sys.argv[1:] if argv is None else argv), args.gpus, args.processes, args.launch_log_dir)
     if args.config is None and not args.override and args.resume is None \
             and not (args.print_config or args.help_config or args.list_configs):
         from .demo import main as demo_main
@@ -139,7 +149,7 @@ def eval_output_path(out: str | None, checkpoint: str) -> str:
 
 
 def eval_main(argv=None) -> int:
-    parser = _parser("eval.py", "Evaluate a checkpoint: prints top-1 (top-5 with more than five classes), and "
+    parser = _parser("rifle-eval", "Evaluate a checkpoint: prints top-1 (top-5 with more than five classes), and "
                      "writes a JSON result with each class's accuracy and the confusion matrix as CSV and PNG.")
     parser.add_argument("--out", help="JSON result path (default: eval.json beside the checkpoint); the confusion "
                                       "matrix goes beside it as <stem>_confusion.csv and .png")

@@ -8,7 +8,7 @@ it in the evidence (+0.03 points over 5 seeds, within noise). The 640-label regi
 1,000-step tail, also within noise) but its runs take 40 minutes; the 300-step tail is why RIFLE warns in the demo.
 What is scaled down is only what comes before that tail: 14 epochs instead of 40, the re-initializations before
 epochs 3 and 5 instead of 11, 21 and 31. Both runs are cells of the evidence's method table
-(``rifle_paddle/configs/tables/evidence_methods.yaml``, seed 0, the same images), run side by side as two
+(``configs/tables/evidence_methods.yaml``, seed 0, the same images), run side by side as two
 single-threaded processes, tested on all 5,000 target test images.
 
 The source model is the evidence's committed file (a checkout has it under ``benchmarks/results/evidence/``,
@@ -27,12 +27,12 @@ from ..config import CONFIGS_DIR, load_config
 DEMO_DIR = os.path.join("output", "demo")
 METHODS_TABLE = os.path.join(CONFIGS_DIR, "tables", "evidence_methods.yaml")
 
-# The evidence's source model, as committed in a checkout (rifle_paddle/configs -> the repository's root).
-_EVIDENCE = os.path.join(os.path.dirname(os.path.dirname(CONFIGS_DIR)), "benchmarks", "results", "evidence")
+# The evidence's source model, as committed in a checkout (configs/ -> the repository's root).
+_EVIDENCE = os.path.join(os.path.dirname(CONFIGS_DIR), "benchmarks", "results", "evidence")
 EVIDENCE_SOURCE = os.path.join(_EVIDENCE, "source_resnet18.pdparams")
 EVIDENCE_SOURCE_RECORD = os.path.join(_EVIDENCE, "source.json")
 
-# Without it: the small source model of the earlier CPU benchmark (rifle_paddle/configs/fashion_mnist/).
+# Without it: the small source model of the earlier CPU benchmark (configs/fashion_mnist/).
 FALLBACK_SOURCE_CONFIG = os.path.join(CONFIGS_DIR, "fashion_mnist", "source_resnet18.yaml")
 _FALLBACK_SOURCE = ["data.train_per_class=300", "train.epochs=3", "train.eval_freq=3", "data.test_per_class=100",
                     f"run.output_dir={DEMO_DIR}", "run.overwrite=true", "run.name=source"]

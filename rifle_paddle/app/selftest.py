@@ -23,7 +23,6 @@ without a GPU, two cards with one) is reported as skipped, with the reason. Each
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -37,6 +36,10 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass
+
+from ..console import module_parser
+from ..core import paddle_compat
+from .launch import launch_command
 
 PASS, SKIP, FAIL = "ok", "skip", "FAIL"
 EPOCHS = 2
@@ -67,18 +70,6 @@ def _require(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
-def launch_command(script: str, args: list[str], nproc: int, log_dir: str, gpu: bool) -> list[str]:
-    """``python -m paddle.distributed.launch`` running ``script args`` as ``nproc`` ranks: on ``nproc`` cards
-    (``--devices 0,...,nproc-1``, numbered within ``CUDA_VISIBLE_DEVICES``) with ``gpu``, else CPU processes.
-    Every launcher option comes before the script, each followed by its value."""
-    if nproc < 1:
-        raise ValueError(f"nproc must be >= 1, got {nproc}")
-    options = ["--nproc_per_node", str(nproc), "--log_dir", log_dir]
-    if gpu:
-        options += ["--devices", ",".join(str(card) for card in range(nproc))]
-    return [sys.executable, "-m", "paddle.distributed.launch", *options, script, *args]
-
-
 #: the script each rank of a launched check runs: ``train`` with ``RankRecord``, into ``<out dir>/rank<r>.json``
 ENTRY_SCRIPT = ("import sys\nfrom rifle_paddle.app.selftest import train_and_record\n"
                 "sys.exit(train_and_record(sys.argv[1], sys.argv[2:]))\n")
@@ -90,7 +81,7 @@ def rank_record(model) -> dict:
     import numpy as np
 
     from ..core.precision import fp32_state_dict
-    state = fp32_state_dict(model.network, model._optimizer)
+    state = fp32_state_dict(model.network, paddle_compat.model_optimizer(model))
     sums = {}
     for key, value in state.items():
         array = value.numpy().astype(np.float64)
@@ -226,17 +217,18 @@ class SelfTest:
         _require(scaler is not None and scaler.is_enable(), f"AMP {level} is not enabled on the GPU")
 
         def weights():
-            return {k: v.numpy().copy() for k, v in fp32_state_dict(model.network, model._optimizer).items()
+            state = fp32_state_dict(model.network, paddle_compat.model_optimizer(model))
+            return {k: v.numpy().copy() for k, v in state.items()
                     if not k.endswith(("_mean", "_variance"))}
 
         before = weights()
-        scaler._scale = paddle.to_tensor([2.0 ** 40], dtype="float32")
+        paddle_compat.set_loss_scale(scaler, 2.0 ** 40)
         model.train_batch([images], [labels])
         _require(scaler.loss_scale == 2.0 ** 39, f"after an overflow the loss scale is {scaler.loss_scale:g}, "
                                                  f"expected 2^39")
         changed = [k for k, v in weights().items() if not np.array_equal(v, before[k])]
         _require(not changed, f"the overflowing step changed {changed[:3]}")
-        scaler._scale = paddle.to_tensor([2.0 ** 10], dtype="float32")
+        paddle_compat.set_loss_scale(scaler, 2.0 ** 10)
         model.train_batch([images], [labels])
         after = weights()
         _require(all(np.isfinite(v).all() for v in after.values()), "non-finite weights after a normal step")
@@ -354,7 +346,8 @@ class SelfTest:
         log_dir, out_dir = os.path.join(self.workdir, "launch", name), os.path.join(self.workdir, "ranks", name)
         shutil.rmtree(out_dir, ignore_errors=True)
         os.makedirs(out_dir)
-        cmd = launch_command(script, [out_dir, *overrides], nproc, log_dir, self.gpu)
+        cmd = launch_command([out_dir, *overrides], ",".join(str(card) for card in range(nproc)) if self.gpu else None,
+                             None if self.gpu else nproc, log_dir, script=script)
         import rifle_paddle
         # the folder holding this rifle_paddle, installed or not, so the ranks import the same code
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(rifle_paddle.__file__)))
@@ -417,8 +410,7 @@ def verdict(results: list[Result]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="rifle-selftest", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = module_parser("rifle-selftest", __doc__)
     parser.add_argument("--workdir", help="where runs and logs go (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-launch", action="store_true", help="skip the two-process check")

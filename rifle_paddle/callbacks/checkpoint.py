@@ -18,7 +18,7 @@ import time
 
 import paddle
 
-from ..core import strict_json
+from ..core import paddle_compat, strict_json
 from ..core.files import atomic_save, atomic_write_text, fsync_path  # noqa: F401 (re-exported)
 from ..core.strict_json import finite_or_none
 from .epoch_numbers import NUMBERING, shown, shown_record
@@ -133,7 +133,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
             self._current["train_loss"] = self._loss_sum / self._seen
         if self._nonfinite:
             self._current["nonfinite_batches"] = self._nonfinite
-        self._current["lr"] = float(self.model._optimizer.get_lr())
+        self._current["lr"] = float(paddle_compat.model_optimizer(self.model).get_lr())
         for prefix, fields in self.epoch_fields.items():
             self._current.update({f"{prefix}_{k}": v for k, v in fields().items()})
         self.epochs.append(self._current)
@@ -151,7 +151,8 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
             self.best = dict(self._current)
             if self.save_best and self.rank == 0:
                 from ..core.precision import fp32_state_dict
-                atomic_save(fp32_state_dict(self.model.network, self.model._optimizer),  # O2: fp32 master weights
+                optimizer = paddle_compat.model_optimizer(self.model)
+                atomic_save(fp32_state_dict(self.model.network, optimizer),  # O2: fp32 master weights
                             os.path.join(self.run_dir, "best.pdparams"))
         self.write_metrics()
 

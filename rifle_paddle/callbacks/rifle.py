@@ -52,6 +52,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from ..core import paddle_compat
 from ..models.classifier import find_classifier
 
 from .epoch_numbers import shown
@@ -172,17 +173,17 @@ def reset_optimizer_state(optimizer: paddle.optimizer.Optimizer, params: list[pa
     ``multi_precision`` (AMP O2) Paddle keys them by the fp32 master weight's name (``<name>_fp32_master_0``), not
     the parameter's. Returns the accumulator names that were reset (for the log).
     """
-    master = getattr(optimizer, "_master_weights", {}) or {}
+    master = paddle_compat.master_weights(optimizer)
     names = {p.name for p in params} | {master[p.name].name for p in params if p.name in master}
     touched = []
-    for acc_name, per_param in getattr(optimizer, "_accumulators", {}).items():
+    for acc_name, per_param in paddle_compat.accumulators(optimizer).items():
         for pname, acc in per_param.items():
             if pname not in names:
                 continue
             if "beta1_pow" in acc_name:  # Adam-style bias-correction powers restart at beta, not 0
-                value = float(getattr(optimizer, "_beta1", 0.9))
+                value = paddle_compat.adam_betas(optimizer)[0]
             elif "beta2_pow" in acc_name:
-                value = float(getattr(optimizer, "_beta2", 0.999))
+                value = paddle_compat.adam_betas(optimizer)[1]
             else:
                 value = 0.0
             acc.set_value(paddle.full(acc.shape, value, dtype=acc.dtype))
@@ -210,7 +211,7 @@ def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "a
     weight = getattr(layer, "weight", None)
     weight = weight if weight is not None else params[0]
     fan_in = _fan_in(layer, weight)
-    master = getattr(optimizer, "_master_weights", {}) if optimizer is not None else {}
+    master = paddle_compat.master_weights(optimizer) if optimizer is not None else {}
     report = {}
     redrawn = []
     for pname, p in named:
@@ -333,7 +334,7 @@ class RIFLE(paddle.callbacks.Callback):
             setup_logging()
         name, layer = find_classifier(self.model.network, self.layer_name)
         self.controller = RifleController(
-            layer=layer, optimizer=self.model._optimizer, epochs=self.params["epochs"],
+            layer=layer, optimizer=paddle_compat.model_optimizer(self.model), epochs=self.params["epochs"],
             num_reinits=self.num_reinits, min_tail_epochs=self.min_tail_epochs,
             schedule_epochs=self.explicit_epochs, init=self.init, reset_optimizer_state=self.reset_state,
             seed=self.seed, history=list(self._restored_history), min_tail_steps=self.min_tail_steps,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import paddle
 
+from ..core import paddle_compat
+
 
 class VisualDLLogger(paddle.callbacks.Callback):
     """Writes to ``writer`` (a ``visualdl.LogWriter`` shared with other callbacks, e.g. RIFLE's) every
@@ -35,7 +37,8 @@ class VisualDLLogger(paddle.callbacks.Callback):
                 self.writer.add_scalar(f"train_step/{key}", float(value), self.global_step)
             except (TypeError, ValueError):
                 pass
-        self.writer.add_scalar("train_step/lr", float(self.model._optimizer.get_lr()), self.global_step)
+        lr = float(paddle_compat.model_optimizer(self.model).get_lr())
+        self.writer.add_scalar("train_step/lr", lr, self.global_step)
 
     def on_train_end(self, logs=None):
         self.writer.flush()

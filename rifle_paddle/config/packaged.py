@@ -1,6 +1,10 @@
-"""The configs shipped inside the package (``rifle_paddle/configs/``), so that a pip install can name them.
+"""The configs shipped with the package, so that a pip install can name them.
 
-``rifle-train -c cub200/resnet50_rifle`` reads ``rifle_paddle/configs/cub200/resnet50_rifle.yaml`` from wherever the
+They live in the repository's top-level ``configs/``; ``setup.py`` ships that folder inside the wheel as
+``rifle_paddle/configs/`` (``package_dir``). ``CONFIGS_DIR`` is therefore the package's ``configs/`` in an installed
+wheel and the checkout's ``configs/`` beside the package otherwise (a checkout, an editable install).
+
+``rifle-train -c cub200/resnet50_rifle`` reads ``<CONFIGS_DIR>/cub200/resnet50_rifle.yaml`` from wherever the
 command runs. A path to a file that exists always wins, so ``-c my.yaml`` and ``-c run/config.yaml`` keep working,
 and so do the checkout-relative spellings in older notes (``configs/...``, ``rifle_paddle/configs/...``).
 """
@@ -8,14 +12,20 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS_DIR = next((d for d in (os.path.join(_PACKAGE, "configs"), os.path.join(os.path.dirname(_PACKAGE), "configs"))
+                    if os.path.isfile(os.path.join(d, "base.yaml"))), os.path.join(_PACKAGE, "configs"))
 
 # Folders of fragments that run configs inherit (data sets, methods) and of the tables configgen reads: not
 # configs one trains with on their own, so ``--list-configs`` leaves them out (``-c`` still accepts them), as it
 # leaves out ``base.yaml`` (the protocol every run config inherits).
 FRAGMENT_FOLDERS = ("datasets", "methods", "tables")
 _OLD_PREFIXES = ("rifle_paddle/configs/", "configs/")
+#: the folders of the CPU evidence (docs/evidence.md): one config per regime and method, 20-odd near-identical
+#: files that its script runs; ``--list-configs`` counts them in one line instead of burying the tables' configs
+EVIDENCE_FOLDERS = re.compile(r"evidence|fashion_mnist_\d+")
 
 
 def resolve_config(spec: str) -> str:
@@ -34,6 +44,23 @@ def resolve_config(spec: str) -> str:
         if os.path.isfile(path):
             return path
     return spec
+
+
+def is_evidence(name: str) -> bool:
+    """Whether the config ``name`` (``<folder>/<name>``) is one of the CPU evidence's."""
+    return bool(EVIDENCE_FOLDERS.fullmatch(name.split("/")[0]))
+
+
+def config_listing(everything: bool = False) -> str:
+    """What ``--list-configs`` prints: the runnable configs, the evidence's summed up in a last line unless
+    ``everything``."""
+    names = list_configs()
+    shown = [n for n in names if everything or not is_evidence(n)]
+    hidden = sorted({n.split("/")[0] + "/" for n in names if n not in shown})
+    if hidden:
+        shown.append(f"(and {len(names) - len(shown)} configs of the CPU evidence, docs/evidence.md, in "
+                     f"{', '.join(hidden)}: --list-configs all names them)")
+    return "\n".join(shown)
 
 
 def list_configs() -> list[str]:

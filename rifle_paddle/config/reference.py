@@ -8,10 +8,10 @@ and a test fails when it differs from the schema:
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from ..console import module_parser
 from .schema import SCHEMA
 
 DOC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs",
@@ -41,7 +41,7 @@ def schema_markdown() -> str:
     """The Markdown of ``docs/config.md``."""
     text = ["# Configuration keys", "",
             "Generated from `rifle_paddle/config/schema.py` by `python -m rifle_paddle.config.reference`; do not edit.",
-            "`python train.py --help-config` prints the same. A config file sets any of these (`_base_: [a.yaml, "
+            "`rifle-train --help-config` prints the same. A config file sets any of these (`_base_: [a.yaml, "
             "b.yaml]` inherits, later files win, then the file itself); `-o section.key=value` overrides one on the "
             "command line (the value is YAML: `-o rifle.epochs=[10,20]`, `-o model.pretrained=null`). Unknown keys, "
             "wrong types and out-of-range values are refused together, with the closest valid names, before any "
@@ -58,7 +58,7 @@ def schema_markdown() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.config.reference", description=__doc__.split("\n")[0])
+    parser = module_parser("python -m rifle_paddle.config.reference", __doc__)
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if docs/config.md is stale")
     parser.add_argument("--out", default=DOC_PATH, help="where to write (default: the checkout's docs/config.md)")
     args = parser.parse_args(argv)

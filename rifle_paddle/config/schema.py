@@ -7,7 +7,7 @@ Defaults: the methods (RIFLE, the regularizers) default to their authors' rules,
 on gets the published method; the training protocol defaults to the RIFLE authors' recipe (ResNet-50, ImageNet
 weights, SGD momentum 0.9, weight decay 1e-4, batch 32, 40 epochs, lr 0.01) except where their choice would hurt an
 arbitrary data set (per-epoch reshuffling, a kept last batch, Inception crops, per-iteration cosine).
-``rifle_paddle/configs/base.yaml`` pins the authors' protocol key by key for the paper tables; ``docs/fidelity.md`` lists
+``configs/base.yaml`` pins the authors' protocol key by key for the paper tables; ``docs/fidelity.md`` lists
 every difference and the key that selects each side.
 """
 from __future__ import annotations
@@ -243,7 +243,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         "'auto' (<output_dir>/<name> if it has a checkpoint; starts it if it holds no result yet, "
                         "refuses a folder with results but no intact checkpoint). The config must match "
                         "the run's except for execution keys (num_workers, device, log/eval frequency, ...). "
-                        "`train.py --resume <run dir>` sets it and reads the run's config.yaml.", nullable=True,
+                        "`rifle-train --resume <run dir>` sets it and reads the run's config.yaml.", nullable=True,
                         path_words=("auto",)),
         "resume_data_changed": Field("refuse", STR, "A resume whose data differs from the run's (images added or "
                                      "removed, per-class counts, file list: recorded in every checkpoint): 'refuse' "

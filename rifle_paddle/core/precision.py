@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import paddle
 
+from . import paddle_compat
+
 HALF = (paddle.float16, paddle.bfloat16)
 
 
 def master_weights(optimizer) -> dict:
     """``{parameter name: fp32 master weight}`` of an O2 optimizer (empty otherwise)."""
-    return getattr(optimizer, "_master_weights", None) or {}
+    return paddle_compat.master_weights(optimizer)
 
 
 def fp32_state_dict(network: paddle.nn.Layer, optimizer=None) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
+from . import paddle_compat
+
 
 def as_tensor(x) -> paddle.Tensor:
     """A batch as a tensor, without the copy ``paddle.to_tensor`` makes of a tensor (``ImageLoader`` and
@@ -25,7 +27,7 @@ class TrainStep:
 
     def __call__(self, model, inputs: list, labels: list, scaler) -> list[paddle.Tensor]:
         outputs = model.forward_train(inputs)
-        losses = to_list(model._loss(*(to_list(outputs) + labels)))
+        losses = to_list(paddle_compat.model_loss(model)(*(to_list(outputs) + labels)))
         total = paddle.add_n(losses) if len(losses) > 1 else losses[0]
         (scaler.scale(total) if scaler is not None else total).backward()
         model.update_metrics(outputs, labels)

@@ -45,9 +45,11 @@ def read_caltech256(cfg: dict, split: str) -> Split:
                         f"optionally data.test_per_class (20 in L2-SP/DELTA; null: all the rest), e.g. "
                         f"-o data.train_per_class=30 -o data.test_per_class=20")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    if not classes:
+    # data.root one level up (the folder holding 256_ObjectCategories/): its one "category" had 0 images
+    one_level_down = "" if os.path.isdir(os.path.join(root, "001.ak47")) else misplaced_root_hint(root, "001.ak47")
+    if not classes or one_level_down:
         raise DataError(f"{NAME}: {root} has no category folders (expected 001.ak47/ ... 257.clutter/)"
-                        f"{misplaced_root_hint(root, '001.ak47')}")
+                        f"{one_level_down}")
     seed = cfg.get("sample_seed") or 0
     needed = n_train + (n_test or 1)
     samples = []

@@ -90,7 +90,7 @@ def export_run(run_dir: str, out_dir: str | None = None, weights: str = "best") 
     import paddle
     from paddle.static import InputSpec
 
-    from ..engine.amp import state_in_dtypes_of
+    from ..core.weights import load_weights, read_state
     from ..models import create_model
     if not os.path.isdir(run_dir):
         raise RunError(f"run directory not found: {run_dir}")
@@ -98,7 +98,7 @@ def export_run(run_dir: str, out_dir: str | None = None, weights: str = "best") 
     out_dir = out_dir or os.path.join(run_dir, "export")
     _check_out(out_dir)
     weights_path = _weights(run_dir, weights)
-    state = paddle.load(weights_path)
+    state = read_state(weights_path)
     run_classes = read_classes(run_dir)
     num_classes = cfg["model"]["num_classes"] or _recorded_num_classes(run_dir) or len(run_classes or [])
     if not num_classes:
@@ -106,7 +106,7 @@ def export_run(run_dir: str, out_dir: str | None = None, weights: str = "best") 
                        f"{CLASSES_FILE} says; pass -o model.num_classes=... when training")
     network = create_model(cfg["model"]["arch"], num_classes=num_classes)
     _check_class_names(run_classes, state, network, cfg["model"]["head"], weights_path)
-    network.set_state_dict(state_in_dtypes_of(network, state))
+    load_weights(network, state, f"{cfg['model']['arch']} with {num_classes} classes (the run's config)")
     network.eval()
     pre = Preprocessing.from_data_config(cfg["data"], _crop_bottom(cfg))
     os.makedirs(out_dir, exist_ok=True)

@@ -7,8 +7,9 @@
 Inputs are image files, folders (searched recursively for image files) and text files listing one image path per
 line (relative paths are relative to the list). The model runs through Paddle Inference on the CPU, or on a GPU
 with ``--device gpu``. CSV: one row per image and rank (``path,rank,index,class,probability``); JSON: one entry per
-image with its ``top_k`` list. An unreadable image is reported (stderr; ``errors`` in JSON) and skipped; the exit
-status is 1 when no image could be read.
+image with its ``top_k`` list. A missing or unreadable image is reported (stderr; ``errors`` in JSON) and skipped;
+the others are still predicted and written, and the exit status is then 1, as when nothing could be read, so that a
+script notices.
 """
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
     else:
         sys.stdout.write(text)
-    return 0 if results else 1
+    return 0 if results and not errors else 1
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 
 import paddle
-from paddle.amp.auto_cast import amp_initialize
 
+from ..core import paddle_compat
 from ..core.precision import HALF, fp32_state_dict, master_weights, state_in_dtypes_of  # noqa: F401 (re-exported)
 
 log = logging.getLogger("rifle_paddle")
@@ -36,29 +36,15 @@ class LossScaler(paddle.amp.GradScaler):
     checkpoints written with either class load into the other.
     """
 
-    def _update(self):
-        if not self._enable:
-            return
-        if self._cache_found_inf:
-            self._incr_count = 0
-            self._decr_count += 1
-            if self._decr_count == self._decr_every_n_nan_or_inf:
-                before = float(self._scale.item())
-                self._scale = self._scale * self._decr_ratio
-                self._decr_count = 0
-                log.info("AMP: inf or nan in the gradients, step skipped; loss scale %g -> %g", before,
-                         before * self._decr_ratio)
-        else:
-            self._decr_count = 0
-            self._incr_count += 1
-            if self._incr_count == self._incr_every_n_steps:
-                self._scale = self._scale * self._incr_ratio
-                self._incr_count = 0
+    def _update(self):  # GradScaler.update's hook (paddle_compat.update_loss_scale)
+        lowered = paddle_compat.update_loss_scale(self)
+        if lowered is not None:
+            log.info("AMP: inf or nan in the gradients, step skipped; loss scale %g -> %g", *lowered)
 
     @property
     def loss_scale(self) -> float:
         """The current loss scale (1 when disabled)."""
-        return float(self._scale.item()) if self._enable else 1.0
+        return paddle_compat.loss_scale(self)
 
 
 #: the half precision of O2 in the engine (``build_model``); the multi-card CPU tests put float64 in its place
@@ -76,13 +62,12 @@ def convert_for_o2(network: paddle.nn.Layer, optimizer: paddle.optimizer.Optimiz
     floating types as stand-ins (Paddle's own ``decorate`` does nothing off the GPU).
     """
     exact = {p.name: p.detach().clone() for p in network.parameters() if p.dtype == paddle.float32}
-    amp_initialize([network], dtype, None)
+    paddle_compat.cast_for_o2(network, dtype)
     if optimizer is None:
         return
-    optimizer._multi_precision = True
     for p in network.parameters():
         if p.name in exact and p.dtype in HALF:  # the ones the optimizer keeps a master weight of
-            optimizer._create_master_weight(p).set_value(exact[p.name])
+            paddle_compat.seed_master_weight(optimizer, p, exact[p.name])
 
 
 def is_converted(network: paddle.nn.Layer) -> bool:

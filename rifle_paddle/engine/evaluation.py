@@ -13,14 +13,13 @@ import os
 import time
 
 import numpy as np
-import paddle
 
 from ..console import setup_logging
+from ..core.weights import WeightsMismatch, load_weights
 from ..data import build_loader
 from ..data.base import EXCLUDED
 from ..data.builder import build_dataset
 from ..models import create_model
-from .amp import state_in_dtypes_of
 from .confusion import confusion_matrix, per_class_accuracy, top_k_accuracy
 from .errors import RunError
 from .trainer import build_model, format_accuracy, seed_everything, select_device
@@ -100,14 +99,10 @@ def evaluate(cfg: dict, with_matrix: bool = False):
     test_set = build_dataset(cfg["data"], "test", seed=cfg["run"]["seed"])
     num_classes = cfg["model"]["num_classes"] or test_set.num_classes
     network = create_model(cfg["model"]["arch"], num_classes=num_classes)
-    state = paddle.load(checkpoint)
-    own = network.state_dict()
-    wrong = [k for k in own if k not in state or list(state[k].shape) != list(own[k].shape)]
-    if wrong:
-        detail = ", ".join(f"{k} {list(state[k].shape) if k in state else 'missing'} vs {list(own[k].shape)}"
-                           for k in wrong[:3])
-        raise RunError(f"{checkpoint} does not fit {cfg['model']['arch']} with {num_classes} classes: {detail}")
-    network.set_state_dict(state_in_dtypes_of(network, state))  # also a half-precision file (AMP O2, older runs)
+    try:  # also a half-precision file (AMP O2, older runs)
+        load_weights(network, checkpoint, f"{cfg['model']['arch']} with {num_classes} classes")
+    except WeightsMismatch as e:
+        raise RunError(str(e)) from None
     model = build_model(cfg, network, 0, device)
     loader = build_loader(test_set, cfg["data"]["eval_batch_size"], False, cfg["data"]["num_workers"])
     log.info("evaluating %s on %d test images (%d batches)", checkpoint, len(test_set), len(loader))

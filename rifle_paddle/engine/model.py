@@ -17,6 +17,7 @@ from paddle.hapi.model import to_list
 from ..data.base import EXCLUDED
 from ..data.errors import DataError
 from ..core.step import TrainStep, as_tensor  # noqa: F401 (TrainStep re-exported)
+from ..core import paddle_compat
 from .amp import LossScaler, is_converted
 from .nonfinite import NonFiniteLossGuard
 
@@ -50,7 +51,7 @@ class TransferModel(paddle.Model):
         (``build_model`` does)."""
         level = amp_configs if isinstance(amp_configs, str) else \
             (amp_configs or {}).get("level", "O1") if amp_configs else "O0"
-        if level == "O2" and optimizer is not None and getattr(self._adapter, "_nranks", 1) > 1 \
+        if level == "O2" and optimizer is not None and paddle_compat.world_size_of(self) > 1 \
                 and not is_converted(self.network):
             raise RuntimeError("AMP O2 on several cards needs the network in half precision before it is wrapped "
                                "in DataParallel: call rifle_paddle.engine.amp.convert_for_o2(network, optimizer) "
@@ -59,27 +60,26 @@ class TransferModel(paddle.Model):
 
     @property
     def amp_level(self) -> str:
-        return getattr(self._adapter, "_amp_level", "O0")
+        return paddle_compat.amp_level(self)
 
     def grad_scaler(self) -> LossScaler | None:
         """AMP's loss scaler (None without AMP), created at first use: hapi's ``prepare`` resets it. A
         ``LossScaler``, not Paddle's ``GradScaler``, which crashes at the first overflow (``engine.amp``)."""
         if self.amp_level == "O0":
             return None
-        if self._scaler is None:
-            self._scaler = LossScaler(**self._adapter._amp_configs)
-        return self._scaler
+        if paddle_compat.model_grad_scaler(self) is None:
+            paddle_compat.set_model_grad_scaler(self, LossScaler(**paddle_compat.amp_configs(self)))
+        return paddle_compat.model_grad_scaler(self)
 
     def autocast(self, level: str | None = None):
         """The AMP context of the training forward (inactive without AMP). ``level='O1'`` for a network that
         ``prepare`` did not cast to half precision, e.g. a frozen teacher under O2."""
         return paddle.amp.auto_cast(enable=self.amp_level != "O0", level=level or self.amp_level,
-                                    **getattr(self._adapter, "_amp_custom_lists", {}))
+                                    **paddle_compat.amp_custom_lists(self))
 
     def forward_train(self, inputs: list):
         """Forward through DataParallel when launched on several cards, under AMP when enabled."""
-        adapter = self._adapter
-        network = adapter.ddp_model if getattr(adapter, "_nranks", 1) > 1 else self.network
+        network = paddle_compat.parallel_network(self)
         with self.autocast():
             return network(*[as_tensor(x) for x in inputs])
 
@@ -93,7 +93,7 @@ class TransferModel(paddle.Model):
         """hapi's, without the rows of unreadable test images (labelled ``data.base.EXCLUDED``): they are left out
         of the loss and the metrics, not scored as some other image."""
         inputs, labels = to_list(inputs), to_list(labels or [])
-        if labels and getattr(self._adapter, "_nranks", 1) > 1:
+        if labels and paddle_compat.world_size_of(self) > 1:
             return self._eval_batch_on_ranks(inputs, labels)
         if labels:
             keep = np.flatnonzero(np.asarray(as_tensor(labels[0]).numpy()).reshape(-1) != EXCLUDED)
@@ -120,9 +120,9 @@ class TransferModel(paddle.Model):
             outputs = [paddle.cast(o, "float32") for o in to_list(self.network(*[as_tensor(x) for x in inputs]))]
         outputs = [_gather_rows(o) for o in outputs]
         labels = [_gather_rows(as_tensor(y)) for y in labels]
-        total, counts = None, self._adapter._merge_count
-        if isinstance(self._test_dataloader, paddle.io.DataLoader):
-            total = len(self._test_dataloader.dataset)
+        total, counts, loader = None, paddle_compat.merge_counts(self), paddle_compat.test_loader(self)
+        if isinstance(loader, paddle.io.DataLoader):
+            total = len(loader.dataset)
         rows = outputs[0].shape[0]
         if total is not None:  # hapi's count: the rows past the test set's end are the sampler's padding
             done = counts.get("eval_total", 0)
@@ -136,26 +136,28 @@ class TransferModel(paddle.Model):
         outputs = [paddle.index_select(o, index, axis=0) for o in outputs]
         labels = [paddle.index_select(y, index, axis=0) for y in labels]
         counts["eval_batch"] = len(keep)
-        losses = [loss.numpy() for loss in to_list(self._loss(*(outputs + labels)))] if self._loss else []
+        loss_fn = paddle_compat.model_loss(self)
+        losses = [loss.numpy() for loss in to_list(loss_fn(*(outputs + labels)))] if loss_fn else []
         metrics = []
-        for metric in self._metrics:
+        for metric in paddle_compat.model_metrics(self):
             metric_outs = metric.compute(*(outputs + labels))
             metrics.append(metric.update(*[m.numpy() for m in to_list(metric_outs)]))
-        if self._loss and metrics:
+        if loss_fn and metrics:
             return losses, metrics
-        return losses if self._loss else metrics
+        return losses if loss_fn else metrics
 
     def predict_batch(self, inputs):
         with self.eval_autocast():
             return super().predict_batch(inputs)
 
     def update_metrics(self, outputs, labels) -> None:
-        for metric in self._metrics:
+        for metric in paddle_compat.model_metrics(self):
             outs = metric.compute(*(to_list(outputs) + labels))
             self._batch_metrics.append(metric.update(*[o.numpy() for o in to_list(outs)]))
 
     def train_batch(self, inputs, labels=None, update=True):
-        if self._optimizer is None:
+        optimizer = paddle_compat.model_optimizer(self)
+        if optimizer is None:
             raise RuntimeError("model not ready: call prepare() with an optimizer first")
         self.network.train()
         self.mode = "train"
@@ -167,16 +169,16 @@ class TransferModel(paddle.Model):
         if update:
             if not self.nonfinite.skips(losses):  # nan_policy=skip: no update from a non-finite loss
                 if scaler is not None:
-                    scaler.step(self._optimizer)
+                    scaler.step(optimizer)
                     scaler.update()
                 else:
-                    self._optimizer.step()
-            self._optimizer.clear_grad()
+                    optimizer.step()
+            optimizer.clear_grad()
         loss_values = [loss.numpy() for loss in losses]
         # nan_policy=stop: a non-finite loss; after an update, non-finite weights (a finite loss does not prove
         # finite weights); several cards: all ranks together. Raises NonFiniteLossError
         self.nonfinite.check(loss_values, self.network if update else None)
-        return (loss_values, self._batch_metrics) if self._metrics else loss_values
+        return (loss_values, self._batch_metrics) if paddle_compat.model_metrics(self) else loss_values
 
 
 def _gather_rows(tensor: paddle.Tensor) -> paddle.Tensor:

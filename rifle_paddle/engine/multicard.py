@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import paddle
 
+from ..core import paddle_compat
 from .errors import RunError
 
 log = logging.getLogger("rifle_paddle")
@@ -107,8 +108,8 @@ def average_batch_norm_statistics(network: paddle.nn.Layer) -> None:
     if world_size() <= 1:
         return
     for layer in network.sublayers(include_self=True):
-        if isinstance(layer, paddle.nn.layer.norm._BatchNormBase) and not isinstance(layer, paddle.nn.SyncBatchNorm):
-            for buffer in (layer._mean, layer._variance):
+        if paddle_compat.is_batch_norm(layer) and not isinstance(layer, paddle.nn.SyncBatchNorm):
+            for buffer in paddle_compat.running_statistics(layer):
                 buffer.scale_(1.0 / world_size())
                 paddle.distributed.all_reduce(buffer)
 

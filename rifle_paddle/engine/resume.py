@@ -29,6 +29,7 @@ import yaml
 from paddle.hapi.callbacks import config_callbacks
 
 from ..config import SCHEMA, absolute_paths, defaults, to_yaml
+from ..core import paddle_compat
 from .amp import fp32_state_dict
 from .checkpoint_store import (CHECKPOINT_DIR, MANIFESTED, NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore,
                                DamagedCheckpoint, Position)
@@ -317,14 +318,16 @@ class Checkpointer(paddle.callbacks.Callback):
         state, path = self.resume.state, self.resume.path
         try:
             restore_network(self.model.network, self.resume.files[NETWORK_FILE])
-            restore_optimizer(self.model._optimizer, self.resume.files[OPTIMIZER_FILE], self.model.network,
+            restore_optimizer(paddle_compat.model_optimizer(self.model), self.resume.files[OPTIMIZER_FILE],
+                              self.model.network,
                               state["parameter_names"])
             if self.saved_world != world_size():  # the schedule counts steps, which are bigger or smaller now
-                self.model._optimizer._learning_rate.step(self.epoch * len(self.train_loader) + self.step)
+                schedule = paddle_compat.learning_rate(paddle_compat.model_optimizer(self.model))
+                schedule.step(self.epoch * len(self.train_loader) + self.step)
             restore_grad_scaler(self.model, state.get("grad_scaler"))
             restore_components(self.components, state["components"])
             if state.get("metric_totals"):
-                restore_metric_totals(self.model._metrics, state["metric_totals"])
+                restore_metric_totals(paddle_compat.model_metrics(self.model), state["metric_totals"])
         except (ValueError, KeyError) as e:
             raise RunError(f"cannot resume from {path}: {e}") from None
         if self.rank == 0:
@@ -379,14 +382,15 @@ class Checkpointer(paddle.callbacks.Callback):
                 "finished": finished, "config": self.config, "world_size": world_size(),
                 "rng": rng[0], "rng_ranks": rng,  # every rank's streams: each continues its own
                 "sampler_epoch": self._epoch_start_sampler if mid_epoch else sampler_epoch(self.train_loader),
-                "metric_totals": capture_metric_totals(self.model._metrics) if mid_epoch else None,
-                "grad_scaler": capture_grad_scaler(getattr(self.model, "_scaler", None)),
+                "metric_totals": capture_metric_totals(paddle_compat.model_metrics(self.model)) if mid_epoch else None,
+                "grad_scaler": capture_grad_scaler(paddle_compat.model_grad_scaler(self.model)),
                 "parameter_names": parameter_names(self.model.network),
                 "components": capture_components(self.components), "data": self.data, MANIFESTED: True,
             }
-            network = fp32_state_dict(self.model.network, self.model._optimizer)  # AMP O2: the fp32 master weights
+            optimizer = paddle_compat.model_optimizer(self.model)
+            network = fp32_state_dict(self.model.network, optimizer)  # AMP O2: the fp32 master weights
             require_finite(network, f"the checkpoint {self.store.path(position)}")  # never a poisoned "last good"
-            files = {NETWORK_FILE: network, OPTIMIZER_FILE: self.model._optimizer.state_dict(),
+            files = {NETWORK_FILE: network, OPTIMIZER_FILE: optimizer.state_dict(),
                      STATE_FILE: state}
             self.store.save(position, files)
         self.last_checkpoint = self.store.path(position)  # on every rank: ranks must take the same decisions
@@ -440,21 +444,21 @@ def fit_from(model, train_data, eval_data=None, *args, start_epoch: int = 0, ski
                         "log_freq, verbose, callbacks (and start_epoch, skip_steps); pass data sets for the rest "
                         "of hapi's options" +
                         (f"; got {', '.join(sorted(unsupported))}" if unsupported else ""))
-    cbks = config_callbacks(callbacks, model=model, epochs=epochs, steps=model._len_data_loader(train_data),
-                            log_freq=log_freq, verbose=verbose, metrics=model._metrics_name())
-    model._accumulate, model.num_iters, model.stop_training = 1, None, False
-    model._test_dataloader = eval_data
+    cbks = config_callbacks(callbacks, model=model, epochs=epochs, steps=paddle_compat.steps_of(model, train_data),
+                            log_freq=log_freq, verbose=verbose, metrics=paddle_compat.metric_names(model))
+    paddle_compat.begin_fit(model, eval_data)
     cbks.on_begin("train")
     logs: dict = {}
     for epoch in range(start_epoch, epochs):
         cbks.on_epoch_begin(epoch)
         loader = _Remainder(train_data, skip_steps) if epoch == start_epoch and skip_steps else train_data
-        logs = model._run_one_epoch(loader, cbks, "train", {})  # a fresh dict: hapi's default one is shared
+        logs = paddle_compat.run_one_epoch(model, loader, cbks, "train")
         cbks.on_epoch_end(epoch, logs)
         if eval_data is not None and evaluates_after(epoch, epochs, eval_freq):
-            cbks.on_begin("eval", {"steps": model._len_data_loader(eval_data), "metrics": model._metrics_name()})
-            cbks.on_end("eval", model._run_one_epoch(eval_data, cbks, "eval", {}))
+            cbks.on_begin("eval", {"steps": paddle_compat.steps_of(model, eval_data),
+                                   "metrics": paddle_compat.metric_names(model)})
+            cbks.on_end("eval", paddle_compat.run_one_epoch(model, eval_data, cbks, "eval"))
         if model.stop_training:
             break
     cbks.on_end("train", logs)
-    model._test_dataloader = None
+    paddle_compat.end_fit(model)

@@ -29,7 +29,8 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 import paddle
 
-from .amp import master_weights, state_in_dtypes_of
+from ..core import paddle_compat
+from ..core.weights import load_weights
 
 
 class Stateful(Protocol):
@@ -47,24 +48,16 @@ def is_stateful(obj) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------- random streams
-def _cuda_device() -> int | None:
-    """The card this process computes on (its rank's under ``paddle.distributed.launch``), None without one."""
-    if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
-        return None
-    place = paddle.framework._current_expected_place()
-    return place.get_device_id() if place.is_gpu_place() else None
-
-
 def capture_rng() -> dict:
     """Every global random generator's state, in a form ``paddle.save`` accepts. On a GPU: the generator of this
     process's card only (``paddle_cuda_device``), which any card can take back, where Paddle's
     ``get_cuda_rng_state`` lists every visible card and ``set_cuda_rng_state`` refuses another count."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     state = {"python": random.getstate(), "numpy": [kind, key.tolist(), int(pos), int(has_gauss), float(gauss)],
-             "paddle_cpu": paddle.get_rng_state("cpu")}
-    device = _cuda_device()
+             "paddle_cpu": [paddle_compat.cpu_rng_state()]}  # a list, as paddle.get_rng_state("cpu") gives
+    device = paddle_compat.current_gpu()
     if device is not None:
-        state["paddle_cuda_device"] = paddle.base.core.default_cuda_generator(device).get_state()
+        state["paddle_cuda_device"] = paddle_compat.cuda_rng_state(device)
     return state
 
 
@@ -72,12 +65,12 @@ def restore_rng(state: dict) -> None:
     random.setstate(_as_tuples(state["python"]))
     kind, key, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
-    paddle.set_rng_state(state["paddle_cpu"], device="cpu")
-    device = _cuda_device()
+    paddle_compat.set_cpu_rng_state(state["paddle_cpu"])
+    device = paddle_compat.current_gpu()
     if device is None:
         return
     if "paddle_cuda_device" in state:
-        paddle.base.core.default_cuda_generator(device).set_state(state["paddle_cuda_device"])
+        paddle_compat.set_cuda_rng_state(device, state["paddle_cuda_device"])
     elif len(state.get("paddle_cuda", [])) == paddle.device.cuda.device_count():  # written by an older version
         paddle.set_cuda_rng_state(state["paddle_cuda"])
 
@@ -126,15 +119,9 @@ def restore_components(components: dict[str, Stateful], states: dict[str, dict])
 
 # ------------------------------------------------------------------------------- network, optimizer, AMP, metrics
 def restore_network(network: paddle.nn.Layer, state: dict) -> None:
-    """``set_state_dict``, strictly: Paddle only warns about missing or misshapen entries, which here would mean
-    continuing with part of the network re-initialized."""
-    own = network.state_dict()
-    wrong = [f"{k} {list(state[k].shape) if k in state else 'missing'} vs {list(v.shape)}"
-             for k, v in own.items() if k not in state or list(state[k].shape) != list(v.shape)]
-    if wrong:
-        raise ValueError(f"the saved network does not fit this one: {', '.join(wrong[:3])}"
-                         + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""))
-    network.set_state_dict(state_in_dtypes_of(network, state))  # fp32 files into an AMP O2 network
+    """Strictly (``core.weights``): Paddle only warns about missing or misshapen entries, which here would mean
+    continuing with part of the network re-initialized. fp32 files load into an AMP O2 network."""
+    load_weights(network, state, "this run's network")
 
 
 def parameter_names(network: paddle.nn.Layer) -> dict[str, str]:
@@ -163,24 +150,26 @@ def restore_optimizer(optimizer: paddle.optimizer.Optimizer, state: dict, networ
     resetting a new head's momentum at the very epoch a run resumes at) would find nothing, and the parked old
     values would come back at the step. Here the accumulators are created at once and then filled.
     """
-    if isinstance(optimizer._learning_rate, paddle.optimizer.lr.LRScheduler) and state.get("LR_Scheduler"):
-        optimizer._learning_rate.set_state_dict(state["LR_Scheduler"])
+    schedule = paddle_compat.learning_rate(optimizer)
+    if isinstance(schedule, paddle.optimizer.lr.LRScheduler) and state.get("LR_Scheduler"):
+        schedule.set_state_dict(state["LR_Scheduler"])
     current = dict(network.named_parameters())
     params = [p for p in current.values() if not p.stop_gradient]
-    optimizer._create_accumulators(paddle.static.default_main_program().global_block(), params)
+    paddle_compat.create_accumulators(optimizer, params)
     by_length = sorted(saved_names, key=len, reverse=True)
     for key, value in state.items():
         if key == "LR_Scheduler":
             continue
         if key == "master_weights":  # AMP O2: {unique name: fp32 copy}
             for old, master in value.items():
-                optimizer._master_weights[_current_param(current, saved_names, old).name].set_value(master)
+                paddle_compat.master_weights(optimizer)[_current_param(current, saved_names, old).name].set_value(
+                    master)
             continue
         old = next((n for n in by_length if key.startswith(n + "_")), None)
         if old is None:
             raise ValueError(f"optimizer state '{key}' belongs to no parameter of the saved network")
         accumulator = _COUNTER.sub("", _MASTER.sub("", key[len(old) + 1:]))
-        per_param = optimizer._accumulators.get(accumulator, {})
+        per_param = paddle_compat.accumulators(optimizer).get(accumulator, {})
         owner = _accumulator_owner(optimizer, _current_param(current, saved_names, old), per_param)
         if owner is None:
             raise ValueError(f"optimizer state '{key}': this optimizer has no '{accumulator}' for {saved_names[old]}")
@@ -191,7 +180,7 @@ def _accumulator_owner(optimizer, param, per_param: dict) -> str | None:
     """The key of ``param``'s accumulator in ``per_param``: its fp32 master weight's name when this optimizer keeps
     one (AMP O2), else its own; None when it has none. Which of the two the saving run used does not matter, so an
     O2 checkpoint resumes under O2 whatever the unique names, and state moves between precisions."""
-    master = master_weights(optimizer).get(param.name)
+    master = paddle_compat.master_weights(optimizer).get(param.name)
     for name in ((master.name,) if master is not None else ()) + (param.name,):
         if name in per_param:
             return name

@@ -1,6 +1,6 @@
 """The machinery that reproduces the papers' tables, built on the library and never needed by a user's own loop.
 
-    python -m rifle_paddle.experiments.configgen    # one run config per table cell (rifle_paddle/configs/tables/)
+    python -m rifle_paddle.experiments.configgen    # one run config per table cell (configs/tables/)
     python -m rifle_paddle.experiments.sweep ...    # every cell x seed through the engine, resumable
     python -m rifle_paddle.experiments.report ...   # the table: mean, spread, paired tests, published numbers
     python -m rifle_paddle.experiments.analyze ...  # the paper's mechanism: per-layer weight change

@@ -15,7 +15,6 @@ Outputs ``weight_change.md`` (per layer, then per stage: the mean over the layer
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import sys
@@ -24,6 +23,7 @@ from collections import OrderedDict
 import numpy as np
 import paddle
 
+from ..console import module_parser
 from .artifacts import csv_text, markdown_table, pyplot, save_figure, write_text
 from .runs import Run, read_run
 
@@ -215,9 +215,7 @@ def write_weight_change(changes, out_dir: str, pretrained_label: str) -> list[st
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.analyze", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = module_parser("python -m rifle_paddle.experiments.analyze", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     wc = commands.add_parser("weight-change", help="per-layer relative weight change from the pretrained weights")
     wc.add_argument("runs", nargs="+", help="run directories, compared side by side")

@@ -1,9 +1,9 @@
-"""Write one run config per table cell from the matrices in ``rifle_paddle/configs/tables/`` (see ``matrix.py``).
+"""Write one run config per table cell from the matrices in ``configs/tables/`` (see ``matrix.py``).
 
-    python -m rifle_paddle.experiments.configgen            # (re)write rifle_paddle/configs/<dataset>/<arch>_<method>.yaml
+    python -m rifle_paddle.experiments.configgen            # (re)write configs/<dataset>/<arch>_<method>.yaml
     python -m rifle_paddle.experiments.configgen --check    # exit 1 if any generated file is missing, stale or orphaned
 
-Every table in ``rifle_paddle/configs/tables/`` is read on each call: the generated files are a function of all of them.
+Every table in ``configs/tables/`` is read on each call: the generated files are a function of all of them.
 
 Why generate: the papers' tables are a product (data sets x methods); writing ~100 near-identical files by hand
 invites drift between cells that must differ in one fragment only. Each generated file is a plain, readable
@@ -16,7 +16,6 @@ file no cell produces any more is deleted (``--check`` reports it).
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import glob
 import os
@@ -25,6 +24,7 @@ import textwrap
 
 import yaml
 
+from ..console import module_parser
 from ..core.files import atomic_write_text
 from ..config import CONFIGS_DIR
 from .matrix import Cell, Table, TableError, arch_title, dataset_title, load_table
@@ -81,7 +81,7 @@ class Generation:
                 self.files.setdefault(path, text)
                 origin.setdefault(path, table.path)
         if conflicts:
-            raise TableError("rifle_paddle/configs/tables", conflicts)
+            raise TableError("configs/tables", conflicts)
 
     def orphans(self) -> list[str]:
         """Generated files in the tables' configs folders that no table produces now (a removed cell, or one
@@ -160,12 +160,10 @@ def _close_fragment(path: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.configgen", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = module_parser("python -m rifle_paddle.experiments.configgen", __doc__)
     parser.add_argument("--configs", default=CONFIGS_DIR, metavar="DIR",
                         help="the configs folder; every table in DIR/tables/ is read (default: the package's, "
-                             "rifle_paddle/configs)")
+                             "configs)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if a generated file is missing, stale or orphaned")
     args = parser.parse_args(argv)

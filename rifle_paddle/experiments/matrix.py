@@ -1,15 +1,15 @@
 """A results table of the papers as a small matrix: data sets x methods, each method a list of config fragments.
 
-One file per table in ``rifle_paddle/configs/tables/``; ``configgen`` turns every cell into a run config
-``rifle_paddle/configs/<dataset>/<arch>_<method>.yaml`` and ``sweep`` runs the cells. Format::
+One file per table in ``configs/tables/``; ``configgen`` turns every cell into a run config
+``configs/<dataset>/<arch>_<method>.yaml`` and ``sweep`` runs the cells. Format::
 
     title: "RIFLE vs. the regularization tricks"   # free text, for the report
     arch: resnet50                                   # optional; names the files (base.yaml pins the model)
     baseline: finetune                               # the row every delta is taken against
-    datasets: [cub200, stanford_cars]                # rifle_paddle/configs/datasets/<name>.yaml
+    datasets: [cub200, stanford_cars]                # configs/datasets/<name>.yaml
     methods:
       finetune:   {title: "Fine-tuning (L2)", fragments: [finetune]}
-      rifle_l2sp: {title: "L2-SP + RIFLE",    fragments: [l2sp, rifle]}   # rifle_paddle/configs/methods/<name>.yaml, in order
+      rifle_l2sp: {title: "L2-SP + RIFLE",    fragments: [l2sp, rifle]}   # configs/methods/<name>.yaml, in order
     cells:                                           # optional additions to single cells
       cub200/rifle:
         note: "why this cell differs"               # becomes a comment in the generated file
@@ -93,7 +93,7 @@ class Table:
 
     @property
     def configs_dir(self) -> str:
-        """The ``rifle_paddle/configs/`` folder this table belongs to (tables live in ``rifle_paddle/configs/tables/``)."""
+        """The ``configs/`` folder this table belongs to (tables live in ``configs/tables/``)."""
         return os.path.dirname(os.path.dirname(os.path.abspath(self.path)))
 
     def config_path(self, cell: Cell) -> str:
@@ -171,7 +171,7 @@ def load_table(path: str) -> Table:
         if not _check_name("method", name, problems):
             continue
         if not isinstance(spec, dict) or not isinstance(spec.get("fragments"), list) or not spec["fragments"]:
-            problems.append(f"method '{name}': needs 'fragments', a non-empty list of rifle_paddle/configs/methods/ names")
+            problems.append(f"method '{name}': needs 'fragments', a non-empty list of configs/methods/ names")
             continue
         fragments = [f for f in spec["fragments"] if _check_name(f"method '{name}': fragment", f, problems)]
         methods[name] = Method(name, str(spec.get("title") or name), tuple(fragments))

@@ -1,6 +1,6 @@
 """Produce a source checkpoint to transfer from, when the real ImageNet weights are out of reach.
 
-    python -m rifle_paddle.experiments.pretrain -c rifle_paddle/configs/fashion_mnist/source_resnet18.yaml \\
+    python -m rifle_paddle.experiments.pretrain -c configs/fashion_mnist/source_resnet18.yaml \\
         --out output/weights/fashion_source_resnet18.pdparams
 
 Trains the configured backbone from scratch on the source task (the config must say ``model.pretrained: none``)
@@ -10,11 +10,11 @@ transfer benchmark and must not be repeated per method or seed.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 
+from ..console import module_parser
 from ..config import ConfigError, load_config
 
 
@@ -34,8 +34,7 @@ def pretrain(cfg: dict, out: str, force: bool = False) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.pretrain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = module_parser("python -m rifle_paddle.experiments.pretrain", __doc__)
     p.add_argument("-c", "--config", required=True)
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True, help="where to write the source .pdparams")

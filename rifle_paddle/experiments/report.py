@@ -11,12 +11,11 @@ data set, and the published number where ``published.yaml`` has one, with its so
 
 Metric: ``final`` (default) is the accuracy after the last epoch, the protocol of the RIFLE authors' code;
 ``best`` is the best epoch's, which selects on the test set and flatters every method, so it is opt-in.
-Rows and columns follow the tables in ``rifle_paddle/configs/tables/`` (their order and titles) when that folder is found;
-``--table rifle_paddle/configs/tables/<name>.yaml`` restricts the report to that table's cells.
+Rows and columns follow the tables in ``configs/tables/`` (their order and titles) when that folder is found;
+``--table configs/tables/<name>.yaml`` restricts the report to that table's cells.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import yaml
 
+from ..console import module_parser
 from .artifacts import csv_text, markdown_table, pyplot, save_figure, write_text
 from ..config import CONFIGS_DIR
 from .matrix import TableError, dataset_title, load_table
@@ -395,9 +395,7 @@ def write_report(report: Report, out_dir: str, source_label: str = "") -> list[s
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.report", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = module_parser("python -m rifle_paddle.experiments.report", __doc__)
     parser.add_argument("runs", help="folder holding the run directories (searched recursively), e.g. output/")
     parser.add_argument("--out", help="where to write results.{md,csv,png} (default: <runs>/report)")
     parser.add_argument("--metric", choices=("final", "best"), default="final",

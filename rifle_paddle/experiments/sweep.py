@@ -1,14 +1,14 @@
 """Run a whole table of a paper, every cell x seed, resumable: on one card, one run per card, or on SLURM.
 
-    python -m rifle_paddle.experiments.sweep rifle_paddle/configs/tables/rifle_table_tricks.yaml --seeds 3 \\
+    python -m rifle_paddle.experiments.sweep configs/tables/rifle_table_tricks.yaml --seeds 3 \\
         --data-root cub200=/data/CUB_200_2011 --data-root stanford_cars=/data/stanford_cars
     ... --dry-run     # the plan: every run with its state (done / incomplete / to run), its steps and time
     ... --gpus 0,1,2,3          # one run per card at once (default: every card Paddle sees)
     ... --scheduler slurm --partition gpu --account lab   # one SLURM job with one GPU per run still to do
-    ... --print       # one `python train.py ...` line per run still to do, for anything else
+    ... --print       # one `rifle-train ...` line per run still to do, for anything else
 
 Each run is ``<run.output_dir>/<dataset>-<method>-s<seed>`` (``runs.run_name``), from the cell's generated config
-(``rifle_paddle/configs/<dataset>/<arch>_<method>.yaml``) with ``run.seed`` and ``run.name`` set. A run whose ``metrics.json``
+(``configs/<dataset>/<arch>_<method>.yaml``) with ``run.seed`` and ``run.name`` set. A run whose ``metrics.json``
 holds its final result is done and skipped, so starting an interrupted sweep again continues where it stopped; a
 run that was cut short continues from its newest checkpoint (``train.resume=auto``, exact: same steps, same
 weights), or starts again over its directory if it was stopped before writing one.
@@ -31,6 +31,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
+from ..console import module_parser
 from ..core.eta import Eta, format_duration
 from ..config import ConfigError, load_config
 from .cards import CardError, Slot, cuda_card_count, loader_overrides, make_slots, parse_cards, visible_cards
@@ -78,7 +79,7 @@ class Job:
         return [*self.overrides, f"run.seed={self.seed}", f"run.name={self.name}", *resume]
 
     def command(self) -> str:
-        args = ["python", "train.py", "-c", os.path.relpath(self.config_path)]
+        args = ["rifle-train", "-c", os.path.relpath(self.config_path)]
         for override in self.run_overrides:
             args += ["-o", override]
         return shlex.join(args)
@@ -308,10 +309,8 @@ def positive_int(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rifle_paddle.experiments.sweep", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("table", help="a table file, e.g. rifle_paddle/configs/tables/rifle_table_tricks.yaml")
+    p = module_parser("python -m rifle_paddle.experiments.sweep", __doc__)
+    p.add_argument("table", help="a table file, e.g. configs/tables/rifle_table_tricks.yaml")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per cell, 0..N-1 (default 3)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--datasets", help="comma-separated data sets of the table to run (default: all)")
@@ -323,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="a config override for every run, e.g. -o train.epochs=20 (repeatable)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="list the plan and the state of every run; run nothing")
-    mode.add_argument("--print", action="store_true", help="print one train.py command per run still to do")
+    mode.add_argument("--print", action="store_true", help="print one rifle-train command per run still to do")
     p.add_argument("--keep-going", action="store_true", help="continue with the next run after a failed one")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="runs at once, each in its own process (CPU: up to the number of cores, default 1; "

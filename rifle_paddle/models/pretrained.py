@@ -13,6 +13,8 @@ import os
 import paddle
 from paddle import nn
 
+from ..core import paddle_compat
+from ..core.weights import WeightsMismatch, load_weights
 from .registry import pretrained_source
 
 log = logging.getLogger(__name__)
@@ -75,35 +77,12 @@ def resolve_pretrained(arch: str, spec: str | None) -> str | None:
 
 
 def load_pretrained(model: nn.Layer, path: str, head_name: str) -> list[str]:
-    """Load ``path`` into ``model`` except the classifier ``head_name``; return the keys that were loaded."""
+    """Load ``path`` into ``model`` except the classifier ``head_name`` (it keeps its fresh values), strictly
+    (``core.weights``); return the keys that were loaded."""
     try:
-        state = paddle.load(path)
-    except Exception as e:
-        raise PretrainedWeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from None
-    if not isinstance(state, dict):
-        raise PretrainedWeightsError(f"{path} does not hold a state dict (got {type(state).__name__})")
-    head_prefix = head_name + "."
-    state = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith(head_prefix)}
-    missing = sorted(set(own) - set(state))
-    mismatched = [f"{k}: checkpoint {list(state[k].shape)} vs model {list(own[k].shape)}"
-                  for k in own if k in state and list(state[k].shape) != list(own[k].shape)]
-    problems = []
-    if mismatched:
-        problems.append("shape mismatch: " + "; ".join(mismatched[:5]) +
-                        (f" (+{len(mismatched) - 5} more)" if len(mismatched) > 5 else ""))
-    if missing:
-        problems.append(f"{len(missing)} parameters missing from the checkpoint, e.g. {', '.join(missing[:5])}")
-    unexpected = sorted(set(state) - set(own))
-    if unexpected:  # e.g. ResNet-34 weights offered to a ResNet-18: every ResNet-18 key exists in them
-        problems.append(f"{len(unexpected)} checkpoint entries the model does not have (another architecture?), "
-                        f"e.g. {', '.join(unexpected[:5])}")
-    if problems:
-        raise PretrainedWeightsError(f"{path} does not fit this model:\n  " + "\n  ".join(problems))
-    full = model.state_dict()  # the head keeps its own fresh values (and Paddle does not warn it was skipped)
-    full.update({k: state[k] for k in own})
-    model.set_state_dict(full)
-    return sorted(own)
+        return load_weights(model, path, "this model (its classifier aside)", skip=head_name + ".")
+    except WeightsMismatch as e:
+        raise PretrainedWeightsError(str(e)) from None
 
 
 @paddle.no_grad()
@@ -117,8 +96,9 @@ def reset_batchnorm_statistics(model: nn.Layer) -> int:
     """
     count = 0
     for layer in model.sublayers(include_self=True):
-        if isinstance(layer, nn.layer.norm._BatchNormBase):
-            layer._mean.set_value(paddle.zeros_like(layer._mean))
-            layer._variance.set_value(paddle.ones_like(layer._variance))
+        if paddle_compat.is_batch_norm(layer):
+            mean, variance = paddle_compat.running_statistics(layer)
+            mean.set_value(paddle.zeros_like(mean))
+            variance.set_value(paddle.ones_like(variance))
             count += 1
     return count

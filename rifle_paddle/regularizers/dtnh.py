@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import paddle
 
+from ..core import paddle_compat
 from ._ops import as_float32, inner, zero_scalar
 
 GRANULARITIES = ("layer", "global")
@@ -154,7 +155,7 @@ class DTNH:
             g_l = p.grad
             if g_l is None:
                 if g_r is not None:
-                    p._set_grad_ivar(g_r.astype(p.dtype))  # the task does not reach p: the regularizer alone
+                    paddle_compat.set_gradient(p, g_r.astype(p.dtype))  # the task does not reach p: the regularizer
                 continue
             if g_l.dtype == paddle.float32:
                 g_l.multiply_(factor)

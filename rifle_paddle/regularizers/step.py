@@ -23,6 +23,7 @@ from __future__ import annotations
 import paddle
 from paddle.hapi.model import to_list
 
+from ..core import paddle_compat
 from ..core.precision import master_weights
 from ..core.step import TrainStep, as_tensor
 from .base import Regularizer
@@ -46,12 +47,12 @@ class RegularizedStep(TrainStep):
         inputs = [as_tensor(x) for x in inputs]
         with reg.observe():
             outputs = model.forward_train(inputs)
-        task_terms = to_list(model._loss(*(to_list(outputs) + labels)))
+        task_terms = to_list(paddle_compat.model_loss(model)(*(to_list(outputs) + labels)))
         task = paddle.add_n(task_terms) if len(task_terms) > 1 else task_terms[0]
         with model.autocast(level="O1"):  # the teacher is never cast to half precision by prepare()
             penalty = reg.penalty(inputs)
         loss_scale = scaler.scale(paddle.ones([], dtype="float32")) if scaler is not None else None
-        reg.master_weights = master_weights(model._optimizer)  # AMP O2: distances from the fp32 weights
+        reg.master_weights = master_weights(paddle_compat.model_optimizer(model))  # AMP O2: from the fp32 weights
         closed_value, closed_grads = reg.closed_form(loss_scale)
 
         if self.dtnh is None:
@@ -87,7 +88,7 @@ class RegularizedStep(TrainStep):
 def _add_to_grads(pairs) -> None:
     for p, g in pairs:
         if p.grad is None:
-            p._set_grad_ivar(g.astype(p.dtype))  # the task does not reach p (Paddle has no public setter)
+            paddle_compat.set_gradient(p, g.astype(p.dtype))  # the task does not reach p
         elif p.grad.dtype == g.dtype:
             p.grad.add_(g)
         else:
