@@ -144,6 +144,27 @@ def test_hapi_models_internals_are_the_ones_prepare_and_fit_use():
     assert not np.array_equal(net.weight.numpy(), before)  # it trained
 
 
+def test_the_eval_loader_and_the_padding_counts_are_the_ones_evaluate_uses():
+    """``engine.model``'s several-card eval reads hapi's test loader and its per-eval counts of gathered rows."""
+    paddle.seed(0)
+    net = nn.Linear(4, 3)
+    model = paddle.Model(net)
+    model.prepare(None, nn.CrossEntropyLoss(), paddle.metric.Accuracy())
+    counts = compat.merge_counts(model)
+    assert {"eval_total", "eval_batch"} <= set(counts) and counts["eval_total"] == 0
+    data = paddle.io.TensorDataset([paddle.randn([10, 4]), paddle.randint(0, 3, [10, 1])])
+    loader = paddle.io.DataLoader(data, batch_size=4)
+    seen = []
+
+    class During(paddle.callbacks.Callback):
+        def on_eval_batch_end(self, step, logs=None):
+            seen.append((compat.test_loader(model), compat.merge_counts(model)))
+
+    model.evaluate(loader, verbose=0, callbacks=[During()])
+    assert len(seen) == 3 and all(test is loader and merge is counts for test, merge in seen)
+    assert compat.test_loader(model) is None  # evaluate lets go of it at the end
+
+
 def test_amp_settings_of_a_prepared_model():
     net = nn.Linear(2, 2)
     model = paddle.Model(net)

@@ -184,7 +184,7 @@ class SelfTest:
             class TestOutputs(paddle.callbacks.Callback):
                 def on_train_end(self, logs=None):
                     self.model.network.eval()
-                    outputs["logits"], outputs["labels"] = predict_logits(self.model, self.model._test_dataloader)
+                    outputs["logits"], outputs["labels"] = predict_logits(self.model, paddle_compat.test_loader(self.model))
 
             self._reference = train(self.config("reference"), callbacks=[TestOutputs()])
             self._reference["test_logits"], self._reference["test_labels"] = outputs["logits"], outputs["labels"]

@@ -96,7 +96,7 @@ def configure_batch_norm(network: paddle.nn.Layer, sync_bn: bool, device: str, b
                        "-o train.sync_bn=false")
     network = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(network)
     converted = sum(isinstance(layer, paddle.nn.SyncBatchNorm) for layer in network.sublayers(include_self=True))
-    left = sum(isinstance(layer, paddle.nn.layer.norm._BatchNormBase) and not isinstance(layer, paddle.nn.SyncBatchNorm)
+    left = sum(paddle_compat.is_batch_norm(layer) and not isinstance(layer, paddle.nn.SyncBatchNorm)
                for layer in network.sublayers(include_self=True))
     log.info("batch norm: %d layers converted to SyncBatchNorm, %d left unsynchronized", converted, left)
     return network
