@@ -130,7 +130,9 @@ def test_export_refuses_weights_of_another_class_count_or_architecture(exported,
     out = str(tmp_path / "model")
     assert export.main([result["run_dir"], "--weights", five_classes, "--out", out]) == 1
     err = capsys.readouterr().err
-    assert "does not fit resnet18 with 3 classes" in err and "fc.weight [512, 5]" in err and "[512, 3]" in err
+    # refused before loading: the weights' 5 outputs against classes.json's 3 names (the strict loader would
+    # refuse them next: fc.weight [512, 5] does not fit resnet18 with 3 classes)
+    assert "five.pdparams has 5 outputs but classes.json names 3 classes" in err
     assert export.main([result["run_dir"], "--weights", resnet34, "--out", out]) == 1
     err = capsys.readouterr().err
     assert "unexpected" in err and "layer1.2." in err  # ResNet-34's third block of layer1: ResNet-18 has two

@@ -5,6 +5,7 @@ as_data_reader/readers.py). DELTA authors: lixingjian/DELTA (train.py, channel_e
 and O2 momentum reset are in test_rifle.py.
 """
 import math
+import os
 
 import cv2
 import numpy as np
@@ -20,6 +21,8 @@ from rifle_paddle.engine.trainer import lr_stair
 from rifle_paddle.models import create_model, initialize_classifier, reset_batchnorm_statistics
 from rifle_paddle.regularizers import DELTA
 from rifle_paddle.regularizers.delta import attention_from_importance, last_convolutions
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ------------------------------------------------------------------------------------------ learning rate
@@ -621,7 +624,7 @@ def stair_table() -> str:
 
 def test_the_ledger_gives_each_data_sets_authors_schedule():
     import os
-    ledger = open(os.path.join(os.path.dirname(CONFIGS_DIR), "..", "docs", "fidelity.md"), encoding="utf-8").read()
+    ledger = open(os.path.join(REPO, "docs", "fidelity.md"), encoding="utf-8").read()
     table = stair_table()
     assert table in ledger, "docs/fidelity.md's stair table is out of date; it should read:\n" + table
 

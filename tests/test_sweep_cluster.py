@@ -110,7 +110,7 @@ def test_bad_cards_and_workers_get_one_line(tiny_table, argv, cards_here, messag
 
 def test_dry_run_counts_steps_from_the_official_split_and_times_them_at_a_given_rate(capsys):
     """The CPU evidence table: 8 cells, 20 images x 5 classes at batch 20 = 5 steps an epoch, 40 epochs."""
-    code = sweep.main(["rifle_paddle/configs/tables/fashion_mnist_cpu.yaml", "--seeds", "1", "--dry-run",
+    code = sweep.main(["configs/tables/fashion_mnist_cpu.yaml", "--seeds", "1", "--dry-run",
                        "--output-dir", "/nonexistent/runs", "--rate", "100img/s"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -221,8 +221,12 @@ def test_a_table_on_the_local_executor_survives_a_killed_job_and_reports(tiny_ta
     submitted = scheduler.submit(executor, jobs)
     assert len(submitted) == 2
     deadline = time.time() + 120
-    while CheckpointStore(alpha).latest() is None:
-        assert not submitted[0].done(), "alpha's job ended before its first checkpoint:\n" + _job_logs(folder)
+    def epochs_done():  # the run also checkpoints at the start of its first epoch, with nothing done yet
+        latest = CheckpointStore(alpha).latest()
+        return latest[0].epoch if latest else 0
+
+    while epochs_done() < 1 or not os.path.isfile(os.path.join(alpha, "metrics.json")):
+        assert not submitted[0].done(), "alpha's job ended before its first epoch:\n" + _job_logs(folder)
         assert time.time() < deadline, _job_logs(folder)
         time.sleep(0.05)
     submitted[0].cancel()  # as scancel would: the job's process is stopped midway

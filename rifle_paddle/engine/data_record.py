@@ -16,11 +16,14 @@ import os
 
 
 def _split_record(dataset, root: str | None) -> dict:
+    """``root`` as the readers were given it: their file keys join it, so a relative ``data.root`` (a run started
+    with ``data.root=data``) gives relative keys, which are taken relative to it as given, and absolute keys (the
+    resume reads the saved config's absolute root) relative to its absolute form; both give ``<class>/<file>``."""
     digest = hashlib.sha256()
     entries = []
     for key, label in dataset.samples:
-        if isinstance(key, str) and root and os.path.isabs(key):
-            key = os.path.relpath(key, root)
+        if isinstance(key, str) and root:
+            key = os.path.relpath(key, os.path.abspath(root) if os.path.isabs(key) else root)
         entries.append(f"{key}\t{int(label)}")
     for entry in sorted(entries):
         digest.update(entry.encode("utf-8", "surrogateescape") + b"\n")
@@ -30,7 +33,6 @@ def _split_record(dataset, root: str | None) -> dict:
 
 def data_record(train_set, test_set, root: str | None) -> dict:
     """The record of the run's data (see the module docstring)."""
-    root = os.path.abspath(root) if root else None
     return {"classes": [str(c) for c in train_set.classes], "train": _split_record(train_set, root),
             "test": _split_record(test_set, root)}
 
