@@ -66,3 +66,12 @@ def test_only_owned_keys_take_registered_choices():
         register_choices("run.device", ("tpu",))
     with pytest.raises(LookupError, match="rifle_paddle/somewhere.py are not registered"):
         Owned("rifle_paddle/somewhere.py").values
+
+
+def test_models_and_readers_refuse_a_second_registration_alike():
+    from rifle_paddle.data.registry import register_reader
+    from rifle_paddle.models.registry import register_model
+    with pytest.raises(ValueError, match="^model 'resnet18' is registered twice$"):
+        register_model("resnet18")(lambda num_classes: None)
+    with pytest.raises(ValueError, match="^data set 'folder' is registered twice$"):
+        register_reader("folder")(lambda cfg, split: None)
