@@ -276,7 +276,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
                          "(GPU only). With data.batch_size = the one-card batch / cards it reproduces a one-card "
                          "run (docs/gpu.md). Without it each card normalizes its own batch."),
         "eval_freq": Field(1, INT, "Evaluate every N epochs (and after the last).", check=_positive),
-        "log_freq": Field(10, INT, "Progress-bar refresh, in steps.", check=_positive),
+        "log_freq": Field(10, INT, "Every N optimizer steps: the progress line, the throughput line (images/s, "
+                          "the loader's share) and, with log.visualdl, the per-step VisualDL scalars (train_step/ loss, "
+                          "accuracy, lr; throughput/).", check=_positive),
         "save_best": Field(True, BOOL, "Keep the checkpoint with the best test top-1 as best.pdparams."),
         "resume": Field(None, STR, "Continue an interrupted run from its newest checkpoint: a run directory, or "
                         "'auto' (<output_dir>/<name> if it has a checkpoint, else start it). The config must match "
