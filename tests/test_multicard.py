@@ -166,6 +166,8 @@ def test_sync_bn_converts_every_batch_norm_and_says_how_many(monkeypatch, caplog
     import rifle_paddle.engine.multicard as multicard
     from rifle_paddle.models import create_model
     monkeypatch.setattr(multicard, "world_size", lambda: 2)
+    # caplog listens on the root logger; a module fixture's train() (test_deploy's) may have stopped propagation
+    monkeypatch.setattr(logging.getLogger("rifle_paddle"), "propagate", True)
     with caplog.at_level(logging.INFO, logger="rifle_paddle"):
         network = multicard.configure_batch_norm(create_model("resnet18", num_classes=3), True, "gpu", 16, 0.01)
     norms = [layer for layer in network.sublayers() if isinstance(layer, paddle.nn.layer.norm._BatchNormBase)]

@@ -29,7 +29,6 @@ from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_
 from ..data import build_datasets, build_loader
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
                       reset_batchnorm_statistics, resolve_pretrained)
-from ..regularizers import RegularizationMonitor, build_train_step
 from ..tricks import install_tricks, wrap_train_step
 from . import amp as amp_module
 from .amp import convert_for_o2
@@ -260,6 +259,7 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
     network = configure_batch_norm(network, cfg["train"]["sync_bn"], device, data_cfg["batch_size"], cfg["train"]["lr"])
     for trick in install_tricks(network, cfg["tricks"], head_name):  # after the pretrained weights are loaded
         log.info("trick: %s", trick)
+    from ..regularizers import build_train_step  # a layer below, looked up per run (tests replace it)
     regularized_step = build_train_step(cfg, network, head_name, train_loader,  # None: plain fine-tuning
                                         restoring=resume is not None)  # the checkpoint brings DELTA's attention
     if not cfg["model"]["pretrained_bn_stats"]:  # after the regularizer's teacher copy, which keeps them
@@ -292,6 +292,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     with discarded_on_failure(run_dir, new_run=resume is None):
         parts = _start(cfg, run_dir, resume, device)
     train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model = parts
+    from ..regularizers import RegularizationMonitor
 
     writer = _log_writer(run_dir, cfg["log"]["visualdl"])
     callbacks = list(callbacks or [])
