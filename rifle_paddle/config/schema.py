@@ -41,7 +41,15 @@ class Field:
 
     @property
     def allowed(self) -> tuple | None:
-        """The values the key may take (None: any of its type), read from the owner for ``Owned`` choices."""
+        """The values the key may take (None: any of its type, or names a registry's own check validates), read
+        from the owner for ``Owned`` choices."""
+        if isinstance(self.choices, Owned):
+            return None if self.choices.registry else self.choices.values
+        return self.choices
+
+    @property
+    def listed(self) -> tuple | None:
+        """The values to show a user (``docs/config.md``, ``--help-config``): ``allowed`` and a registry's names."""
         return self.choices.values if isinstance(self.choices, Owned) else self.choices
 
 
@@ -51,10 +59,12 @@ class Owned:
     The owning module declares the list once and fills it here with ``register_choices`` when it is imported, so
     the schema, the validation and ``docs/config.md`` read the owner's list and this layer imports nothing above
     it. ``rifle_paddle/__init__`` imports every owner, so any use of the config package sees them all.
+    ``registry``: the names of a registry (models, readers), listed for the user but validated by the registry's
+    own check (``config.checks.register_check``), which names the close matches and accepts later registrations.
     """
 
-    def __init__(self, owner: str):
-        self.owner = owner
+    def __init__(self, owner: str, registry: bool = False):
+        self.owner, self.registry = owner, registry
         self._values: tuple | None = None
 
     @property
@@ -155,7 +165,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                              "every core. Ignored on a GPU.", nullable=True, check=_positive),
     },
     "model": {
-        "arch": Field("resnet50", STR, "Backbone name from the model registry (resnet18/34/50/101/152)."),
+        "arch": Field("resnet50", STR, "Backbone name from the model registry.",
+                      choices=Owned("rifle_paddle/models/registry.py", registry=True)),
         "pretrained": Field("imagenet", STR, "'imagenet' (official Paddle weights, cached), 'none', or a path "
                             "to a .pdparams file. The classifier is never loaded from it.", nullable=True,
                             path_words=("imagenet", "none")),
@@ -175,7 +186,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                             nullable=True, path_words=()),
     },
     "data": {
-        "name": Field("folder", STR, "Data set reader from the data registry ('folder', 'filelist', ...)."),
+        "name": Field("folder", STR, "Data set reader from the data registry (datasets/ describes each).",
+                      choices=Owned("rifle_paddle/data/registry.py", registry=True)),
         "root": Field(None, STR, "Data set root directory.", nullable=True, path_words=()),
         "train_list": Field(None, STR, "File list (`path label` lines) for the training split "
                             "('filelist' reader); relative to root.", nullable=True),

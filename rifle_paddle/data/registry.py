@@ -60,6 +60,7 @@ def register_reader(name: str, expected: Callable[[dict], Expected] | None = Non
     """
     def decorator(fn):
         _READERS.add(name, _Entry(fn, expected, tuple(label_levels), needs_root))
+        register_choices("data.name", [name])
         register_choices("data.label_level", label_levels)
         return fn
     return decorator

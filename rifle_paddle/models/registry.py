@@ -1,6 +1,7 @@
 """One registry of backbones, so configs, the CLI and tests name models the same way (``model.arch``)."""
 from __future__ import annotations
 
+from ..config.schema import register_choices
 from ..core.registry import Registry
 
 _MODELS = Registry("model")
@@ -14,6 +15,7 @@ def register_model(name: str, pretrained: dict[str, tuple[str, str]] | None = No
     """
     def decorator(fn):
         _MODELS.add(name, fn)
+        register_choices("model.arch", [name])
         _PRETRAINED[name] = dict(pretrained or {})
         return fn
     return decorator
