@@ -16,7 +16,9 @@ require_supported_paddle()
 # Paddle warns on import when the C++ extension toolchain has no ccache; it concerns custom-op builders only.
 warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
 
-from . import models, data  # noqa: E402,F401  (each registers its config checks: model and reader names)
+# Every package that owns a config choice list or check registers it with ``config`` on import, so the config
+# layer validates the owners' names without importing them; import them all before any config is read.
+from . import models, data, callbacks, regularizers, engine  # noqa: E402,F401
 # The public API: what a user's own training loop needs (docs/api.md). The engine, the table machinery
 # (``experiments``) and the command line are reached by their module paths.
 from .callbacks import RIFLE, RifleController, reinitialize_layer  # noqa: E402

@@ -13,6 +13,7 @@ from multicard import failure, launch, train_args
 from rifle_paddle.engine.trainer import RunError, amp_configs
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_two_process_launch_shards_data_and_agrees_on_rifle(tmp_path, tiny_folder, tiny_pretrained):
     code, logs, stdout = launch(tmp_path, *train_args(tmp_path, tiny_folder, tiny_pretrained, "rifle.enabled=true",
                                                       "rifle.num_reinits=1", "rifle.min_tail_epochs=1"))
@@ -35,6 +36,7 @@ def test_amp_is_configured_for_gpu_and_refused_on_cpu():
         amp_configs(cfg, "cpu")
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_delta_with_supervised_attention_launches_on_two_processes(tmp_path, tiny_folder, tiny_pretrained):
     """DELTA broadcasts rank 0's channel attention while the training step is built, before hapi creates the
     process group: the launch failed with "The global group is not initialized"."""
@@ -47,6 +49,7 @@ def test_delta_with_supervised_attention_launches_on_two_processes(tmp_path, tin
     assert len(metrics["epochs"]) == 1 and metrics["regularization"]
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_a_two_card_run_resumed_on_one_keeps_each_ranks_streams_and_ends_its_schedule(tmp_path, tiny_folder,
                                                                                     tiny_pretrained):
     """Ctrl-C during the first batch of epoch 1 on 2 ranks (3 batches an epoch; saved after it), resumed on 1 process (6 an epoch):
@@ -70,6 +73,7 @@ def test_a_two_card_run_resumed_on_one_keeps_each_ranks_streams_and_ends_its_sch
     assert resumed["epochs"][-1]["lr"] == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_nan_policy_stop_stops_every_rank_together_and_train_log_says_why(tmp_path, tiny_folder, tiny_pretrained):
     """A NaN loss on rank 1 only, at global step 5 (epoch 2, after the first checkpoint): every rank stops at that
     step with the message (rank 0 went on into the next all-reduce and died on a reset connection; the reason was

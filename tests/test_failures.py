@@ -31,6 +31,7 @@ def _train(tmp_path, *overrides, timeout=180):
     (0, "true", "unreadable image"),       # hung forever at 0 % CPU before: the reader thread died
     (2, "false", "no readable image left"),  # 53 lines and 3 tracebacks before
 ])
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_a_data_error_ends_the_run_with_one_clean_line(tmp_path, workers, strict, message):
     root = _unreadable_folder(tmp_path / "data")
     proc = _train(tmp_path, f"data.root={root}", f"data.num_workers={workers}", f"data.strict={strict}")

@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a virtual environment, pip and several processes (docs/development.md: Tests)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 TARGET_CLASSES = {"sandal", "shirt", "sneaker", "bag", "ankle_boot"}  # the packaged config's data.classes

@@ -34,6 +34,7 @@ def probe(tmp_path_factory):
     return results
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_a_nan_on_one_rank_makes_every_rank_skip(probe):
     """Rank 1's loss is finite but its all-reduced gradient holds rank 0's NaN: stepping would put NaN in its
     weights while rank 0 keeps its own. Decided together, both skip and stay identical."""
@@ -42,6 +43,7 @@ def test_a_nan_on_one_rank_makes_every_rank_skip(probe):
     assert rank0["weight"] == rank1["weight"] and all(math.isfinite(w) for row in rank1["weight"] for w in row)
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_an_overflow_on_one_rank_skips_the_step_and_halves_the_loss_scale_on_every_rank(probe):
     """Loss scales and weights compared rank against rank, by value: the overflow of rank 0's scaled gradient
     reaches rank 1 through the gradient average, both skip and halve; the clean step after it moves both alike
@@ -53,12 +55,14 @@ def test_an_overflow_on_one_rank_skips_the_step_and_halves_the_loss_scale_on_eve
     np.testing.assert_allclose(np.array(rank0["weight"]), np.array(rank0["first"]["weight"]) - 0.1 * 1.5, rtol=1e-6)
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_dtnh_regularizer_gradient_is_averaged_without_overflow(probe):
     """(3e38 + 2e38) / 2 = 2.5e38 is a float32; summing first overflows to inf (fp16 on a GPU: at 65504)."""
     for result in probe["dtnh_reduce"]:
         assert result["mean"] == pytest.approx([2.5e38] * 3, rel=1e-6)
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_o2_on_two_cards_converts_before_data_parallel(probe):
     """The engine casts the network before DataParallel wraps it: both ranks train and stay identical (cast after,
     as hapi does, the reducer's fp32 buckets met float64 gradients and backward failed)."""
@@ -68,11 +72,13 @@ def test_o2_on_two_cards_converts_before_data_parallel(probe):
     assert all(math.isfinite(v) for v in np.ravel(rank0["after"]["body.weight"]))
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_o2_on_two_cards_without_conversion_is_refused_with_a_clear_message(probe):
     for result in probe["o2_unconverted"]:
         assert result["refused"] and "convert_for_o2" in result["refused"]
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_every_rank_evaluates_with_the_mean_of_the_ranks_batch_norm_statistics(probe):
     """Each rank's running statistics came from its own card's batches: the ranks evaluated different networks,
     none of them the one rank 0 saves. Before an evaluation each becomes the mean over the ranks."""
@@ -84,6 +90,7 @@ def test_every_rank_evaluates_with_the_mean_of_the_ranks_batch_norm_statistics(p
         assert rank0["after"][key] == rank1["after"][key]
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_sync_bn_is_refused_on_cpu_ranks(probe):
     for result in probe["sync_bn_on_cpu"]:
         assert result["refused"] and "train.sync_bn" in result["refused"]
@@ -131,6 +138,7 @@ def global_batch(tmp_path_factory):
             for name in GLOBAL + [DRAWS]}
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 @pytest.mark.parametrize("scenario", GLOBAL)
 def test_two_ranks_of_four_images_step_as_one_card_of_eight(global_batch, scenario):
     """Each regularizer at the same alpha means on 2 ranks x 4 images what it means on one process with the 8:
@@ -158,7 +166,7 @@ def test_sync_bn_converts_every_batch_norm_and_says_how_many(monkeypatch, caplog
     import rifle_paddle.engine.multicard as multicard
     from rifle_paddle.models import create_model
     monkeypatch.setattr(multicard, "world_size", lambda: 2)
-    # whether "rifle_paddle" propagates to caplog's root handler depends on earlier tests (train() stops it)
+    # caplog listens on the root logger; a module fixture's train() (test_deploy's) may have stopped propagation
     monkeypatch.setattr(logging.getLogger("rifle_paddle"), "propagate", True)
     with caplog.at_level(logging.INFO, logger="rifle_paddle"):
         network = multicard.configure_batch_norm(create_model("resnet18", num_classes=3), True, "gpu", 16, 0.01)
@@ -167,6 +175,7 @@ def test_sync_bn_converts_every_batch_norm_and_says_how_many(monkeypatch, caplog
     assert "batch norm: 20 layers converted to SyncBatchNorm, 0 left unsynchronized" in caplog.text
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_an_unreadable_test_image_on_one_rank_is_left_out_as_on_one_card(tmp_path):
     """Rank 0's shard holds the unreadable image: its batch lost that row before hapi gathered the ranks' outputs,
     the gather of unequal shapes failed (gloo: "Connection reset by peer"; NCCL would hang). Left out after the
@@ -181,6 +190,7 @@ def test_an_unreadable_test_image_on_one_rank_is_left_out_as_on_one_card(tmp_pat
         assert result["acc_top1"] == pytest.approx(result["expected"]) and 0 < result["expected"] < 1
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_two_ranks_draw_per_image_noise_as_one_card_for_the_global_batch(global_batch):
     """DisturbLabel and the classifier-input dropout drew from Paddle's generator, seeded alike on every rank: the
     i-th image of each card got the same decision, label and mask. Each rank now holds its rows of one draw for

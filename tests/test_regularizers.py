@@ -10,7 +10,6 @@ import pytest
 from paddle import nn
 
 from rifle_paddle.config import ConfigError, load_config
-from rifle_paddle.config.checks import _REFERENCE_REGULARIZERS
 from rifle_paddle.engine import train
 from rifle_paddle.engine.model import TransferModel
 from rifle_paddle.regularizers import (DELTA, L2SP, REGULARIZERS, BatchSpectralShrinkage, FeatureDistillation,
@@ -335,8 +334,16 @@ def test_config_builds_each_regularizer_with_the_papers_defaults():
     reg = build_regularizer(load_config(None, ["regularizer.name=delta", "regularizer.alpha=0.1",
                                                "regularizer.layers=[layer3]"])["regularizer"])
     assert reg.alpha == 0.1 and reg.layers == ["layer3"]
-    # the config's list of reference-based regularizers is the classes' own flag
-    assert set(_REFERENCE_REGULARIZERS) == {n for n, c in REGULARIZERS.items() if c.uses_reference}
+    # every other key of the section reaches its constructor argument (the mapping, not an if-chain, routes them)
+    reg = build_regularizer(load_config(None, ["regularizer.name=delta", "regularizer.delta_attention=uniform",
+                                               "regularizer.attention_probe=fast", "regularizer.attention_batches=2",
+                                               "regularizer.feature_reduction=mean",
+                                               "regularizer.feature_positions=sum"])["regularizer"])
+    assert (reg.attention_kind, reg.probe, reg.attention_batches, reg.reduction, reg.positions) == \
+        ("uniform", "fast", 2, "mean", "sum")
+    assert build_regularizer(load_config(None, ["regularizer.name=bss", "regularizer.bss_k=3"])["regularizer"]).k == 3
+    # L2-SP, DELTA and KD pull towards the pretrained network (their papers); BSS does not
+    assert {n for n, c in REGULARIZERS.items() if c.uses_reference} == {"l2sp", "delta", "kd"}
 
 
 @pytest.mark.parametrize("overrides, message", [

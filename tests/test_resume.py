@@ -253,6 +253,7 @@ def test_ctrl_c_before_the_first_batch_saves_the_starting_state(workspace, refer
     assert_same_run(os.path.join(workspace["output"], "early"), reference)
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(workspace, reference):
     process = start_train_process(workspace, "killed")
     run_dir = os.path.join(workspace["output"], "killed")
@@ -271,6 +272,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(workspace,
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_ctrl_c_saves_mid_epoch_exits_cleanly_and_resumes_exactly(workspace, reference):
     process = start_train_process(workspace, "interrupted")
     run_dir = os.path.join(workspace["output"], "interrupted")
@@ -286,6 +288,7 @@ def test_ctrl_c_saves_mid_epoch_exits_cleanly_and_resumes_exactly(workspace, ref
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_sigterm_is_a_preemption_it_saves_exits_143_and_resumes_exactly(workspace, reference):
     """Slurm, Kubernetes and paddle.distributed.launch stop a job with SIGTERM: before, Paddle's own handler
     aborted with a C++ traceback and nothing saved."""
@@ -303,6 +306,7 @@ def test_sigterm_is_a_preemption_it_saves_exits_143_and_resumes_exactly(workspac
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow  # a second process (docs/development.md: Tests)
 def test_ctrl_c_in_a_terminal_with_loader_workers_resumes_exactly(workspace):
     """A terminal's Ctrl-C reaches the whole process group, DataLoader workers included: they must keep serving
     until the main process has saved. Worker augmentation is seeded from NumPy's stream at each epoch's start."""

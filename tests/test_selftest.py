@@ -7,6 +7,7 @@ from rifle_paddle.app import selftest
 from rifle_paddle.app.selftest import FAIL, PASS, SKIP, CheckFailed, Result, verdict
 
 
+@pytest.mark.slow  # other processes (docs/development.md: Tests)
 def test_on_the_cpu_it_runs_what_it_can_and_a_failed_check_fails_the_verdict(tmp_path, capsys, monkeypatch):
     def broken(self):
         raise CheckFailed("train losses [nan]")

@@ -53,6 +53,7 @@ methods:
 
 # --- one run per card ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # other processes (docs/development.md: Tests)
 def test_each_worker_sees_only_its_card_and_gets_its_share_of_cores_and_loaders(tiny_table, tmp_path, monkeypatch):
     """4 runs on 2 of 4 cards of an 8-core machine: each process sees one card, never the card of a run going at
     the same time, and gets 8 // 2 = 4 threads; the configs' 4 loader workers stay, 6 asked by a -o are kept,
@@ -205,6 +206,7 @@ def _job_logs(folder) -> str:
     return "\n".join(texts)
 
 
+@pytest.mark.slow  # other processes (docs/development.md: Tests)
 def test_a_table_on_the_local_executor_survives_a_killed_job_and_reports(tiny_table, tmp_path, monkeypatch):
     """Two cells x one seed as submitit jobs (its local executor: the same jobs as processes). alpha's job is
     cancelled once it has a checkpoint; beta's completes. The sweep submitted again resubmits only alpha, which

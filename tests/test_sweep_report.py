@@ -212,6 +212,7 @@ def record_process(job):
         raise RuntimeError(f"{job.name} broke")
 
 
+@pytest.mark.slow  # other processes (docs/development.md: Tests)
 def test_workers_run_jobs_in_fresh_processes_and_report_failures(configs, tmp_path):
     configgen.main(["--configs", configs])
     table = load_table(f"{configs}/tables/t.yaml")

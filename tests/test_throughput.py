@@ -146,6 +146,7 @@ def test_window_arithmetic():
     assert workers_needed(100, 150) == 1
 
 
+@pytest.mark.slow  # other processes (docs/development.md: Tests)
 def test_on_two_ranks_every_rank_reports_the_slowest_one(tmp_path):
     from multicard import failure, launch
     out = tmp_path / "out"

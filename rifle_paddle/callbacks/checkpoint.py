@@ -1,12 +1,13 @@
-"""The run's record: ``metrics.json`` after every epoch and ``best.pdparams``; atomic file writes.
+"""The run's record: ``metrics.json`` after every epoch and ``best.pdparams``.
 
 ``RunRecorder`` subclasses hapi's ``ModelCheckpoint`` so that ``fit`` does not add its own (which would write a
 second copy of every epoch into ``save_dir``). The resumable checkpoints, and ``last.pdparams``/``last.pdopt`` with
 them, are the engine's ``Checkpointer`` (``engine/resume.py``); the recorder's own state (the epochs so far, the
 best one) is part of them through ``state_dict``.
 
-Files are written to a temporary name, flushed to the disk and renamed, so a run killed (or a machine losing
-power) while saving never leaves a truncated file behind, only the previous version.
+Both are written through ``core/files.py`` (to a temporary name, flushed to the disk and renamed), so a run killed
+(or a machine losing power) while saving never leaves a truncated file behind, only the previous version.
+``atomic_save`` is re-exported from there for older imports.
 """
 from __future__ import annotations
 

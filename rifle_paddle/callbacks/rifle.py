@@ -53,13 +53,14 @@ import paddle
 from paddle import nn
 
 from ..core import paddle_compat
+from ..config.schema import register_choices
 from ..models.classifier import find_classifier
 
 from .epoch_numbers import shown
 
 log = logging.getLogger(__name__)
 
-INITIALIZERS = ("authors", "he_normal", "uniform", "paddletransfer")
+INITIALIZERS = register_choices("rifle.init", ("authors", "he_normal", "uniform", "paddletransfer"))
 AUTHORS_MIN_TAIL_EPOCHS = 4  # run.py skips a re-initialization after epoch e when e > E - 5
 
 #: Below this many optimizer steps after the last re-initialization RIFLE is warned against. Set on 2026-12-04 by the

@@ -12,9 +12,6 @@ import re
 
 from .schema import ConfigError
 
-# readers that find their data without data.root (fashion_mnist: a system-wide copy; filelist: paths in the lists)
-_READERS_WITHOUT_ROOT = ("fashion_mnist", "filelist")
-
 
 def cross_checks(cfg: dict) -> list[str]:
     problems = []
@@ -40,16 +37,15 @@ def cross_checks(cfg: dict) -> list[str]:
         problems.append(f"data.image_size={data['image_size']} is larger than data.resize_size="
                         f"{data['resize_size']} (the evaluation crop would not fit)")
     problems.extend(_switched_on_without_effect(cfg["tricks"]))
-    problems.extend(_regularization_problems(cfg))
     problems.extend(_registered_problems(cfg, None))
     problems.extend(_execution_problems(cfg))
     return problems
 
 
-#: checks of values that name what another package owns (a model architecture, a weight tag, a data reader), each
-#: ``check(cfg, purpose) -> problems`` with ``purpose`` None (any config), "train" or "eval". The owning package
-#: registers them when it is imported (``rifle_paddle/__init__`` imports ``models`` and ``data``), so this layer
-#: never imports the layers that build on it.
+#: checks of values that name what another package owns (a model architecture, a weight tag, a data reader, a
+#: regularizer), each ``check(cfg, purpose) -> problems`` with ``purpose`` None (any config), "train" or "eval".
+#: The owning package registers them when it is imported (``rifle_paddle/__init__`` imports every owner), so this
+#: layer never imports the layers that build on it and names none of their members.
 REGISTERED_CHECKS: list = []
 
 
@@ -64,7 +60,7 @@ def _registered_problems(cfg: dict, purpose: str | None) -> list[str]:
 
 
 def _execution_problems(cfg: dict) -> list[str]:
-    run, train, data, problems = cfg["run"], cfg["train"], cfg["data"], []
+    run, train, problems = cfg["run"], cfg["train"], []
     if train["amp"] and run["device"] == "cpu":
         problems.append("train.amp=true needs a GPU, but run.device=cpu: set -o train.amp=false")
     if train["resume"] == "auto" and not run["name"]:
@@ -75,10 +71,6 @@ def _execution_problems(cfg: dict) -> list[str]:
                                   or any(part in (".", "..") for part in re.split(r"[\\/]", name))):
         problems.append(f"run.name={name!r} must name a folder inside run.output_dir (no '..', '.', or absolute "
                         f"path): a run writes, and with run.overwrite empties, <run.output_dir>/<run.name>")
-    if data["name"] == "filelist":
-        missing = [k for k in ("train_list", "test_list") if not data[k]]
-        if missing:
-            problems.append(f"data.name=filelist needs data.{' and data.'.join(missing)} (`path label` list files)")
     return problems
 
 
@@ -91,19 +83,10 @@ def path_problems(cfg: dict, purpose: str) -> list[str]:
         raise ValueError(f"purpose must be 'train' or 'eval', got {purpose!r}")
     model, data, train, problems = cfg["model"], cfg["data"], cfg["train"], []
     root = data.get("root")
-    if isinstance(root, str):
-        if not os.path.isdir(root):
-            problems.append(f"data.root: directory not found: {root}")
-    elif root is None and data.get("name") not in _READERS_WITHOUT_ROOT:
-        problems.append(f"data.root: not set; point it at the data set (data.name={data.get('name')})")
-    if data.get("name") == "filelist":
-        for key in ("train_list", "test_list"):
-            if isinstance(data.get(key), str) and isinstance(root, (str, type(None))):
-                path = os.path.join(root or "", data[key])
-                if not os.path.isfile(path):
-                    problems.append(f"data.{key}: file not found: {path}")
+    if isinstance(root, str) and not os.path.isdir(root):
+        problems.append(f"data.root: directory not found: {root}")
+    problems.extend(_registered_problems(cfg, purpose))
     if purpose == "train":
-        problems.extend(_registered_problems(cfg, "train"))
         problems.extend(_device_problems(cfg))
         resume = train.get("resume")
         if isinstance(resume, str) and resume != "auto" and not os.path.isdir(resume):
@@ -146,32 +129,3 @@ def _switched_on_without_effect(tricks: dict) -> list[str]:
              "stochastic_depth": "stochastic_depth_rate", "disturb_label": "disturb_label_alpha"}
     return [f"tricks.{switch}=true but tricks.{rate}=0 (no effect): set a rate > 0 or turn the switch off"
             for switch, rate in rates.items() if tricks[switch] and tricks[rate] == 0]
-
-
-# regularizers that pull towards the pretrained state (``Regularizer.uses_reference``; kept in step by a test)
-_REFERENCE_REGULARIZERS = ("l2sp", "delta", "kd")
-_FEATURE_MAP_REGULARIZERS = ("delta", "kd")
-
-
-def _regularization_problems(cfg: dict) -> list[str]:
-    """Regularizer/DTNH settings that would silently train something else than what the config names."""
-    reg, dtnh, problems = cfg["regularizer"], cfg["dtnh"], []
-    name = reg["name"]
-    if dtnh["enabled"] and name == "none":
-        problems.append("dtnh.enabled=true but regularizer.name=none: DTNH corrects the regularizer's gradient "
-                        "against the task's; choose a regularizer (l2sp, delta, kd, bss)")
-    if name == "none":
-        unused = [k for k in ("alpha", "beta", "layers") if reg[k] is not None]
-        if unused:
-            problems.append(f"regularizer.{', regularizer.'.join(unused)} set but regularizer.name=none (no effect)")
-        return problems
-    pretrained = cfg["model"]["pretrained"]
-    if name in _REFERENCE_REGULARIZERS and (pretrained is None or str(pretrained).lower() in ("none", "false", "")):
-        problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
-                        f"model.pretrained={pretrained}: the reference would be a random initialization")
-    if reg["layers"] is not None and name not in _FEATURE_MAP_REGULARIZERS:
-        problems.append(f"regularizer.layers applies to {' and '.join(_FEATURE_MAP_REGULARIZERS)} only, not to "
-                        f"regularizer.name={name} (no effect)")
-    if reg["alpha"] == 0 and reg["beta"] == 0:
-        problems.append(f"regularizer.alpha=0 and regularizer.beta=0: {name} would have no effect")
-    return problems

@@ -144,8 +144,8 @@ def validate(cfg: dict) -> list[str]:
             if not isinstance(value, f.types):
                 problems.append(f"{dotted}: expected {_type_names(f)}, got {type(value).__name__} ({value!r})")
                 continue
-            if f.choices is not None and value not in f.choices:
-                problems.append(f"{dotted}: must be one of {', '.join(map(str, f.choices))}, got {value!r}")
+            if f.allowed is not None and value not in f.allowed:
+                problems.append(f"{dotted}: must be one of {', '.join(map(str, f.allowed))}, got {value!r}")
                 continue
             if isinstance(value, float) and not math.isfinite(value):
                 problems.append(f"{dotted}: must be a finite number, got {value!r}")

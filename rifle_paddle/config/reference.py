@@ -32,7 +32,7 @@ def describe_schema() -> str:
     for section, fields in SCHEMA.items():
         lines.append(f"{section}:")
         for key, f in fields.items():
-            choices = f" [{'|'.join(f.choices)}]" if f.choices else ""
+            choices = f" [{'|'.join(f.listed)}]" if f.listed else ""
             lines.append(f"  {key}: {f.default!r}{choices}\n      {f.doc}")
     return "\n".join(lines)
 
@@ -50,7 +50,7 @@ def schema_markdown() -> str:
     for section, fields in SCHEMA.items():
         text += [f"## `{section}`", "", "| key | default | meaning |", "| --- | --- | --- |"]
         for key, f in fields.items():
-            choices = f" (one of {', '.join(f'`{c}`' for c in f.choices)})" if f.choices else ""
+            choices = f" (one of {', '.join(f'`{c}`' for c in f.listed)})" if f.listed else ""
             doc = f.doc.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
             text.append(f"| `{section}.{key}` | `{_value(f.default)}` | {doc}{choices} |")
         text.append("")

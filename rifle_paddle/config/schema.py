@@ -31,13 +31,61 @@ class Field:
     types: tuple
     doc: str
     nullable: bool = False
-    choices: tuple | None = None
+    choices: "tuple | Owned | None" = None
     check: Callable[[Any], str | None] | None = None
     path_words: tuple[str, ...] | None = None
 
     @property
     def is_path(self) -> bool:
         return self.path_words is not None
+
+    @property
+    def allowed(self) -> tuple | None:
+        """The values the key may take (None: any of its type, or names a registry's own check validates), read
+        from the owner for ``Owned`` choices."""
+        if isinstance(self.choices, Owned):
+            return None if self.choices.registry else self.choices.values
+        return self.choices
+
+    @property
+    def listed(self) -> tuple | None:
+        """The values to show a user (``docs/config.md``, ``--help-config``): ``allowed`` and a registry's names."""
+        return self.choices.values if isinstance(self.choices, Owned) else self.choices
+
+
+class Owned:
+    """The choices of a key whose values name what another package implements (an initializer, a regularizer).
+
+    The owning module declares the list once and fills it here with ``register_choices`` when it is imported, so
+    the schema, the validation and ``docs/config.md`` read the owner's list and this layer imports nothing above
+    it. ``rifle_paddle/__init__`` imports every owner, so any use of the config package sees them all.
+    ``registry``: the names of a registry (models, readers), listed for the user but validated by the registry's
+    own check (``config.checks.register_check``), which names the close matches and accepts later registrations.
+    """
+
+    def __init__(self, owner: str, registry: bool = False):
+        self.owner, self.registry = owner, registry
+        self._values: tuple | None = None
+
+    @property
+    def values(self) -> tuple:
+        if self._values is None:
+            raise LookupError(f"the choices declared by {self.owner} are not registered: import it (it calls "
+                              f"rifle_paddle.config.schema.register_choices)")
+        return self._values
+
+
+def register_choices(dotted: str, values) -> tuple:
+    """Make ``values`` the choices of key ``dotted`` (declared ``choices=Owned(<this module>)``); returns them.
+
+    Registering again extends the list (readers each add their label levels), in order, without repeats.
+    """
+    f = field_of(dotted)
+    if f is None or not isinstance(f.choices, Owned):
+        raise ValueError(f"{dotted} is not a key with Owned choices in rifle_paddle/config/schema.py")
+    values = tuple(values)
+    f.choices._values = tuple(dict.fromkeys((f.choices._values or ()) + values))
+    return values
 
 
 def _positive(v):
@@ -117,7 +165,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                              "every core. Ignored on a GPU.", nullable=True, check=_positive),
     },
     "model": {
-        "arch": Field("resnet50", STR, "Backbone name from the model registry (resnet18/34/50/101/152)."),
+        "arch": Field("resnet50", STR, "Backbone name from the model registry.",
+                      choices=Owned("rifle_paddle/models/registry.py", registry=True)),
         "pretrained": Field("imagenet", STR, "'imagenet' (official Paddle weights, cached), 'none', or a path "
                             "to a .pdparams file. The classifier is never loaded from it.", nullable=True,
                             path_words=("imagenet", "none")),
@@ -127,7 +176,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       "get_classifier(), else the last Linear layer.", nullable=True),
         "head_init": Field("authors", STR, "Initial classifier: 'authors' (weight U(-1/sqrt(fan_in), "
                            "1/sqrt(fan_in)), bias 0, as the RIFLE authors' fc) or 'paddle' (Paddle's Linear "
-                           "default: Xavier-uniform weight, bias 0).", choices=("authors", "paddle")),
+                           "default: Xavier-uniform weight, bias 0).",
+                            choices=Owned("rifle_paddle/models/classifier.py")),
         "pretrained_bn_stats": Field(True, BOOL, "Load the pretrained batch-norm running mean/variance. The RIFLE "
                                      "authors' loader loads trainable variables only, so theirs start at 0/1 and "
                                      "are re-estimated during training (false). Applied to the network being "
@@ -136,7 +186,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                             nullable=True, path_words=()),
     },
     "data": {
-        "name": Field("folder", STR, "Data set reader from the data registry ('folder', 'filelist', ...)."),
+        "name": Field("folder", STR, "Data set reader from the data registry (datasets/ describes each).",
+                      choices=Owned("rifle_paddle/data/registry.py", registry=True)),
         "root": Field(None, STR, "Data set root directory.", nullable=True, path_words=()),
         "train_list": Field(None, STR, "File list (`path label` lines) for the training split "
                             "('filelist' reader); relative to root.", nullable=True),
@@ -193,7 +244,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                              nullable=True, check=_seed),
         "label_level": Field(None, STR, "Label granularity. fgvc_aircraft: variant (100 classes, default), family "
                              "(70), manufacturer (30); cifar100: fine (100, default), coarse (20).", nullable=True,
-                             choices=("variant", "family", "manufacturer", "fine", "coarse")),
+                             choices=Owned("rifle_paddle/data/registry.py")),
         "trainval": Field(True, BOOL, "fgvc_aircraft, flowers102: train on the official train + val splits (the "
                           "usual fine-tuning protocol); false: train split only."),
         "remove_banner": Field(True, BOOL, "fgvc_aircraft: cut the 20-pixel copyright banner off the bottom of "
@@ -237,7 +288,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
                          "(GPU only). With data.batch_size = the one-card batch / cards it reproduces a one-card "
                          "run (docs/gpu.md). Without it each card normalizes its own batch."),
         "eval_freq": Field(1, INT, "Evaluate every N epochs (and after the last).", check=_positive),
-        "log_freq": Field(10, INT, "Progress-bar refresh, in steps.", check=_positive),
+        "log_freq": Field(10, INT, "Every N optimizer steps: the progress line, the throughput line (images/s, "
+                          "the loader's share) and, with log.visualdl, the per-step VisualDL scalars (train_step/ loss, "
+                          "accuracy, lr; throughput/).", check=_positive),
         "save_best": Field(True, BOOL, "Keep the checkpoint with the best test top-1 as best.pdparams."),
         "resume": Field(None, STR, "Continue an interrupted run from its newest checkpoint: a run directory, or "
                         "'auto' (<output_dir>/<name> if it has a checkpoint; starts it if it holds no result yet, "
@@ -252,7 +305,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                      choices=("refuse", "allow")),
         "nan_policy": Field("stop", STR, "On a NaN/Inf training loss: 'stop' the run (naming the step and the last "
                             "good checkpoint) or 'skip' the batch without an optimizer step (counted in "
-                            "metrics.json; 10 in a row still stop).", choices=("stop", "skip")),
+                            "metrics.json; 10 in a row still stop).",
+                            choices=Owned("rifle_paddle/engine/nonfinite.py")),
     },
     "rifle": {
         "enabled": Field(False, BOOL, "Re-initialize the classifier during fine-tuning (RIFLE)."),
@@ -273,7 +327,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       "sqrt(2/p.shape[0])): weight sqrt(2/fan_in), bias sqrt(2/num_classes)), 'he_normal' (weight "
                       "and bias N(0, sqrt(2/fan_in))), 'uniform' (weight and bias U(+-1/sqrt(fan_in))) or "
                       "'paddletransfer' (weight only, U(+-1/sqrt(num_classes)); bias kept).",
-                      choices=("authors", "he_normal", "uniform", "paddletransfer")),
+                      choices=Owned("rifle_paddle/callbacks/rifle.py")),
         "reset_optimizer_state": Field(False, BOOL, "Zero the optimizer's accumulators (momentum) of the "
                                        "re-initialized parameters (our option; the authors keep them)."),
         "layer": Field(None, STR, "Sub-layer to re-initialize; null: the model's classifier.", nullable=True),
@@ -300,7 +354,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "name": Field("none", STR, "Transfer regularizer added to the task loss: 'l2sp' (L2-SP, Li et al. 2018), "
                       "'delta' (DELTA, Li et al. 2019), 'kd' (feature distillation from the frozen pretrained "
                       "network), 'bss' (Batch Spectral Shrinkage, Chen et al. 2019) or 'none'. Plain L2 is "
-                      "train.weight_decay.", choices=("none", "l2sp", "delta", "kd", "bss")),
+                      "train.weight_decay.", choices=Owned("rifle_paddle/regularizers/__init__.py")),
         "alpha": Field(None, FLOAT, "Weight of the regularizer's main term (L2-SP: distance to the pretrained "
                        "weights; DELTA/kd: feature-map distance; BSS: eta). Null: the method's default (l2sp, "
                        "delta, kd 0.01; bss 0.001).", nullable=True, check=_non_negative),
@@ -314,20 +368,22 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "feature_reduction": Field("sum", STR, "delta/kd: how the feature term combines the images of a batch: "
                                    "'sum' (the DELTA authors and tllib) or 'mean' (independent of the batch size; "
                                    "alpha then acts batch_size times weaker). On N cards: the global batch, as on "
-                                   "one card (docs/gpu.md).", choices=("sum", "mean")),
+                                   "one card (docs/gpu.md).",
+                                   choices=Owned("rifle_paddle/regularizers/feature_distillation.py")),
         "feature_positions": Field("mean", STR, "delta/kd: how the feature term combines the positions of a "
                                    "feature map: 'mean' (DELTA's 1/(h w); kd then weighs every layer alike) or "
                                    "'sum' (the DELTA authors' unweighted reg_fea_map, train.py lines 156-162, the "
-                                   "paper configs' kd).", choices=("mean", "sum")),
+                                   "paper configs' kd).",
+                                   choices=Owned("rifle_paddle/regularizers/feature_distillation.py")),
         "bss_k": Field(1, INT, "bss: number of smallest singular values penalized.", check=_positive),
         "delta_attention": Field("supervised", STR, "delta: channel weights from the pretrained network's "
                                  "per-channel importance for the target task ('supervised', the paper) or all "
-                                 "equal ('uniform').", choices=("supervised", "uniform")),
+                                 "equal ('uniform').", choices=Owned("rifle_paddle/regularizers/delta.py")),
         "attention_probe": Field("authors", STR, "delta: the classifier that scores the channels: 'authors' (a new "
                                  "fc trained 10 epochs on the training loader over a frozen copy of the pretrained "
                                  "network, as channel_eval.py) or 'fast' (a linear probe fitted with Adam on the "
                                  "features of the scoring batches; seconds instead of 10 forward epochs).",
-                                 choices=("authors", "fast")),
+                                 choices=Owned("rifle_paddle/regularizers/delta.py")),
         "attention_batches": Field(4, INT, "delta: training batches used to score the channels, once before "
                                    "training (one frozen forward per channel and batch; 4 as the DELTA authors).",
                                    check=_positive),
@@ -336,7 +392,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "enabled": Field(False, BOOL, "DTNH (Wan et al. 2019): compute the task and regularizer gradients "
                          "separately and drop the part of the regularizer's that opposes the task's."),
         "granularity": Field("layer", STR, "Decompose per 'layer' (default) or once over the whole parameter "
-                             "vector ('global').", choices=("layer", "global")),
+                             "vector ('global').", choices=Owned("rifle_paddle/regularizers/dtnh.py")),
     },
     "log": {
         "visualdl": Field(True, BOOL, "Write VisualDL logs to <run>/vdl."),

@@ -6,20 +6,24 @@ from .builder import build_dataset, build_datasets, build_loader, read_split, se
 from .errors import DataError
 from .image import EncodedImage, read_image
 from .loader import ImageLoader
-from .registry import Expected, Split, expected_counts, get_reader, list_readers, register_reader
+from .registry import Expected, Split, expected_counts, get_reader, list_readers, needs_root, register_reader
 
 from ..config.checks import register_check
 
 
 @register_check
 def _reader_problems(cfg: dict, purpose: str | None) -> list[str]:
-    """``data.name`` must name a registered reader (the registry's message names the close matches)."""
-    if purpose is not None:
+    """``data.name`` must name a registered reader (the registry's message names the close matches); a run that
+    reads the data needs ``data.root`` unless the reader finds its data without it."""
+    name = cfg["data"].get("name")
+    if purpose is None:
+        try:
+            get_reader(name)
+        except ValueError as e:
+            return [f"data.name: {e}"]
         return []
-    try:
-        get_reader(cfg["data"]["name"])
-    except ValueError as e:
-        return [f"data.name: {e}"]
+    if cfg["data"].get("root") is None and name in list_readers() and needs_root(name):
+        return [f"data.root: not set; point it at the data set (data.name={name})"]
     return []
 
 

@@ -56,7 +56,7 @@ def _expected(cfg: dict) -> Expected:
     return Expected(60000, 10000, 10, 6000, 1000)
 
 
-@register_reader("fashion_mnist", expected=_expected)
+@register_reader("fashion_mnist", expected=_expected, needs_root=False)
 def read_fashion_mnist(cfg: dict, split: str) -> Split:
     root = cfg.get("root") or DEBIAN_ROOT
     images_stem, labels_stem = _FILES[split]

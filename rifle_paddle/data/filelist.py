@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from ..config.checks import register_check
 from .errors import DataError
 from .registry import Split, register_reader
 
@@ -30,7 +31,7 @@ def read_list(list_path: str, root: str) -> list[tuple[str, int]]:
     return samples
 
 
-@register_reader("filelist")
+@register_reader("filelist", needs_root=False)
 def read_filelist(cfg: dict, split: str) -> Split:
     root = cfg["root"] or ""
     key = f"{split}_list"
@@ -44,3 +45,23 @@ def read_filelist(cfg: dict, split: str) -> Split:
     if other is not None and os.path.isfile(os.path.join(root, other)):
         num_classes = max(num_classes, 1 + max(y for _, y in read_list(os.path.join(root, other), root)))
     return Split(samples, [str(i) for i in range(num_classes)])
+
+
+@register_check
+def _list_problems(cfg: dict, purpose: str | None) -> list[str]:
+    """``data.name=filelist`` needs both list files: set (any config), and present (a run that reads them)."""
+    data = cfg["data"]
+    if data.get("name") != "filelist":
+        return []
+    if purpose is None:
+        missing = [k for k in ("train_list", "test_list") if not data[k]]
+        if not missing:
+            return []
+        return [f"data.name=filelist needs data.{' and data.'.join(missing)} (`path label` list files)"]
+    problems, root = [], data.get("root")
+    for key in ("train_list", "test_list"):
+        if isinstance(data.get(key), str) and isinstance(root, (str, type(None))):
+            path = os.path.join(root or "", data[key])
+            if not os.path.isfile(path):
+                problems.append(f"data.{key}: file not found: {path}")
+    return problems

@@ -10,6 +10,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ..config.schema import register_choices
+from ..core.registry import Registry
+
 
 class Split(NamedTuple):
     """One split of a data set as a reader found it.
@@ -41,37 +44,34 @@ class _Entry(NamedTuple):
     read: Callable[[dict, str], Split]
     expected: Callable[[dict], Expected] | None
     label_levels: tuple[str, ...]
+    needs_root: bool
 
 
-_READERS: dict[str, _Entry] = {}
+_READERS = Registry("data set")
 
 
 def register_reader(name: str, expected: Callable[[dict], Expected] | None = None,
-                    label_levels: tuple[str, ...] = ()):
+                    label_levels: tuple[str, ...] = (), needs_root: bool = True):
     """Register ``fn(data_cfg: dict, split: 'train' | 'test') -> Split`` as ``data.name: <name>``.
 
     ``expected(data_cfg)`` gives the official counts for the configured protocol (None for generic layouts);
-    ``label_levels`` are the values ``data.label_level`` may take, the first being the default.
+    ``label_levels`` are the values ``data.label_level`` may take, the first being the default; ``needs_root``:
+    False for a reader that finds its data without ``data.root`` (a system-wide copy, absolute paths in lists).
     """
     def decorator(fn):
-        if name in _READERS:
-            raise ValueError(f"data reader '{name}' is registered twice")
-        _READERS[name] = _Entry(fn, expected, tuple(label_levels))
+        _READERS.add(name, _Entry(fn, expected, tuple(label_levels), needs_root))
+        register_choices("data.name", [name])
+        register_choices("data.label_level", label_levels)
         return fn
     return decorator
 
 
 def list_readers() -> list[str]:
-    return sorted(_READERS)
+    return _READERS.names()
 
 
 def _entry(name: str) -> _Entry:
-    if name not in _READERS:
-        import difflib
-        close = difflib.get_close_matches(name, _READERS, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown data set '{name}'{hint}; available: {', '.join(list_readers())}")
-    return _READERS[name]
+    return _READERS.lookup(name)
 
 
 def get_reader(name: str) -> Callable[[dict, str], Split]:
@@ -86,3 +86,7 @@ def expected_counts(name: str, data_cfg: dict) -> Expected | None:
 
 def label_levels(name: str) -> tuple[str, ...]:
     return _entry(name).label_levels
+
+
+def needs_root(name: str) -> bool:
+    return _entry(name).needs_root

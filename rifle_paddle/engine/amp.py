@@ -11,9 +11,10 @@ reason:
   on several cards; Paddle's own ``decorate`` refuses a DataParallel for that reason). The engine converts before
   building the model. It also seeds the optimizer's fp32 master weights with the exact pretrained values: Paddle
   creates them at the first step from the already-rounded half weights, losing the pretrained precision for good.
-- ``fp32_state_dict`` / ``state_in_dtypes_of``: under O2 the live weights are half precision; checkpoints a user
-  keeps (``best.pdparams``, ``last.pdparams``) hold the fp32 master weights, so ``eval.py`` loads them into an
-  fp32 network, and a half-precision file (older runs) is cast on load.
+- ``fp32_state_dict`` / ``state_in_dtypes_of`` (defined in ``core/precision.py``, where the methods below the engine
+  reach them too; re-exported here): under O2 the live weights are half precision; checkpoints a user keeps
+  (``best.pdparams``, ``last.pdparams``) hold the fp32 master weights, so ``eval.py`` loads them into an fp32
+  network, and a half-precision file (older runs) is cast on load.
 """
 from __future__ import annotations
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config.schema import register_choices
 from .multicard import any_rank, any_rank_each, gather
 
-NAN_POLICIES = ("stop", "skip")
+NAN_POLICIES = register_choices("train.nan_policy", ("stop", "skip"))
 MAX_CONSECUTIVE_SKIPS = 10
 
 

@@ -305,7 +305,7 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
     network = configure_batch_norm(network, cfg["train"]["sync_bn"], device, data_cfg["batch_size"], cfg["train"]["lr"])
     for trick in install_tricks(network, cfg["tricks"], head_name):  # after the pretrained weights are loaded
         log.info("trick: %s", trick)
-    from ..regularizers import build_train_step  # late: regularizers build on the engine
+    from ..regularizers import build_train_step  # a layer below, looked up per run (tests replace it)
     regularized_step = build_train_step(cfg, network, head_name, train_loader,  # None: plain fine-tuning
                                         restoring=resume is not None)  # the checkpoint brings DELTA's attention
     if not cfg["model"]["pretrained_bn_stats"]:  # after the regularizer's teacher copy, which keeps them

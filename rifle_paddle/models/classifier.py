@@ -6,6 +6,8 @@ import math
 import paddle
 from paddle import nn
 
+from ..config.schema import register_choices
+
 
 def find_classifier(model: nn.Layer, name: str | None = None) -> tuple[str, nn.Layer]:
     """``(dotted name, layer)`` of the classifier.
@@ -33,7 +35,7 @@ def find_classifier(model: nn.Layer, name: str | None = None) -> tuple[str, nn.L
     return linears[-1]
 
 
-HEAD_INITS = ("authors", "paddle")
+HEAD_INITS = register_choices("model.head_init", ("authors", "paddle"))
 
 
 @paddle.no_grad()

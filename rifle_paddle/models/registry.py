@@ -1,9 +1,10 @@
 """One registry of backbones, so configs, the CLI and tests name models the same way (``model.arch``)."""
 from __future__ import annotations
 
-from typing import Callable
+from ..config.schema import register_choices
+from ..core.registry import Registry
 
-_MODELS: dict[str, Callable] = {}
+_MODELS = Registry("model")
 _PRETRAINED: dict[str, dict[str, tuple[str, str]]] = {}
 
 
@@ -13,16 +14,15 @@ def register_model(name: str, pretrained: dict[str, tuple[str, str]] | None = No
     ``pretrained`` maps a tag (``'imagenet'``) to ``(url, md5)`` of official weights for that model.
     """
     def decorator(fn):
-        if name in _MODELS:
-            raise ValueError(f"model '{name}' is registered twice")
-        _MODELS[name] = fn
+        _MODELS.add(name, fn)
+        register_choices("model.arch", [name])
         _PRETRAINED[name] = dict(pretrained or {})
         return fn
     return decorator
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def pretrained_source(name: str, tag: str) -> tuple[str, str] | None:
@@ -31,9 +31,4 @@ def pretrained_source(name: str, tag: str) -> tuple[str, str] | None:
 
 
 def create_model(name: str, num_classes: int, **kwargs):
-    if name not in _MODELS:
-        import difflib
-        close = difflib.get_close_matches(name, _MODELS, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint}; available: {', '.join(list_models())}")
-    return _MODELS[name](num_classes=num_classes, **kwargs)
+    return _MODELS.lookup(name)(num_classes=num_classes, **kwargs)

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import logging
 
+from ..config.checks import register_check
+from ..config.schema import register_choices
+from ..models import NO_WEIGHTS
 from .base import Regularizer, frozen_copy
 from .bss import BatchSpectralShrinkage
 from .capture import FeatureCapture
@@ -30,9 +33,11 @@ from .step import RegularizedStep
 
 log = logging.getLogger(__name__)
 
-#: ``regularizer.name`` -> class; every class has ``DEFAULTS`` (the papers' alpha/beta) and ``uses_reference``
+#: ``regularizer.name`` -> class; every class has ``DEFAULTS`` (the papers' alpha/beta), ``CONFIG_KEYS`` (its other
+#: constructor arguments' config keys) and ``uses_reference``. A new regularizer is one module plus one entry here.
 REGULARIZERS: dict[str, type[Regularizer]] = {
-    "l2sp": L2SP, "delta": DELTA, "kd": FeatureDistillation, "bss": BatchSpectralShrinkage}
+    cls.name: cls for cls in (L2SP, DELTA, FeatureDistillation, BatchSpectralShrinkage)}
+register_choices("regularizer.name", ("none", *REGULARIZERS))
 
 
 def build_regularizer(reg_cfg: dict) -> Regularizer | None:
@@ -46,18 +51,37 @@ def build_regularizer(reg_cfg: dict) -> Regularizer | None:
     if name not in REGULARIZERS:
         raise ValueError(f"unknown regularizer '{name}'; available: none, {', '.join(REGULARIZERS)}")
     cls = REGULARIZERS[name]
-    weights = {k: (reg_cfg[k] if reg_cfg[k] is not None else default) for k, default in cls.DEFAULTS.items()}
-    if name == "l2sp":
-        return L2SP(**weights)
-    if name == "bss":
-        return BatchSpectralShrinkage(k=reg_cfg["bss_k"], **weights)
-    if name == "kd":
-        return FeatureDistillation(layers=reg_cfg["layers"], reduction=reg_cfg["feature_reduction"],
-                                   positions=reg_cfg.get("feature_positions", "mean"), **weights)
-    return DELTA(layers=reg_cfg["layers"], attention=reg_cfg["delta_attention"],
-                 attention_batches=reg_cfg["attention_batches"], reduction=reg_cfg["feature_reduction"],
-                 positions=reg_cfg.get("feature_positions", "mean"),
-                 probe=reg_cfg["attention_probe"], **weights)
+    weights = {k: (reg_cfg[k] if reg_cfg.get(k) is not None else default) for k, default in cls.DEFAULTS.items()}
+    options = {arg: reg_cfg[key] for arg, key in cls.CONFIG_KEYS.items() if key in reg_cfg}
+    return cls(**weights, **options)
+
+
+@register_check
+def _regularization_problems(cfg: dict, purpose: str | None) -> list[str]:
+    """Regularizer/DTNH settings that would silently train something else than what the config names."""
+    if purpose is not None:
+        return []
+    reg, dtnh, problems = cfg["regularizer"], cfg["dtnh"], []
+    name = reg["name"]
+    if dtnh["enabled"] and name == "none":
+        problems.append("dtnh.enabled=true but regularizer.name=none: DTNH corrects the regularizer's gradient "
+                        f"against the task's; choose a regularizer ({', '.join(REGULARIZERS)})")
+    if name == "none":
+        unused = [k for k in ("alpha", "beta", "layers") if reg[k] is not None]
+        if unused:
+            problems.append(f"regularizer.{', regularizer.'.join(unused)} set but regularizer.name=none (no effect)")
+        return problems
+    cls, pretrained = REGULARIZERS[name], cfg["model"]["pretrained"]
+    if cls.uses_reference and (pretrained is None or str(pretrained).lower() in NO_WEIGHTS):
+        problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
+                        f"model.pretrained={pretrained}: the reference would be a random initialization")
+    if reg["layers"] is not None and "layers" not in cls.CONFIG_KEYS:
+        with_layers = [n for n, c in REGULARIZERS.items() if "layers" in c.CONFIG_KEYS]
+        problems.append(f"regularizer.layers applies to {' and '.join(with_layers)} only, not to "
+                        f"regularizer.name={name} (no effect)")
+    if reg["alpha"] == 0 and reg["beta"] == 0:
+        problems.append(f"regularizer.alpha=0 and regularizer.beta=0: {name} would have no effect")
+    return problems
 
 
 def build_train_step(cfg: dict, network, head_name: str | None = None, loader=None,

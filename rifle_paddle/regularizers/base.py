@@ -63,6 +63,9 @@ class Regularizer:
     name = "regularizer"
     #: regularizes towards the pretrained state (meaningless without pretrained weights; checked in the config)
     uses_reference = True
+    #: constructor argument -> the ``regularizer`` config key that sets it (``build_regularizer`` reads these; the
+    #: weights alpha/beta are common to all and come from ``DEFAULTS`` when null)
+    CONFIG_KEYS: dict[str, str] = {}
     #: AMP O2: the optimizer's ``{parameter name: fp32 master weight}``, set by the training step. The closed-form
     #: terms read these, not the live half-precision weights, whose rounding alone put L2-SP's distance to the
     #: pretrained weights at 2e-2 at step 0 on ResNet-18 (``fp32``)

@@ -49,6 +49,7 @@ class BatchSpectralShrinkage(Regularizer):
     name = "bss"
     uses_reference = False
     DEFAULTS = {"alpha": 0.001, "beta": 0.0}
+    CONFIG_KEYS = {"k": "bss_k"}
 
     def __init__(self, alpha: float = 0.001, k: int = 1, beta: float = 0.0):
         super().__init__(beta=beta)

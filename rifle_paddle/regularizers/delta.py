@@ -53,6 +53,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from ..config.schema import register_choices
 from ..core.eta import Eta
 from .base import frozen_copy
 from .capture import INPUT, FeatureCapture, resolve_layers
@@ -61,7 +62,7 @@ from .feature_distillation import RESNET_STAGES, FeatureDistillation
 
 log = logging.getLogger(__name__)
 
-ATTENTIONS = ("supervised", "uniform")
+ATTENTIONS = register_choices("regularizer.delta_attention", ("supervised", "uniform"))
 
 
 def _probe(features: paddle.Tensor, labels: paddle.Tensor, num_classes: int, steps: int = 200,
@@ -97,7 +98,7 @@ class _ZeroChannels:
         return (replicas * keep.reshape([k, 1, -1] + trailing)).reshape(output.shape)
 
 
-PROBES = ("authors", "fast")
+PROBES = register_choices("regularizer.attention_probe", ("authors", "fast"))
 
 
 def train_probe_like_the_authors(network: nn.Layer, head_name: str, loader, num_classes: int, epochs: int = 10,
@@ -253,6 +254,8 @@ class DELTA(FeatureDistillation):
 
     name = "delta"
     DEFAULTS = {"alpha": 0.01, "beta": 0.01}
+    CONFIG_KEYS = {**FeatureDistillation.CONFIG_KEYS, "attention": "delta_attention",
+                   "attention_batches": "attention_batches", "probe": "attention_probe"}
 
     def __init__(self, alpha: float = 0.01, beta: float = 0.01, layers=None, attention: str = "supervised",
                  attention_batches: int = 4, temperature: float = 5.0, reduction: str = "sum",

@@ -49,9 +49,10 @@ from __future__ import annotations
 import paddle
 
 from ..core import paddle_compat
+from ..config.schema import register_choices
 from ._ops import as_float32, inner, zero_scalar
 
-GRANULARITIES = ("layer", "global")
+GRANULARITIES = register_choices("dtnh.granularity", ("layer", "global"))
 
 # accumulated statistics, in this order, in one device tensor
 _CONFLICTS, _LAYERS, _COSINE_SUM, _GLOBAL_COSINE_SUM, _GLOBAL_CONFLICTS, _STEPS = range(6)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import paddle
 
+from ..config.schema import register_choices
 from ._ops import as_float32
 from .base import Regularizer, frozen_copy, load_tensors
 from .capture import FeatureCapture, resolve_layers
@@ -65,8 +66,8 @@ def default_layers(network, stages: tuple[str, ...]) -> list[str]:
                      f"with regularizer.layers (or layers=[...])")
 
 
-REDUCTIONS = ("sum", "mean")
-POSITIONS = ("mean", "sum")
+REDUCTIONS = register_choices("regularizer.feature_reduction", ("sum", "mean"))
+POSITIONS = register_choices("regularizer.feature_positions", ("mean", "sum"))
 
 
 def feature_map_distance(student: paddle.Tensor, teacher: paddle.Tensor,
@@ -113,6 +114,7 @@ class FeatureDistillation(Regularizer):
 
     name = "kd"
     DEFAULTS = {"alpha": 0.01, "beta": 0.0}
+    CONFIG_KEYS = {"layers": "layers", "reduction": "feature_reduction", "positions": "feature_positions"}
     DEFAULT_LAYERS: tuple[str, ...] = ("layer4",)
 
     def __init__(self, alpha: float = 0.01, beta: float = 0.0, layers=None, reduction: str = "sum",
