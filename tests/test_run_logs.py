@@ -1,17 +1,15 @@
 """What a user reads about a run tells one story: VisualDL holds the numbers of ``metrics.json``, every epoch a
 person reads counts from 1 (as hapi's ``Epoch 1/3`` line does), and RIFLE names parameters by their place in the
 model (``fc.weight``), not by Paddle's process-dependent ``linear_7.w_0``."""
-import glob
-import os
 import re
 
 import numpy as np
 import pytest
-from visualdl import LogReader
 
 from rifle_paddle.callbacks.epoch_numbers import epoch_index
 from rifle_paddle.config import load_config
 from rifle_paddle.engine.trainer import train
+from run_records import scalars_and_log
 
 EPOCHS, STEPS = 3, 3  # tiny_folder: 36 training images in batches of 12
 
@@ -26,11 +24,7 @@ def run(tmp_path_factory, tiny_folder, tiny_pretrained):
         f"run.output_dir={tmp_path_factory.mktemp('logs')}", "run.name=logs", "log.visualdl=true",
         "rifle.enabled=true", "rifle.epochs=[1]", "rifle.min_tail_epochs=1"])
     metrics = train(cfg)
-    (path,) = glob.glob(os.path.join(metrics["run_dir"], "vdl", "vdlrecords.*.log"))
-    reader = LogReader(file_path=path)
-    scalars = {tag: [(r.id, r.value) for r in reader.get_data("scalar", tag)] for tag in reader.get_tags()["scalar"]}
-    with open(os.path.join(metrics["run_dir"], "train.log"), encoding="utf-8") as f:
-        return metrics, scalars, f.read()
+    return (metrics, *scalars_and_log(metrics["run_dir"]))
 
 
 def test_visualdl_epoch_scalars_are_metrics_json_numbers(run):

@@ -1,6 +1,5 @@
 """Throughput a user can act on: images/s, time per step and the loader's share of it at every log line (train.log
 and VisualDL) and per epoch (metrics.json), and one warning when the loader is the bottleneck."""
-import glob
 import json
 import logging
 import os
@@ -10,11 +9,11 @@ import time
 import numpy as np
 import paddle
 import pytest
-from visualdl import LogReader
 
 from rifle_paddle.callbacks.throughput import Throughput
 from rifle_paddle.core.throughput import Window, workers_needed
 from rifle_paddle.engine.trainer import train
+from run_records import scalars_and_log
 
 LINE = re.compile(r"throughput, step (\d+)/(\d+) of epoch (\d+): ([\d.]+) images/s, ([\d.]+) ms/step, "
                   r"loader (\d+) % of step")
@@ -30,11 +29,7 @@ def tiny_run(tmp_path_factory, tiny_folder, tiny_pretrained):
         "data.num_workers=0", "train.epochs=2", "train.log_freq=1", "run.device=cpu", "log.visualdl=true",
         f"run.output_dir={tmp_path_factory.mktemp('throughput')}", "run.name=throughput"])
     metrics = train(cfg)
-    (path,) = glob.glob(os.path.join(metrics["run_dir"], "vdl", "vdlrecords.*.log"))
-    reader = LogReader(file_path=path)
-    scalars = {tag: [(r.id, r.value) for r in reader.get_data("scalar", tag)] for tag in reader.get_tags()["scalar"]}
-    with open(os.path.join(metrics["run_dir"], "train.log"), encoding="utf-8") as f:
-        return metrics, scalars, f.read()
+    return (metrics, *scalars_and_log(metrics["run_dir"]))
 
 
 def test_every_log_line_shows_images_per_second_and_the_loader_share(tiny_run):
