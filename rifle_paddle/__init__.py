@@ -18,7 +18,7 @@ warnings.filterwarnings("ignore", message="No ccache found", category=UserWarnin
 
 # Every package that owns a config choice list or check registers it with ``config`` on import, so the config
 # layer validates the owners' names without importing them; import them all before any config is read.
-from . import models, data, callbacks, regularizers, engine  # noqa: E402,F401
+from . import models, data, callbacks, regularizers, tricks, engine  # noqa: E402,F401
 # The public API: what a user's own training loop needs (docs/api.md). The engine, the table machinery
 # (``experiments``) and the command line are reached by their module paths.
 from .callbacks import RIFLE, RifleController, reinitialize_layer  # noqa: E402
