@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 
 from ..config.checks import register_check
+from ..config.keywords import keyword_section
 from ..config.schema import register_choices
 from ..models import NO_WEIGHTS
 from .base import Regularizer, frozen_copy
@@ -40,20 +41,20 @@ REGULARIZERS: dict[str, type[Regularizer]] = {
 register_choices("regularizer.name", ("none", *REGULARIZERS))
 
 
-def build_regularizer(reg_cfg: dict) -> Regularizer | None:
-    """The regularizer of a validated ``regularizer`` config section (None for ``name: none``); not attached.
-
-    ``alpha`` / ``beta`` / ``layers`` left null take the method's defaults (``REGULARIZERS[name].DEFAULTS``).
+def build_regularizer(regularizer: str | dict, **options) -> Regularizer | None:
+    """The regularizer named ``regularizer`` (or of a ``regularizer`` config section), not attached; None for
+    ``'none'``. ``options`` are ``regularizer.*`` keys as keywords (``build_regularizer("delta", alpha=0.1,
+    delta_attention="uniform")``), which override the section's; keys left out take the schema's defaults, and
+    ``alpha`` / ``beta`` / ``layers`` left null the method's (``REGULARIZERS[name].DEFAULTS``). An unknown keyword
+    raises ``TypeError`` naming the allowed ones, a bad value ``ValueError``.
     """
-    name = reg_cfg["name"]
-    if name == "none":
+    given = {"name": regularizer} if isinstance(regularizer, str) else dict(regularizer)
+    reg_cfg = keyword_section("regularizer", {**given, **options}, "build_regularizer")
+    if reg_cfg["name"] == "none":
         return None
-    if name not in REGULARIZERS:
-        raise ValueError(f"unknown regularizer '{name}'; available: none, {', '.join(REGULARIZERS)}")
-    cls = REGULARIZERS[name]
-    weights = {k: (reg_cfg[k] if reg_cfg.get(k) is not None else default) for k, default in cls.DEFAULTS.items()}
-    options = {arg: reg_cfg[key] for arg, key in cls.CONFIG_KEYS.items() if key in reg_cfg}
-    return cls(**weights, **options)
+    cls = REGULARIZERS[reg_cfg["name"]]
+    weights = {k: (default if reg_cfg[k] is None else reg_cfg[k]) for k, default in cls.DEFAULTS.items()}
+    return cls(**weights, **{arg: reg_cfg[key] for arg, key in cls.CONFIG_KEYS.items()})
 
 
 @register_check
