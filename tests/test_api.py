@@ -60,6 +60,11 @@ def test_keywords_left_out_take_the_defaults_a_config_file_gets(tiny_folder):
     net = rifle_paddle.create_model("resnet18", num_classes=3)
     assert rifle_paddle.install_tricks(net) == []  # every trick off unless named
     assert [line.split(" on ")[0] for line in rifle_paddle.install_tricks(net, dropout=True)] == ["dropout p=0.5"]
+    assert rifle_paddle.wrap_train_step(None, num_classes=3) is None
+    disturbed = rifle_paddle.wrap_train_step(None, num_classes=3, disturb_label=True)
+    assert (disturbed.alpha, disturbed.num_classes) == (0.1, 3)
+    assert rifle_paddle.build_regularizer("none") is None
+    assert (rifle_paddle.build_regularizer("bss").alpha, rifle_paddle.build_regularizer("bss").k) == (0.001, 1)
 
 
 def test_the_own_loop_example_of_the_docs_trains_a_rifle_run(tiny_folder, tiny_pretrained, capsys):

@@ -1,4 +1,4 @@
-"""Backbones (one registry), classifier lookup and pretrained-weight loading."""
+"""Backbones (one registry), classifier lookup, pretrained-weight loading, and the network a run starts from."""
 from . import resnet  # noqa: F401  (registers the ResNets)
 from .classifier import HEAD_INITS, find_classifier, initialize_classifier
 from .network import build_network
