@@ -50,6 +50,8 @@ def test_bad_keywords_are_refused_in_one_line_naming_the_allowed_ones(tiny_folde
         rifle_paddle.build_dataset("folder", "train", root=tiny_folder, image_size=0)
     with pytest.raises(ValueError, match="regularizer.name: must be one of none, l2sp, delta, kd, bss, got 'l2-sp'"):
         rifle_paddle.build_regularizer("l2-sp")
+    with pytest.raises(ValueError, match=r"regularizer.layers applies to delta and kd only.*\(no effect\)$"):
+        rifle_paddle.build_regularizer("l2sp", layers=["layer4"])  # a keyword that would be silently ignored
 
 
 def test_keywords_left_out_take_the_defaults_a_config_file_gets(tiny_folder):

@@ -50,6 +50,9 @@ def build_regularizer(regularizer: str | dict, **options) -> Regularizer | None:
     """
     given = {"name": regularizer} if isinstance(regularizer, str) else dict(regularizer)
     reg_cfg = keyword_section("regularizer", {**given, **options}, "build_regularizer")
+    useless = without_effect(reg_cfg)
+    if useless:
+        raise ValueError(f"build_regularizer(): {'; '.join(useless)}")
     if reg_cfg["name"] == "none":
         return None
     cls = REGULARIZERS[reg_cfg["name"]]
@@ -67,16 +70,25 @@ def _regularization_problems(cfg: dict, purpose: str | None) -> list[str]:
     if dtnh["enabled"] and name == "none":
         problems.append("dtnh.enabled=true but regularizer.name=none: DTNH corrects the regularizer's gradient "
                         f"against the task's; choose a regularizer ({', '.join(REGULARIZERS)})")
+    problems.extend(without_effect(reg))
     if name == "none":
-        unused = [k for k in ("alpha", "beta", "layers") if reg[k] is not None]
-        if unused:
-            problems.append(f"regularizer.{', regularizer.'.join(unused)} set but regularizer.name=none (no effect)")
         return problems
     cls, pretrained = REGULARIZERS[name], cfg["model"]["pretrained"]
     if cls.uses_reference and (pretrained is None or str(pretrained).lower() in NO_WEIGHTS):
         problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
                         f"model.pretrained={pretrained}: the reference would be a random initialization")
-    if reg["layers"] is not None and "layers" not in cls.CONFIG_KEYS:
+    return problems
+
+
+def without_effect(reg: dict) -> list[str]:
+    """Keys of a complete ``regularizer`` section that would do nothing (checked for configs and keywords alike)."""
+    name = reg["name"]
+    if name == "none":
+        unused = [k for k in ("alpha", "beta", "layers") if reg[k] is not None]
+        return [f"regularizer.{', regularizer.'.join(unused)} set but regularizer.name=none (no effect)"] if unused \
+            else []
+    problems = []
+    if reg["layers"] is not None and "layers" not in REGULARIZERS[name].CONFIG_KEYS:
         with_layers = [n for n, c in REGULARIZERS.items() if "layers" in c.CONFIG_KEYS]
         problems.append(f"regularizer.layers applies to {' and '.join(with_layers)} only, not to "
                         f"regularizer.name={name} (no effect)")
