@@ -44,6 +44,8 @@ def test_bad_keywords_are_refused_in_one_line_naming_the_allowed_ones(tiny_folde
     with pytest.raises(TypeError) as e:
         rifle_paddle.build_dataset("folder", "train", root=tiny_folder, imagesize=32)
     assert "\n" not in str(e.value) and "did you mean image_size?" in str(e.value) and "resize_size" in str(e.value)
+    with pytest.raises(TypeError, match=r"^build_dataset\(\) does not take batch_size: a loader setting, for build_lo"):
+        rifle_paddle.build_dataset("folder", "train", root=tiny_folder, batch_size=8)  # would do nothing here
     with pytest.raises(TypeError, match=r"'dropout_prob'.*allowed: dropout, dropout_rate"):
         rifle_paddle.install_tricks(rifle_paddle.create_model("resnet18", num_classes=3), dropout_prob=0.5)
     with pytest.raises(ValueError, match=r"^build_dataset\(\): data.image_size: must be > 0, got 0$"):

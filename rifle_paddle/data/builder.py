@@ -21,9 +21,17 @@ def sampling_seed(data_cfg: dict, seed: int) -> int:
     return seed if data_cfg.get("sample_seed") is None else data_cfg["sample_seed"]
 
 
+#: ``data`` keys that set the loader, not the data set: as keywords of ``build_dataset`` they would do nothing
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "order", "drop_last")
+
+
 def data_section(data: str | dict, options: dict, caller: str) -> dict:
     """The complete ``data`` section meant by ``data`` (a reader name, or a section with any keys left out) and
     ``options`` (data.* keys as keywords, which win), with the schema's defaults; bad keys or values raise."""
+    loader_keys = [key for key in options if key in LOADER_KEYS]
+    if loader_keys:
+        raise TypeError(f"{caller}() does not take {', '.join(loader_keys)}: a loader setting, for "
+                        f"build_loader(dataset, batch_size, train, num_workers, drop_last=..., reshuffle=...)")
     given = {"name": data} if isinstance(data, str) else dict(data)
     return keyword_section("data", {**given, **options}, caller)
 
