@@ -48,6 +48,8 @@ def test_bad_keywords_are_refused_in_one_line_naming_the_allowed_ones(tiny_folde
         rifle_paddle.build_dataset("folder", "train", root=tiny_folder, batch_size=8)  # would do nothing here
     with pytest.raises(TypeError, match=r"'dropout_prob'.*allowed: dropout, dropout_rate"):
         rifle_paddle.install_tricks(rifle_paddle.create_model("resnet18", num_classes=3), dropout_prob=0.5)
+    with pytest.raises(TypeError, match=r"wrap_train_step\(train_step, num_classes=..., disturb_label=True\)$"):
+        rifle_paddle.install_tricks(rifle_paddle.create_model("resnet18", num_classes=3), disturb_label=True)
     with pytest.raises(ValueError, match=r"^build_dataset\(\): data.image_size: must be > 0, got 0$"):
         rifle_paddle.build_dataset("folder", "train", root=tiny_folder, image_size=0)
     with pytest.raises(ValueError, match="regularizer.name: must be one of none, l2sp, delta, kd, bss, got 'l2-sp'"):

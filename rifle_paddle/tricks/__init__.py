@@ -59,6 +59,9 @@ def install_tricks(network: nn.Layer, tricks_cfg: dict | None = None, head_name:
     labels: ``wrap_train_step`` installs it. Order matters only in that DropConnect replaces the classifier layer,
     so it goes first and input dropout is then attached to the replacement.
     """
+    if switches.get("disturb_label"):  # a keyword that would do nothing here
+        raise TypeError("install_tricks() does not install disturb_label, which acts on the labels: "
+                        "wrap_train_step(train_step, num_classes=..., disturb_label=True)")
     tricks_cfg = tricks_section(tricks_cfg, switches, "install_tricks")
     installed = []
     head_name, _ = find_classifier(network, head_name)
