@@ -18,15 +18,20 @@ warnings.filterwarnings("ignore", message="No ccache found", category=UserWarnin
 
 # Every package that owns a config choice list or check registers it with ``config`` on import, so the config
 # layer validates the owners' names without importing them; import them all before any config is read.
-from . import models, data, callbacks, regularizers, engine  # noqa: E402,F401
-# The public API: what a user's own training loop needs (docs/api.md). The engine, the table machinery
-# (``experiments``) and the command line are reached by their module paths.
+from . import models, data, callbacks, regularizers, tricks, engine  # noqa: E402,F401
+# The public API: what a user's own training loop needs, every name in docs/api.md's table (tests/test_api.py holds
+# the two to each other). The rest is reached by its module path.
 from .callbacks import RIFLE, RifleController, reinitialize_layer  # noqa: E402
-from .data import DataError, build_dataset, build_loader, list_readers  # noqa: E402
-from .models import create_model, find_classifier, list_models  # noqa: E402
-from .regularizers import DELTA, DTNH, L2SP, BatchSpectralShrinkage, FeatureDistillation  # noqa: E402
-from .tricks import install_tricks  # noqa: E402
+from .config import ConfigError, load_config  # noqa: E402
+from .data import DataError, build_dataset, build_datasets, build_loader, list_readers, register_reader  # noqa: E402
+from .engine import TransferModel, train  # noqa: E402
+from .models import build_network, create_model, find_classifier, list_models, register_model  # noqa: E402
+from .regularizers import (DELTA, DTNH, L2SP, REGULARIZERS, BatchSpectralShrinkage, FeatureDistillation,  # noqa: E402
+                           RegularizedStep, build_regularizer)
+from .tricks import install_tricks, wrap_train_step  # noqa: E402
 
-__all__ = ["BatchSpectralShrinkage", "DELTA", "DTNH", "DataError", "FeatureDistillation", "L2SP", "RIFLE",
-           "RifleController", "__version__", "build_dataset", "build_loader", "create_model", "find_classifier",
-           "install_tricks", "list_models", "list_readers", "reinitialize_layer"]
+__all__ = ["BatchSpectralShrinkage", "ConfigError", "DELTA", "DTNH", "DataError", "FeatureDistillation", "L2SP",
+           "REGULARIZERS", "RIFLE", "RegularizedStep", "RifleController", "TransferModel", "__version__",
+           "build_dataset", "build_datasets", "build_loader", "build_network", "build_regularizer", "create_model",
+           "find_classifier", "install_tricks", "list_models", "list_readers", "load_config", "register_model",
+           "register_reader", "reinitialize_layer", "train", "wrap_train_step"]

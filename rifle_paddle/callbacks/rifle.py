@@ -53,12 +53,14 @@ import paddle
 from paddle import nn
 
 from ..core import paddle_compat
-from ..config.schema import register_choices
+from ..config.schema import defaults, register_choices
 from ..models.classifier import find_classifier
 
 from .epoch_numbers import shown
 
 log = logging.getLogger(__name__)
+#: the ``rifle`` config section's defaults (config/schema.py): the keyword defaults of RIFLE and RifleController
+DEFAULTS = defaults()["rifle"]
 
 INITIALIZERS = register_choices("rifle.init", ("authors", "he_normal", "uniform", "paddletransfer"))
 AUTHORS_MIN_TAIL_EPOCHS = 4  # run.py skips a re-initialization after epoch e when e > E - 5
@@ -243,14 +245,14 @@ class RifleController:
     layer: nn.Layer
     optimizer: paddle.optimizer.Optimizer | None
     epochs: int
-    num_reinits: int = 3
-    min_tail_epochs: int = AUTHORS_MIN_TAIL_EPOCHS
+    num_reinits: int = DEFAULTS["num_reinits"]
+    min_tail_epochs: int = DEFAULTS["min_tail_epochs"]
     schedule_epochs: list[int] | None = None
-    init: str = "authors"
-    reset_optimizer_state: bool = False
+    init: str = DEFAULTS["init"]
+    reset_optimizer_state: bool = DEFAULTS["reset_optimizer_state"]
     seed: int = 0
     history: list[dict] = field(default_factory=list)
-    min_tail_steps: int = 0
+    min_tail_steps: int = DEFAULTS["min_tail_steps"]
     steps_per_epoch: int | None = None
     #: the layer's dotted name in the model (``fc``), prefixed to the parameter names in the events
     layer_name: str = ""
@@ -303,10 +305,10 @@ class RIFLE(paddle.callbacks.Callback):
         writer: optional ``visualdl.LogWriter`` for the norms before and after each re-initialization.
     """
 
-    def __init__(self, num_reinits: int = 3, epochs: list[int] | None = None,
-                 min_tail_epochs: int = AUTHORS_MIN_TAIL_EPOCHS, init: str = "authors",
-                 reset_optimizer_state: bool = False, layer: str | None = None,
-                 seed: int = 0, writer=None, min_tail_steps: int = 0):
+    def __init__(self, num_reinits: int = DEFAULTS["num_reinits"], epochs: list[int] | None = None,
+                 min_tail_epochs: int = DEFAULTS["min_tail_epochs"], init: str = DEFAULTS["init"],
+                 reset_optimizer_state: bool = DEFAULTS["reset_optimizer_state"], layer: str | None = None,
+                 seed: int = 0, writer=None, min_tail_steps: int = DEFAULTS["min_tail_steps"]):
         super().__init__()
         if init not in INITIALIZERS:
             raise ValueError(f"unknown initializer '{init}', expected one of {', '.join(INITIALIZERS)}")

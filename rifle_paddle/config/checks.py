@@ -36,7 +36,6 @@ def cross_checks(cfg: dict) -> list[str]:
     if data["image_size"] > data["resize_size"]:
         problems.append(f"data.image_size={data['image_size']} is larger than data.resize_size="
                         f"{data['resize_size']} (the evaluation crop would not fit)")
-    problems.extend(_switched_on_without_effect(cfg["tricks"]))
     problems.extend(_registered_problems(cfg, None))
     problems.extend(_execution_problems(cfg))
     return problems
@@ -122,10 +121,3 @@ def require_paths(cfg: dict, purpose: str) -> None:
     if problems:
         raise ConfigError(problems)
 
-
-def _switched_on_without_effect(tricks: dict) -> list[str]:
-    """A trick turned on with a zero rate silently trains the baseline it was meant to be compared with."""
-    rates = {"dropout": "dropout_rate", "dropconnect": "dropconnect_rate",
-             "stochastic_depth": "stochastic_depth_rate", "disturb_label": "disturb_label_alpha"}
-    return [f"tricks.{switch}=true but tricks.{rate}=0 (no effect): set a rate > 0 or turn the switch off"
-            for switch, rate in rates.items() if tricks[switch] and tricks[rate] == 0]

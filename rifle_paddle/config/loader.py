@@ -128,32 +128,36 @@ def _coerce(field, value):
 
 def validate(cfg: dict) -> list[str]:
     """Type, choice and range problems of a merged config, one message per key."""
+    return [problem for section in SCHEMA for problem in section_problems(section, cfg[section])]
+
+
+def section_problems(section: str, values: dict) -> list[str]:
+    """Type, choice and range problems of one section's values (coerced in place: '1e-4' and 1 to floats)."""
     problems = []
-    for section, fields in SCHEMA.items():
-        for key, f in fields.items():
-            dotted = f"{section}.{key}"
-            value = _coerce(f, cfg[section].get(key))
-            cfg[section][key] = value
-            if value is None:
-                if not f.nullable:
-                    problems.append(f"{dotted}: required, got null")
-                continue
-            if isinstance(value, bool) and bool not in f.types:
-                problems.append(f"{dotted}: expected {_type_names(f)}, got a boolean ({value})")
-                continue
-            if not isinstance(value, f.types):
-                problems.append(f"{dotted}: expected {_type_names(f)}, got {type(value).__name__} ({value!r})")
-                continue
-            if f.allowed is not None and value not in f.allowed:
-                problems.append(f"{dotted}: must be one of {', '.join(map(str, f.allowed))}, got {value!r}")
-                continue
-            if isinstance(value, float) and not math.isfinite(value):
-                problems.append(f"{dotted}: must be a finite number, got {value!r}")
-                continue
-            if f.check is not None:
-                message = f.check(value)
-                if message:
-                    problems.append(f"{dotted}: {message}, got {value!r}")
+    for key, f in SCHEMA[section].items():
+        dotted = f"{section}.{key}"
+        value = _coerce(f, values.get(key))
+        values[key] = value
+        if value is None:
+            if not f.nullable:
+                problems.append(f"{dotted}: required, got null")
+            continue
+        if isinstance(value, bool) and bool not in f.types:
+            problems.append(f"{dotted}: expected {_type_names(f)}, got a boolean ({value})")
+            continue
+        if not isinstance(value, f.types):
+            problems.append(f"{dotted}: expected {_type_names(f)}, got {type(value).__name__} ({value!r})")
+            continue
+        if f.allowed is not None and value not in f.allowed:
+            problems.append(f"{dotted}: must be one of {', '.join(map(str, f.allowed))}, got {value!r}")
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{dotted}: must be a finite number, got {value!r}")
+            continue
+        if f.check is not None:
+            message = f.check(value)
+            if message:
+                problems.append(f"{dotted}: {message}, got {value!r}")
     return problems
 
 

@@ -1,6 +1,12 @@
-"""From the ``data`` section of a config to datasets and loaders."""
+"""From the ``data`` section of a config, or its keys as keywords, to datasets and loaders.
+
+``build_dataset("cub200", root="data/CUB_200_2011", split="train", image_size=224)`` and the engine's
+``build_dataset(cfg["data"], "train")`` are one call: a reader name or a (possibly partial) section, overridden by
+keywords, completed with the schema's defaults and checked (``config.keywords.keyword_section``).
+"""
 from __future__ import annotations
 
+from ..config.keywords import keyword_section
 
 from .base import ImageClassificationDataset, stratified_subsample
 from .errors import DataError
@@ -15,23 +21,43 @@ def sampling_seed(data_cfg: dict, seed: int) -> int:
     return seed if data_cfg.get("sample_seed") is None else data_cfg["sample_seed"]
 
 
-def read_split(data_cfg: dict, split: str, seed: int = 0) -> Split:
-    """The ``split`` ('train' or 'test') of the configured data set as its reader finds it on disk (no sampling).
+#: ``data`` keys that set the loader, not the data set: as keywords of ``build_dataset`` they would do nothing
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "order", "drop_last")
 
-    The reader sees ``data.label_level`` resolved to its default level and ``data.sample_seed`` resolved to the
-    seed in use (Caltech-256 draws its split with it).
-    """
+
+def data_section(data: str | dict, options: dict, caller: str) -> dict:
+    """The complete ``data`` section meant by ``data`` (a reader name, or a section with any keys left out) and
+    ``options`` (data.* keys as keywords, which win), with the schema's defaults; bad keys or values raise."""
+    loader_keys = [key for key in options if key in LOADER_KEYS]
+    if loader_keys:
+        raise TypeError(f"{caller}() does not take {', '.join(loader_keys)}: a loader setting, for "
+                        f"build_loader(dataset, batch_size, train, num_workers, drop_last=..., reshuffle=...)")
+    given = {"name": data} if isinstance(data, str) else dict(data)
+    return keyword_section("data", {**given, **options}, caller)
+
+
+def _check_split(split: str) -> None:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
+def read_split(data: str | dict, split: str, seed: int = 0, **options) -> Split:
+    """The ``split`` ('train' or 'test') of the data set as its reader finds it on disk (no sampling).
+
+    ``data`` and ``options`` as in ``build_dataset``. The reader sees ``data.label_level`` resolved to its default
+    level and ``data.sample_seed`` resolved to the seed in use (Caltech-256 draws its split with it).
+    """
+    _check_split(split)
+    data_cfg = data_section(data, options, "read_split")
     name = data_cfg["name"]
-    levels, level = label_levels(name), data_cfg.get("label_level")
+    levels, level = label_levels(name), data_cfg["label_level"]
     if level is not None and level not in levels:
         offered = f"one of {', '.join(levels)}" if levels else "null: it has a single label level"
         raise DataError(f"data.label_level={level} does not apply to {name}; use {offered}")
     cfg = {**data_cfg, "label_level": level or (levels[0] if levels else None),
            "sample_seed": sampling_seed(data_cfg, seed)}
     found = get_reader(name)(cfg, split)
-    return select_classes(found, data_cfg.get("classes"), f"{name}:{split}")
+    return select_classes(found, data_cfg["classes"], f"{name}:{split}")
 
 
 def select_classes(found: Split, wanted: list[int | str] | None, name: str = "") -> Split:
@@ -58,37 +84,46 @@ def select_classes(found: Split, wanted: list[int | str] | None, name: str = "")
     return found._replace(samples=samples, classes=[found.classes[o] for o in old])
 
 
-def build_dataset(data_cfg: dict, split: str, seed: int = 0) -> ImageClassificationDataset:
-    """The ``split`` ('train' or 'test') of the configured data set, with its standard transforms.
+def build_dataset(data: str | dict, split: str, seed: int = 0, **options) -> ImageClassificationDataset:
+    """The ``split`` ('train' or 'test') of a data set, with its standard transforms.
+
+    ``data`` is a reader name (``list_readers()``) or a ``data`` config section (keys left out take the schema's
+    defaults); ``options`` are ``data.*`` keys as keywords (``root=``, ``image_size=``, ``train_per_class=``, ...,
+    listed in docs/config.md), which override the section's. ``seed`` is the run's seed, the default of
+    ``sample_seed``. An unknown keyword raises ``TypeError`` naming the allowed ones, a bad value ``ValueError``.
 
     The training split keeps ``data.sample_rate`` of each class and at most ``data.train_per_class`` images per
     class, drawn with ``sampling_seed``; the test split keeps at most ``data.test_per_class`` per class (a quicker,
     noisier test: the demo's), drawn the same way, and is otherwise never sub-sampled.
     """
+    _check_split(split)
+    data_cfg = data_section(data, options, "build_dataset")
     found = read_split(data_cfg, split, seed)
     samples = found.samples
-    antialias = data_cfg.get("resampling", "antialiased") == "antialiased"
+    antialias = data_cfg["resampling"] == "antialiased"
     if split == "train":
         samples = stratified_subsample(samples, data_cfg["sample_rate"], sampling_seed(data_cfg, seed),
-                                       per_class=data_cfg.get("train_per_class"))
-        if data_cfg.get("train_transform", "random_resized_crop") == "authors":
+                                       per_class=data_cfg["train_per_class"])
+        if data_cfg["train_transform"] == "authors":
             transform = authors_train_transform(data_cfg["image_size"], data_cfg["resize_size"], antialias,
-                                                flip=data_cfg.get("flip", "horizontal"))
+                                                flip=data_cfg["flip"])
         else:
-            transform = train_transform(data_cfg["image_size"], data_cfg["crop_scale"],
-                                        flip=data_cfg.get("flip", "horizontal"))
+            transform = train_transform(data_cfg["image_size"], data_cfg["crop_scale"], flip=data_cfg["flip"])
     else:
-        if data_cfg.get("test_per_class"):  # Caltech-256's reader has drawn its test split already: a no-op
+        if data_cfg["test_per_class"]:  # Caltech-256's reader has drawn its test split already: a no-op
             samples = stratified_subsample(samples, 1.0, sampling_seed(data_cfg, seed),
                                            per_class=data_cfg["test_per_class"])
         transform = eval_transform(data_cfg["image_size"], data_cfg["resize_size"], antialias)
     return ImageClassificationDataset.from_split(
         found._replace(samples=samples), transform, name=f"{data_cfg['name']}:{split}",
-        batch_transform=Normalize(data_cfg["mean"], data_cfg["std"]), strict=data_cfg.get("strict", False),
-        exclude_unreadable=split == "test", orient=data_cfg.get("exif_orientation", "ignore") == "apply")
+        batch_transform=Normalize(data_cfg["mean"], data_cfg["std"]), strict=data_cfg["strict"],
+        exclude_unreadable=split == "test", orient=data_cfg["exif_orientation"] == "apply")
 
 
-def build_datasets(data_cfg: dict, seed: int = 0) -> tuple[ImageClassificationDataset, ImageClassificationDataset]:
+def build_datasets(data: str | dict, seed: int = 0,
+                   **options) -> tuple[ImageClassificationDataset, ImageClassificationDataset]:
+    """The training and test splits (``build_dataset``'s arguments), refused if they name different classes."""
+    data_cfg = data_section(data, options, "build_datasets")
     train, test = build_dataset(data_cfg, "train", seed), build_dataset(data_cfg, "test", seed)
     if train.classes != test.classes:
         only_train = sorted(set(train.classes) - set(test.classes))[:5]

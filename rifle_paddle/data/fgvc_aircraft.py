@@ -25,7 +25,7 @@ BANNER_ROWS = 20
 
 def _expected(cfg: dict) -> Expected:
     level = cfg.get("label_level") or "variant"
-    return Expected(train=6667 if cfg.get("trainval", True) else 3334, test=3333, classes=LEVELS[level][1])
+    return Expected(train=6667 if cfg["trainval"] else 3334, test=3333, classes=LEVELS[level][1])
 
 
 @register_reader(NAME, expected=_expected, label_levels=tuple(LEVELS))
@@ -37,7 +37,7 @@ def read_fgvc_aircraft(cfg: dict, split: str) -> Split:
     classes = [name for _, name in read_lines(class_file)]
     label_of = class_index(classes, class_file)
     image_dir = require_dir(root, os.path.join("data", "images"), NAME, "the images of fgvc-aircraft-2013b.tar.gz")
-    parts = (["train", "val"] if cfg.get("trainval", True) else ["train"]) if split == "train" else ["test"]
+    parts = (["train", "val"] if cfg["trainval"] else ["train"]) if split == "train" else ["test"]
     samples = []
     for part in parts:
         listing = require_file(root, os.path.join("data", f"images_{level}_{part}.txt"), NAME,
@@ -48,4 +48,4 @@ def read_fgvc_aircraft(cfg: dict, split: str) -> Split:
             listed.append((os.path.join(image_dir, f"{image_id}.jpg"), label_of(name.strip(), f"{listing}:{n}")))
         check_files_exist((p for p, _ in listed), listing)
         samples.extend(listed)
-    return Split(samples, classes, crop_bottom=BANNER_ROWS if cfg.get("remove_banner", True) else 0)
+    return Split(samples, classes, crop_bottom=BANNER_ROWS if cfg["remove_banner"] else 0)

@@ -23,7 +23,7 @@ NUM_CLASSES = 102
 
 
 def _expected(cfg: dict) -> Expected:
-    per_class = 20 if cfg.get("trainval", True) else 10
+    per_class = 20 if cfg["trainval"] else 10
     return Expected(train=NUM_CLASSES * per_class, test=6149, classes=NUM_CLASSES, train_per_class=per_class)
 
 
@@ -35,7 +35,7 @@ def read_flowers102(cfg: dict, split: str) -> Split:
     setid_path = require_file(root, "setid.mat", NAME, "the official split, setid.mat")
     labels = mat_column(load_mat(labels_path, ["labels"]), "labels", None, labels_path)
     setid = load_mat(setid_path, ["trnid", "valid", "tstid"])
-    parts = (["trnid", "valid"] if cfg.get("trainval", True) else ["trnid"]) if split == "train" else ["tstid"]
+    parts = (["trnid", "valid"] if cfg["trainval"] else ["trnid"]) if split == "train" else ["tstid"]
     samples = []
     for part in parts:
         for number in mat_column(setid, part, None, setid_path):

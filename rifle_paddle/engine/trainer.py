@@ -27,8 +27,7 @@ from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
 from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_logging
 from ..data import build_datasets, build_loader
-from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
-                      reset_batchnorm_statistics, resolve_pretrained)
+from ..models import build_network, find_classifier, reset_batchnorm_statistics
 from ..tricks import install_tricks, wrap_train_step
 from . import amp as amp_module
 from .amp import convert_for_o2
@@ -187,22 +186,6 @@ def run_config_yaml(cfg: dict) -> str:
     return to_yaml(absolute_paths({**cfg, "train": {**cfg["train"], "resume": None}}))
 
 
-def build_network(cfg: dict, num_classes: int) -> tuple[paddle.nn.Layer, str]:
-    """The backbone with a ``num_classes`` head (drawn as ``model.head_init``) and its pretrained weights (all
-    but the head)."""
-    network = create_model(cfg["model"]["arch"], num_classes=num_classes)
-    head_name, head = find_classifier(network, cfg["model"]["head"])
-    initialize_classifier(head, cfg["model"]["head_init"])
-    weights = resolve_pretrained(cfg["model"]["arch"], cfg["model"]["pretrained"])
-    if weights is not None:
-        loaded = load_pretrained(network, weights, head_name)
-        log.info("loaded %d pretrained tensors from %s (classifier '%s' left random)", len(loaded), weights,
-                 head_name)
-    else:
-        log.info("no pretrained weights: training %s from scratch", cfg["model"]["arch"])
-    return network, head_name
-
-
 def amp_configs(train_cfg: dict, device: str) -> dict | None:
     """hapi ``amp_configs`` for ``train.amp``; AMP needs a GPU (fp16 kernels), so it is an error on CPU (``train``
     reports it earlier, with the config's other problems: ``checks.path_problems``)."""
@@ -301,7 +284,8 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
                                 reshuffle=data_cfg["order"] == "reshuffle")  # each seed its own batch order
     test_loader = build_loader(test_set, data_cfg["eval_batch_size"], False, data_cfg["num_workers"])
 
-    network, head_name = build_network(cfg, num_classes)
+    # the batch-norm statistics are reset below, after the regularizer's teacher copy has kept them
+    network, head_name = build_network(cfg["model"], num_classes, pretrained_bn_stats=True)
     network = configure_batch_norm(network, cfg["train"]["sync_bn"], device, data_cfg["batch_size"], cfg["train"]["lr"])
     for trick in install_tricks(network, cfg["tricks"], head_name):  # after the pretrained weights are loaded
         log.info("trick: %s", trick)

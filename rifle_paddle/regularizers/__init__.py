@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 
 from ..config.checks import register_check
+from ..config.keywords import keyword_section
 from ..config.schema import register_choices
 from ..models import NO_WEIGHTS
 from .base import Regularizer, frozen_copy
@@ -40,20 +41,23 @@ REGULARIZERS: dict[str, type[Regularizer]] = {
 register_choices("regularizer.name", ("none", *REGULARIZERS))
 
 
-def build_regularizer(reg_cfg: dict) -> Regularizer | None:
-    """The regularizer of a validated ``regularizer`` config section (None for ``name: none``); not attached.
-
-    ``alpha`` / ``beta`` / ``layers`` left null take the method's defaults (``REGULARIZERS[name].DEFAULTS``).
+def build_regularizer(regularizer: str | dict, **options) -> Regularizer | None:
+    """The regularizer named ``regularizer`` (or of a ``regularizer`` config section), not attached; None for
+    ``'none'``. ``options`` are ``regularizer.*`` keys as keywords (``build_regularizer("delta", alpha=0.1,
+    delta_attention="uniform")``), which override the section's; keys left out take the schema's defaults, and
+    ``alpha`` / ``beta`` / ``layers`` left null the method's (``REGULARIZERS[name].DEFAULTS``). An unknown keyword
+    raises ``TypeError`` naming the allowed ones, a bad value ``ValueError``.
     """
-    name = reg_cfg["name"]
-    if name == "none":
+    given = {"name": regularizer} if isinstance(regularizer, str) else dict(regularizer)
+    reg_cfg = keyword_section("regularizer", {**given, **options}, "build_regularizer")
+    useless = without_effect(reg_cfg)
+    if useless:
+        raise ValueError(f"build_regularizer(): {'; '.join(useless)}")
+    if reg_cfg["name"] == "none":
         return None
-    if name not in REGULARIZERS:
-        raise ValueError(f"unknown regularizer '{name}'; available: none, {', '.join(REGULARIZERS)}")
-    cls = REGULARIZERS[name]
-    weights = {k: (reg_cfg[k] if reg_cfg.get(k) is not None else default) for k, default in cls.DEFAULTS.items()}
-    options = {arg: reg_cfg[key] for arg, key in cls.CONFIG_KEYS.items() if key in reg_cfg}
-    return cls(**weights, **options)
+    cls = REGULARIZERS[reg_cfg["name"]]
+    weights = {k: (default if reg_cfg[k] is None else reg_cfg[k]) for k, default in cls.DEFAULTS.items()}
+    return cls(**weights, **{arg: reg_cfg[key] for arg, key in cls.CONFIG_KEYS.items()})
 
 
 @register_check
@@ -66,16 +70,25 @@ def _regularization_problems(cfg: dict, purpose: str | None) -> list[str]:
     if dtnh["enabled"] and name == "none":
         problems.append("dtnh.enabled=true but regularizer.name=none: DTNH corrects the regularizer's gradient "
                         f"against the task's; choose a regularizer ({', '.join(REGULARIZERS)})")
+    problems.extend(without_effect(reg))
     if name == "none":
-        unused = [k for k in ("alpha", "beta", "layers") if reg[k] is not None]
-        if unused:
-            problems.append(f"regularizer.{', regularizer.'.join(unused)} set but regularizer.name=none (no effect)")
         return problems
     cls, pretrained = REGULARIZERS[name], cfg["model"]["pretrained"]
     if cls.uses_reference and (pretrained is None or str(pretrained).lower() in NO_WEIGHTS):
         problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
                         f"model.pretrained={pretrained}: the reference would be a random initialization")
-    if reg["layers"] is not None and "layers" not in cls.CONFIG_KEYS:
+    return problems
+
+
+def without_effect(reg: dict) -> list[str]:
+    """Keys of a complete ``regularizer`` section that would do nothing (checked for configs and keywords alike)."""
+    name = reg["name"]
+    if name == "none":
+        unused = [k for k in ("alpha", "beta", "layers") if reg[k] is not None]
+        return [f"regularizer.{', regularizer.'.join(unused)} set but regularizer.name=none (no effect)"] if unused \
+            else []
+    problems = []
+    if reg["layers"] is not None and "layers" not in REGULARIZERS[name].CONFIG_KEYS:
         with_layers = [n for n, c in REGULARIZERS.items() if "layers" in c.CONFIG_KEYS]
         problems.append(f"regularizer.layers applies to {' and '.join(with_layers)} only, not to "
                         f"regularizer.name={name} (no effect)")

@@ -1,0 +1,96 @@
+"""The public API (docs/api.md): the names it promises are what ``import rifle_paddle`` exports, and a training
+loop of one's own builds a data set, a network, tricks, a regularizer and a RIFLE run from keyword arguments,
+without a config file or a config dict (the doc's own example, run as it stands)."""
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+import rifle_paddle
+
+API_DOC = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "api.md")
+#: what the issue (#28, item 3) says docs/api.md promises a user's own loop, besides the methods themselves
+PROMISED = {"TransferModel", "train", "load_config", "build_dataset", "build_network", "install_tricks",
+            "build_regularizer", "RIFLE", "list_models", "register_model", "list_readers", "register_reader",
+            "REGULARIZERS"}
+SETTINGS = 'ROOT, ARCH, WEIGHTS, SIZE, EPOCHS, WORKERS = "data/my_images", "resnet50", "imagenet", 224, 40, 4'
+
+
+def _doc() -> str:
+    with open(API_DOC, encoding="utf-8") as f:
+        return f.read()
+
+
+def _documented_names() -> set[str]:
+    """The backticked names in the first column of docs/api.md's table."""
+    rows = [line.split("|")[1] for line in _doc().splitlines() if line.startswith("| `")]
+    return {name for cell in rows for name in re.findall(r"`([^`]+)`", cell)}
+
+
+def test_the_documented_names_are_what_the_package_exports():
+    documented = _documented_names()
+    exported = set(rifle_paddle.__all__) - {"__version__"}
+    assert documented == exported, (f"only in docs/api.md: {sorted(documented - exported)}; "
+                                    f"only in __all__: {sorted(exported - documented)}")
+    assert all(hasattr(rifle_paddle, name) for name in rifle_paddle.__all__)
+    assert PROMISED <= documented, f"docs/api.md does not offer {sorted(PROMISED - documented)}"
+
+
+def test_bad_keywords_are_refused_in_one_line_naming_the_allowed_ones(tiny_folder):
+    with pytest.raises(TypeError) as e:
+        rifle_paddle.build_dataset("folder", "train", root=tiny_folder, imagesize=32)
+    assert "\n" not in str(e.value) and "did you mean image_size?" in str(e.value) and "resize_size" in str(e.value)
+    with pytest.raises(TypeError, match=r"^build_dataset\(\) does not take batch_size: a loader setting, for build_lo"):
+        rifle_paddle.build_dataset("folder", "train", root=tiny_folder, batch_size=8)  # would do nothing here
+    with pytest.raises(TypeError, match=r"'dropout_prob'.*allowed: dropout, dropout_rate"):
+        rifle_paddle.install_tricks(rifle_paddle.create_model("resnet18", num_classes=3), dropout_prob=0.5)
+    with pytest.raises(TypeError, match=r"wrap_train_step\(train_step, num_classes=..., disturb_label=True\)$"):
+        rifle_paddle.install_tricks(rifle_paddle.create_model("resnet18", num_classes=3), disturb_label=True)
+    with pytest.raises(ValueError, match=r"^build_dataset\(\): data.image_size: must be > 0, got 0$"):
+        rifle_paddle.build_dataset("folder", "train", root=tiny_folder, image_size=0)
+    with pytest.raises(ValueError, match="regularizer.name: must be one of none, l2sp, delta, kd, bss, got 'l2-sp'"):
+        rifle_paddle.build_regularizer("l2-sp")
+    with pytest.raises(ValueError, match=r"regularizer.layers applies to delta and kd only.*\(no effect\)$"):
+        rifle_paddle.build_regularizer("l2sp", layers=["layer4"])  # a keyword that would be silently ignored
+
+
+def test_keywords_left_out_take_the_defaults_a_config_file_gets(tiny_folder):
+    """Against docs/config.md's defaults: ImageNet mean/std, resize 256 before the center crop, no tricks."""
+    test_set = rifle_paddle.build_dataset("folder", "test", root=tiny_folder, image_size=32)
+    image, _ = test_set[0]
+    assert image.shape[-2:] == (32, 32)
+    net = rifle_paddle.create_model("resnet18", num_classes=3)
+    assert rifle_paddle.install_tricks(net) == []  # every trick off unless named
+    assert [line.split(" on ")[0] for line in rifle_paddle.install_tricks(net, dropout=True)] == ["dropout p=0.5"]
+    assert rifle_paddle.wrap_train_step(None, num_classes=3) is None
+    disturbed = rifle_paddle.wrap_train_step(None, num_classes=3, disturb_label=True)
+    assert (disturbed.alpha, disturbed.num_classes) == (0.1, 3)
+    assert rifle_paddle.build_regularizer("none") is None
+    assert (rifle_paddle.build_regularizer("bss").alpha, rifle_paddle.build_regularizer("bss").k) == (0.001, 1)
+
+
+def test_the_own_loop_example_of_the_docs_trains_a_rifle_run(tiny_folder, tiny_pretrained, capsys):
+    """docs/api.md's block, settings pointed at 3 classes x 12 generated 32 px images and a ResNet-18 checkpoint, 8
+    epochs. The authors' rule (fine_tuning/run.py: after 0-based epoch e re-draw when (e + 1) % (E // 4) == 0 unless
+    e > E - 5) gives, for E = 8, re-initializations before epochs 2 and 4; each re-drawn weight is
+    N(0, sqrt(2 / 512)), so its norm over 512 x 3 entries is close to sqrt(2 * 3)."""
+    block = re.search(r"## From your own loop.*?```python\n(.*?)```", _doc(), re.S).group(1)
+    assert block.count(SETTINGS) == 1, "the settings line of docs/api.md's example changed: update SETTINGS"
+    code = block.replace(SETTINGS, f"ROOT, ARCH, WEIGHTS, SIZE, EPOCHS, WORKERS = {tiny_folder!r}, 'resnet18', "
+                                   f"{tiny_pretrained!r}, 32, 8, 0")
+    scope: dict = {}
+    exec(compile(code, "docs/api.md", "exec"), scope)
+
+    assert len(scope["train_set"]) == 36 and len(scope["test_set"]) == 12 and scope["head_name"] == "fc"
+    events = scope["rifle"].history
+    assert [event["epoch"] for event in events] == [2, 4]
+    for event in events:
+        assert event["fc.weight"]["norm_after"] == pytest.approx(math.sqrt(2 * 3), rel=0.1)
+        assert event["fc.weight"]["norm_after"] != pytest.approx(event["fc.weight"]["norm_before"], rel=1e-3)
+    assert str(events) in capsys.readouterr().out
+    head = scope["network"].fc.weight.numpy()
+    assert np.isfinite(head).all() and head.shape == (512, 3)
