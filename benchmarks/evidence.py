@@ -288,7 +288,8 @@ def warning_threshold(rows: list[dict], min_seeds: int = 5) -> tuple[int | None,
 
 
 def short_tail_steps(threshold: int) -> int:
-    """The rule's value rounded up to a multiple of 50 steps: what goes into ``SHORT_TAIL_STEPS``."""
+    """The rule's value rounded up to a multiple of 50 steps: what goes into ``SHORT_TAIL_STEPS``
+    (``rifle_paddle/callbacks/rifle.py``)."""
     return -(-threshold // 50) * 50
 
 
@@ -298,10 +299,17 @@ def curve_complete(rows: list[dict], regimes: list[str], methods: list[str], min
     return all((d, m) in counted for d in regimes for m in methods)
 
 
+def code_holds(value: int, sufficed: bool) -> bool:
+    """Whether the library's warning states this finding: its threshold is ``value`` and its sentence (RIFLE stopped
+    losing from that tail on) is true only when some measured tail sufficed."""
+    from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS
+    return sufficed and SHORT_TAIL_STEPS == value
+
+
 def threshold_text(threshold: int | None, sufficed: bool, complete: bool) -> list[str]:
     """RESULTS.md's paragraph on the threshold: the rule's value, what goes into the code, and whether the code has
     it (only once the curve is complete is the value final)."""
-    from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS, SHORT_TAIL_SUFFICED
+    from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS
     if threshold is None:
         return ["The threshold of RIFLE's warning (docs/evidence.md part 3) needs cells with 5 paired seeds; none "
                 "has them yet.", ""]
@@ -316,12 +324,16 @@ def threshold_text(threshold: int | None, sufficed: bool, complete: bool) -> lis
     if not complete:
         text += ("Some cells of the curve have fewer than 5 seeds and do not count yet, so this value is not final; "
                  f"the code keeps {SHORT_TAIL_STEPS}.")
-    elif (SHORT_TAIL_STEPS, SHORT_TAIL_SUFFICED) == (value, sufficed):
-        text += "`SHORT_TAIL_STEPS` and `SHORT_TAIL_SUFFICED` in `rifle_paddle/callbacks/rifle.py` hold this finding."
-    else:
+    elif code_holds(value, sufficed):
+        text += ("`SHORT_TAIL_STEPS` and the warning's sentence (`SHORT_TAIL_FINDING`) in "
+                 "`rifle_paddle/callbacks/rifle.py` hold this finding.")
+    elif sufficed:
         text += (f"**The code disagrees**: `rifle_paddle/callbacks/rifle.py` has `SHORT_TAIL_STEPS = "
-                 f"{SHORT_TAIL_STEPS}`, `SHORT_TAIL_SUFFICED = {SHORT_TAIL_SUFFICED}`; set them to {value} and "
-                 f"{sufficed}.")
+                 f"{SHORT_TAIL_STEPS}`; set it to {value}.")
+    else:
+        text += (f"**The code disagrees**: the warning in `rifle_paddle/callbacks/rifle.py` says RIFLE stopped losing "
+                 f"from {SHORT_TAIL_STEPS} steps on, but no measured tail sufficed; set `SHORT_TAIL_STEPS` to "
+                 f"{value} and rewrite `SHORT_TAIL_FINDING`.")
     return [text, ""]
 
 

@@ -320,8 +320,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                  "converges (the authors': 4, from their 'e > E - 5' rule).", check=_non_negative),
         "min_tail_steps": Field(0, INT, "Optimizer steps that must follow the last re-initialization (raises "
                                 "min_tail_epochs on short epochs; 0: none). Training starts with a warning when the "
-                                "tail is shorter than the threshold our evidence set (SHORT_TAIL_STEPS in "
-                                "rifle_paddle/callbacks/rifle.py; benchmarks/RESULTS.md).",
+                                "tail is shorter than the threshold the CPU evidence set (SHORT_TAIL_STEPS in "
+                                "rifle_paddle/callbacks/rifle.py; docs/evidence.md).",
                                 check=_non_negative),
         "init": Field("authors", STR, "How the head is re-drawn: 'authors' (each parameter p from N(0, "
                       "sqrt(2/p.shape[0])): weight sqrt(2/fan_in), bias sqrt(2/num_classes)), 'he_normal' (weight "
