@@ -5,8 +5,8 @@
     python benchmarks/evidence.py status              # what is done, what is left
     python benchmarks/evidence.py report              # benchmarks/RESULTS.md and its figures, from the summaries
 
-The protocol is fixed in docs/evidence.md and in the two tables (configs/tables/evidence_*.yaml). Each finished run
-leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final accuracy, per-epoch
+The protocol is fixed in docs/evidence.md and in the two tables (benchmarks/configs/tables/evidence_*.yaml). Each
+finished run leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final accuracy, per-epoch
 loss and learning rate, re-initialization events, per-layer weight change from the source, wall time, and since
 2026-12-04 the time before training), which is committed; a run with a summary is never run again, so a later
 session continues from the repository even on a machine without the run directories. The report is computed from
@@ -31,9 +31,12 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-TABLES = {"regimes": os.path.join("configs", "tables", "evidence_regimes.yaml"),
-          "methods": os.path.join("configs", "tables", "evidence_methods.yaml")}
-SOURCE_CONFIG = os.path.join("configs", "evidence", "source_resnet18.yaml")
+# The evidence's own configs folder, outside the package (its base, data sets and methods default to the package's):
+#   python -m rifle_paddle.experiments.configgen --configs benchmarks/configs [--check]
+CONFIGS = os.path.join("benchmarks", "configs")
+TABLES = {"regimes": os.path.join(CONFIGS, "tables", "evidence_regimes.yaml"),
+          "methods": os.path.join(CONFIGS, "tables", "evidence_methods.yaml")}
+SOURCE_CONFIG = os.path.join(CONFIGS, "evidence", "source_resnet18.yaml")
 SUMMARIES = os.path.join("benchmarks", "results", "evidence")
 # The source's weights are committed beside the summaries (45 MB, about 80 minutes of CPU to retrain), so a later
 # session on a fresh machine continues with the very source the committed runs used instead of a retrained one.
@@ -52,7 +55,7 @@ def source_path() -> str:
 
 def source_run_dirs() -> list[str]:
     """Where the source's run directory may be: this benchmark's output folder, or the config's own (the source
-    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c configs/evidence/source_resnet18.yaml``)."""
+    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c benchmarks/configs/evidence/source_resnet18.yaml``)."""
     from rifle_paddle.config import load_config
     cfg = load_config(SOURCE_CONFIG)
     return [os.path.join(folder, cfg["run"]["name"]) for folder in (OUTPUT_DIR, cfg["run"]["output_dir"])]
@@ -61,6 +64,20 @@ def source_run_dirs() -> list[str]:
 def md5(path: str) -> str:
     from rifle_paddle.models.pretrained import file_md5
     return file_md5(path)
+
+
+def committed_source() -> str | None:
+    """The committed source model's file, if this checkout has it intact (its md5 is the one ``source.json``
+    records), else None: what a checkout's ``train.py`` hands the demo (``rifle_paddle/app/demo.py``), which trains
+    a small source of its own without it."""
+    weights = os.path.join(REPO, SOURCE_COPY)
+    try:
+        record = _read_json(os.path.join(REPO, SUMMARIES, "source.json"))
+    except (OSError, ValueError):
+        record = None
+    if record and os.path.isfile(weights) and md5(weights) == record.get("md5"):
+        return weights
+    return None
 
 
 def source_summary(path: str) -> dict | None:

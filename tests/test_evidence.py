@@ -30,6 +30,17 @@ def test_stage_change_averages_the_layers_of_a_stage():
     assert evidence.stage_change(_summary("r", "finetune", 0, 0.5)) == pytest.approx({"conv1": 0.1, "layer1": 0.3})
 
 
+def test_the_evidence_configs_are_generated_up_to_date_and_load(monkeypatch):
+    """The evidence's own configs folder (benchmarks/configs/), whose base, data sets and methods default to the
+    package's: ``configgen --configs benchmarks/configs --check`` passes and every cell loads."""
+    from rifle_paddle.experiments import configgen
+    from rifle_paddle.experiments.matrix import load_table
+    monkeypatch.chdir(evidence.REPO)
+    assert configgen.main(["--configs", evidence.CONFIGS, "--check"]) == 0
+    generation = configgen.Generation([load_table(p) for p in configgen.table_paths(evidence.CONFIGS)])
+    assert len(generation.files) == 4 * 3 + 8 - 3 and configgen.validate_written(sorted(generation.files)) == []
+
+
 def test_the_plan_covers_both_tables_once_cheap_cells_first(monkeypatch):
     monkeypatch.chdir(evidence.REPO)
     jobs = evidence.plan_jobs([0, 1])
