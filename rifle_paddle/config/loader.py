@@ -133,6 +133,8 @@ def validate(cfg: dict) -> list[str]:
         for key, f in fields.items():
             dotted = f"{section}.{key}"
             value = _coerce(f, cfg[section].get(key))
+            if f.normalize is not None:
+                value = f.normalize(value)
             cfg[section][key] = value
             if value is None:
                 if not f.nullable:
@@ -206,7 +208,8 @@ def absolute_paths(cfg: dict) -> dict:
     for section, fields in SCHEMA.items():
         for key, f in fields.items():
             value = out.get(section, {}).get(key)
-            if f.is_path and isinstance(value, str) and value not in f.path_words and not os.path.isabs(value):
+            if f.is_path and isinstance(value, str) and value.strip().lower() not in f.path_words \
+                    and not os.path.isabs(value):
                 out[section][key] = os.path.abspath(value)
     return out
 

@@ -20,7 +20,7 @@ import logging
 
 from ..config.checks import register_check
 from ..config.schema import register_choices
-from ..models import NO_WEIGHTS
+from ..config.schema import no_weights
 from .base import Regularizer, frozen_copy
 from .bss import BatchSpectralShrinkage
 from .capture import FeatureCapture
@@ -72,7 +72,7 @@ def _regularization_problems(cfg: dict, purpose: str | None) -> list[str]:
             problems.append(f"regularizer.{', regularizer.'.join(unused)} set but regularizer.name=none (no effect)")
         return problems
     cls, pretrained = REGULARIZERS[name], cfg["model"]["pretrained"]
-    if cls.uses_reference and (pretrained is None or str(pretrained).lower() in NO_WEIGHTS):
+    if cls.uses_reference and no_weights(pretrained):
         problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
                         f"model.pretrained={pretrained}: the reference would be a random initialization")
     if reg["layers"] is not None and "layers" not in cls.CONFIG_KEYS:
