@@ -153,7 +153,7 @@ def plan_jobs(seeds: list[int]) -> list:
 def summarize(run_dir: str, source: dict) -> dict:
     """The committed record of one finished run (a few KB), read from its run directory."""
     from rifle_paddle.experiments.analyze import load_state, relative_weight_change
-    from rifle_paddle.callbacks.epoch_numbers import epoch_index
+    from rifle_paddle.core.epoch_numbers import epoch_index
     from rifle_paddle.experiments.runs import read_run
     run = read_run(run_dir)
     metrics, cfg = run.metrics, run.config

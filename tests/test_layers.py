@@ -4,7 +4,7 @@ their own loop never depends on the machinery that reproduces tables or on the c
     app (cli, demo, selftest, check_data)
     experiments (sweep, configgen, report, analyze, ...), deploy (export, predict)
     engine
-    methods: callbacks, regularizers, tricks
+    methods and run records: callbacks (RIFLE), regularizers, tricks; records (metrics.json, VisualDL, progress)
     models, data
     config
     core, console (shared protocols and utilities)
@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rifle_paddle")
 LAYERS = {"core": 0, "console": 0, "config": 1, "models": 2, "data": 2, "callbacks": 3, "regularizers": 3,
-          "tricks": 3, "engine": 4, "experiments": 5, "deploy": 5, "app": 6, "__main__": 6}
+          "tricks": 3, "records": 3, "engine": 4, "experiments": 5, "deploy": 5, "app": 6, "__main__": 6}
 
 
 def _modules():

@@ -56,7 +56,7 @@ from ..core import paddle_compat
 from ..config.schema import register_choices
 from ..models.classifier import find_classifier
 
-from .epoch_numbers import shown
+from ..core.epoch_numbers import shown
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ best one) is part of them through ``state_dict``.
 
 Both are written through ``core/files.py`` (to a temporary name, flushed to the disk and renamed), so a run killed
 (or a machine losing power) while saving never leaves a truncated file behind, only the previous version.
-``atomic_save`` is re-exported from there for older imports.
 """
 from __future__ import annotations
 
@@ -20,9 +19,9 @@ import time
 import paddle
 
 from ..core import paddle_compat, strict_json
-from ..core.files import atomic_save, atomic_write_text, fsync_path  # noqa: F401 (re-exported)
+from ..core.files import atomic_save, atomic_write_text
 from ..core.strict_json import finite_or_none
-from .epoch_numbers import NUMBERING, shown, shown_record
+from ..core.epoch_numbers import NUMBERING, shown, shown_record
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class RunRecorder(paddle.callbacks.ModelCheckpoint):
     ``metrics.json`` holds one record per epoch (train loss and accuracy, learning rate, test metrics when
     evaluated, ``nonfinite_batches`` when some training losses were NaN/Inf), the best epoch, and ``extra`` (run
     facts from the engine; a callable value is called at each write, so live records such as RIFLE's events are
-    always current). Epochs in the file count from 1 (``epoch_numbers``); the recorder's own state counts from 0,
+    always current). Epochs in the file count from 1 (``core.epoch_numbers``); the recorder's own state counts from 0,
     as hapi does.
 
     With a VisualDL ``writer``, each finished record is also written there (``train/loss``, ``train/acc_top1``,

@@ -14,7 +14,7 @@ import logging
 import paddle
 
 from ..core.eta import Eta
-from .epoch_numbers import shown
+from ..core.epoch_numbers import shown
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import time
 import paddle
 
 from ..core.throughput import LOADER_SHARE_WARNING, Window, workers_needed
-from .epoch_numbers import shown
+from ..core.epoch_numbers import shown
 
 log = logging.getLogger(__name__)
 
