@@ -107,6 +107,19 @@ def test_pretraining_accepts_every_no_weights_spelling_training_accepts(spelling
     assert pretrain(cfg, str(tmp_path / "source.pdparams")) == str(tmp_path / "source.pdparams")  # and so does this
 
 
+def test_a_run_saved_with_another_no_weights_spelling_resumes_as_the_same_config():
+    """A run's config.yaml from before the loader stored "no weights" as null holds 'none': resuming it with the
+    config loaded now (null) is the same run, not a changed key."""
+    from rifle_paddle.config import load_config
+    from rifle_paddle.engine.resume import config_differences
+    current = load_config(None, ["model.pretrained=none"])
+    assert current["model"]["pretrained"] is None
+    for older in ("none", "None", "false", ""):
+        assert config_differences({"model": {"pretrained": older}}, current) == []
+    assert config_differences({"model": {"pretrained": "imagenet"}}, current)  # a real difference still is one
+    assert config_differences({"model": {}}, current)  # an absent key had its default, imagenet
+
+
 def test_pretrained_spec_forms(tiny_pretrained):
     assert resolve_pretrained("resnet18", None) is None
     assert resolve_pretrained("resnet18", "none") is None
