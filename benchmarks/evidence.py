@@ -6,11 +6,11 @@
     python benchmarks/evidence.py report              # benchmarks/RESULTS.md and its figures, from the summaries
 
 The protocol is fixed in docs/evidence.md and in the two tables (benchmarks/configs/tables/evidence_*.yaml). Each
-finished run leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final accuracy, per-epoch
-loss and learning rate, re-initialization events, per-layer weight change from the source, wall time, and since
-2026-12-04 the time before training), which is committed; a run with a summary is never run again, so a later
-session continues from the repository even on a machine without the run directories. The report is computed from
-the summaries alone.
+finished run leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final
+accuracy, per-epoch loss and learning rate, re-initialization events, per-layer weight change from the source, wall
+time, and since 2026-12-04 the time before training), which is committed; a run with a summary is never run again,
+so a later session continues from the repository even on a machine without the run directories. The report is
+computed from the summaries alone.
 
 Order: seed 0 of every cell first, then seed 1, ..., the expensive 640-label regime after the cheaper ones, DELTA
 last; two single-threaded processes at a time (``--workers``). Data: ``apt-get install dataset-fashion-mnist``.
@@ -55,7 +55,8 @@ def source_path() -> str:
 
 def source_run_dirs() -> list[str]:
     """Where the source's run directory may be: this benchmark's output folder, or the config's own (the source
-    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c benchmarks/configs/evidence/source_resnet18.yaml``)."""
+    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c
+    benchmarks/configs/evidence/source_resnet18.yaml``)."""
     from rifle_paddle.config import load_config
     cfg = load_config(SOURCE_CONFIG)
     return [os.path.join(folder, cfg["run"]["name"]) for folder in (OUTPUT_DIR, cfg["run"]["output_dir"])]

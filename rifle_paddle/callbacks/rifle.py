@@ -72,8 +72,8 @@ AUTHORS_MIN_TAIL_EPOCHS = 4  # run.py skips a re-initialization after epoch e wh
 #: that this value and that sentence still hold for its committed runs (tests/test_evidence.py).
 SHORT_TAIL_STEPS = 1000
 #: What the evidence found at :data:`SHORT_TAIL_STEPS`, as the warning cites it.
-SHORT_TAIL_FINDING = ("In the CPU evidence (docs/evidence.md) RIFLE stopped losing to plain fine-tuning on average only "
-                      "with tails of {threshold} steps or more")
+SHORT_TAIL_FINDING = ("In the CPU evidence (docs/evidence.md) RIFLE stopped losing to plain fine-tuning on average "
+                      "only with tails of {threshold} steps or more")
 
 
 def tail_steps(schedule: list[int], epochs: int, steps_per_epoch: int) -> int | None:

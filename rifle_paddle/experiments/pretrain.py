@@ -5,8 +5,9 @@
 
 Trains the configured backbone from scratch on the source task (the config must say ``model.pretrained: null``, or
 any other spelling of no weights training accepts: ``config.schema.no_weights``) through the ordinary engine, then
-copies the final weights to ``--out``, where fine-tuning configs point ``model.pretrained``. An existing ``--out`` is reused unless ``--force``: pretraining is the slow, shared part of a
-transfer benchmark and must not be repeated per method or seed.
+copies the final weights to ``--out``, where fine-tuning configs point ``model.pretrained``. An existing ``--out``
+is reused unless ``--force``: pretraining is the slow, shared part of a transfer benchmark and must not be repeated
+per method or seed.
 """
 from __future__ import annotations
 
