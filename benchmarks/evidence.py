@@ -5,12 +5,12 @@
     python benchmarks/evidence.py status              # what is done, what is left
     python benchmarks/evidence.py report              # benchmarks/RESULTS.md and its figures, from the summaries
 
-The protocol is fixed in docs/evidence.md and in the two tables (configs/tables/evidence_*.yaml). Each finished run
-leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final accuracy, per-epoch
-loss and learning rate, re-initialization events, per-layer weight change from the source, wall time, and since
-2026-12-04 the time before training), which is committed; a run with a summary is never run again, so a later
-session continues from the repository even on a machine without the run directories. The report is computed from
-the summaries alone.
+The protocol is fixed in docs/evidence.md and in the two tables (benchmarks/configs/tables/evidence_*.yaml). Each
+finished run leaves a summary of a few KB in benchmarks/results/evidence/runs/<run>.json (its config, final
+accuracy, per-epoch loss and learning rate, re-initialization events, per-layer weight change from the source, wall
+time, and since 2026-12-04 the time before training), which is committed; a run with a summary is never run again,
+so a later session continues from the repository even on a machine without the run directories. The report is
+computed from the summaries alone.
 
 Order: seed 0 of every cell first, then seed 1, ..., the expensive 640-label regime after the cheaper ones, DELTA
 last; two single-threaded processes at a time (``--workers``). Data: ``apt-get install dataset-fashion-mnist``.
@@ -31,9 +31,12 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-TABLES = {"regimes": os.path.join("configs", "tables", "evidence_regimes.yaml"),
-          "methods": os.path.join("configs", "tables", "evidence_methods.yaml")}
-SOURCE_CONFIG = os.path.join("configs", "evidence", "source_resnet18.yaml")
+# The evidence's own configs folder, outside the package (its base, data sets and methods default to the package's):
+#   python -m rifle_paddle.experiments.configgen --configs benchmarks/configs [--check]
+CONFIGS = os.path.join("benchmarks", "configs")
+TABLES = {"regimes": os.path.join(CONFIGS, "tables", "evidence_regimes.yaml"),
+          "methods": os.path.join(CONFIGS, "tables", "evidence_methods.yaml")}
+SOURCE_CONFIG = os.path.join(CONFIGS, "evidence", "source_resnet18.yaml")
 SUMMARIES = os.path.join("benchmarks", "results", "evidence")
 # The source's weights are committed beside the summaries (45 MB, about 80 minutes of CPU to retrain), so a later
 # session on a fresh machine continues with the very source the committed runs used instead of a retrained one.
@@ -52,7 +55,8 @@ def source_path() -> str:
 
 def source_run_dirs() -> list[str]:
     """Where the source's run directory may be: this benchmark's output folder, or the config's own (the source
-    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c configs/evidence/source_resnet18.yaml``)."""
+    may also have been trained with ``python -m rifle_paddle.experiments.pretrain -c
+    benchmarks/configs/evidence/source_resnet18.yaml``)."""
     from rifle_paddle.config import load_config
     cfg = load_config(SOURCE_CONFIG)
     return [os.path.join(folder, cfg["run"]["name"]) for folder in (OUTPUT_DIR, cfg["run"]["output_dir"])]
@@ -61,6 +65,20 @@ def source_run_dirs() -> list[str]:
 def md5(path: str) -> str:
     from rifle_paddle.models.pretrained import file_md5
     return file_md5(path)
+
+
+def committed_source() -> str | None:
+    """The committed source model's file, if this checkout has it intact (its md5 is the one ``source.json``
+    records), else None: what a checkout's ``train.py`` hands the demo (``rifle_paddle/app/demo.py``), which trains
+    a small source of its own without it."""
+    weights = os.path.join(REPO, SOURCE_COPY)
+    try:
+        record = _read_json(os.path.join(REPO, SUMMARIES, "source.json"))
+    except (OSError, ValueError):
+        record = None
+    if record and os.path.isfile(weights) and md5(weights) == record.get("md5"):
+        return weights
+    return None
 
 
 def source_summary(path: str) -> dict | None:
@@ -136,7 +154,7 @@ def plan_jobs(seeds: list[int]) -> list:
 def summarize(run_dir: str, source: dict) -> dict:
     """The committed record of one finished run (a few KB), read from its run directory."""
     from rifle_paddle.experiments.analyze import load_state, relative_weight_change
-    from rifle_paddle.callbacks.epoch_numbers import epoch_index
+    from rifle_paddle.core.epoch_numbers import epoch_index
     from rifle_paddle.experiments.runs import read_run
     run = read_run(run_dir)
     metrics, cfg = run.metrics, run.config
@@ -288,7 +306,8 @@ def warning_threshold(rows: list[dict], min_seeds: int = 5) -> tuple[int | None,
 
 
 def short_tail_steps(threshold: int) -> int:
-    """The rule's value rounded up to a multiple of 50 steps: what goes into ``SHORT_TAIL_STEPS``."""
+    """The rule's value rounded up to a multiple of 50 steps: what goes into ``SHORT_TAIL_STEPS``
+    (``rifle_paddle/callbacks/rifle.py``)."""
     return -(-threshold // 50) * 50
 
 
@@ -298,10 +317,17 @@ def curve_complete(rows: list[dict], regimes: list[str], methods: list[str], min
     return all((d, m) in counted for d in regimes for m in methods)
 
 
+def code_holds(value: int, sufficed: bool) -> bool:
+    """Whether the library's warning states this finding: its threshold is ``value`` and its sentence (RIFLE stopped
+    losing from that tail on) is true only when some measured tail sufficed."""
+    from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS
+    return sufficed and SHORT_TAIL_STEPS == value
+
+
 def threshold_text(threshold: int | None, sufficed: bool, complete: bool) -> list[str]:
     """RESULTS.md's paragraph on the threshold: the rule's value, what goes into the code, and whether the code has
     it (only once the curve is complete is the value final)."""
-    from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS, SHORT_TAIL_SUFFICED
+    from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS
     if threshold is None:
         return ["The threshold of RIFLE's warning (docs/evidence.md part 3) needs cells with 5 paired seeds; none "
                 "has them yet.", ""]
@@ -316,12 +342,16 @@ def threshold_text(threshold: int | None, sufficed: bool, complete: bool) -> lis
     if not complete:
         text += ("Some cells of the curve have fewer than 5 seeds and do not count yet, so this value is not final; "
                  f"the code keeps {SHORT_TAIL_STEPS}.")
-    elif (SHORT_TAIL_STEPS, SHORT_TAIL_SUFFICED) == (value, sufficed):
-        text += "`SHORT_TAIL_STEPS` and `SHORT_TAIL_SUFFICED` in `rifle_paddle/callbacks/rifle.py` hold this finding."
-    else:
+    elif code_holds(value, sufficed):
+        text += ("`SHORT_TAIL_STEPS` and the warning's sentence (`SHORT_TAIL_FINDING`) in "
+                 "`rifle_paddle/callbacks/rifle.py` hold this finding.")
+    elif sufficed:
         text += (f"**The code disagrees**: `rifle_paddle/callbacks/rifle.py` has `SHORT_TAIL_STEPS = "
-                 f"{SHORT_TAIL_STEPS}`, `SHORT_TAIL_SUFFICED = {SHORT_TAIL_SUFFICED}`; set them to {value} and "
-                 f"{sufficed}.")
+                 f"{SHORT_TAIL_STEPS}`; set it to {value}.")
+    else:
+        text += (f"**The code disagrees**: the warning in `rifle_paddle/callbacks/rifle.py` says RIFLE stopped losing "
+                 f"from {SHORT_TAIL_STEPS} steps on, but no measured tail sufficed; set `SHORT_TAIL_STEPS` to "
+                 f"{value} and rewrite `SHORT_TAIL_FINDING`.")
     return [text, ""]
 
 

@@ -100,7 +100,7 @@ def test_o2_checkpoints_load_into_an_fp32_network_and_back(tmp_path, tiny_config
     """best.pdparams and the resumable checkpoint (published as last.pdparams) of an O2 model load into the fp32
     network eval.py builds (they held half-precision tensors: "dtype not match"), and a resumed O2 run loads the
     fp32 checkpoint into its half-precision network."""
-    from rifle_paddle.callbacks import RunRecorder
+    from rifle_paddle.records import RunRecorder
     from rifle_paddle.engine.resume import Checkpointer
     from rifle_paddle.engine.training_state import restore_network
     net, optimizer, exact = _resnet_o2()
@@ -290,7 +290,7 @@ def test_metrics_json_is_strict_json_whatever_the_numbers(tmp_path):
     strict JSON readers reject; it is written as null."""
     import json
 
-    from rifle_paddle.callbacks import RunRecorder
+    from rifle_paddle.records import RunRecorder
     recorder = RunRecorder(str(tmp_path), extra={"regularization": [{"epoch": 0, "mean_cosine": float("nan")}],
                                                  "final": {"loss": float("inf"), "acc_top1": 0.5}})
     recorder.write_metrics()

@@ -1,15 +1,24 @@
 """The demo's plan (rifle_paddle/app/demo.py) against what it claims to show, without running it (it takes minutes).
 
 It claims to be two cells of the evidence's method table, on the same images, scaled down only before RIFLE's last
-re-initialization: its last head must train exactly as many steps as the last head of the evidence cell it stands
-for (RIFLE cyclic_num 4 at 192 labels per class), computed here from that cell's own 40-epoch config.
+re-initialization: its packaged cells must resolve to the evidence's (benchmarks/configs/), and its last head must
+train exactly as many steps as the last head of the evidence cell it stands for (RIFLE cyclic_num 4 at 192 labels
+per class), computed here from that cell's own 40-epoch config. The evidence's source model reaches it from a
+checkout's train.py, never from the package.
 """
+import hashlib
+import os
+import runpy
+
 import pytest
 
 from rifle_paddle.app import demo
 from rifle_paddle.callbacks.rifle import rifle_schedule, tail_steps
 from rifle_paddle.config import load_config
 from rifle_paddle.experiments.sweep import TODO
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EVIDENCE_CELLS = os.path.join(REPO, "benchmarks", "configs", "fashion_mnist_192")
 
 
 def _steps_per_epoch(cfg) -> int:
@@ -42,8 +51,16 @@ def test_the_demo_runs_plain_and_rifle_of_the_evidence_table_on_the_same_images(
     assert all(j.state == TODO for j in jobs.values())  # rerun, even when an earlier demo finished
 
 
+def test_the_demo_cells_are_the_evidence_cells(jobs):
+    for method, job in jobs.items():
+        packaged, evidence = load_config(job.config_path), load_config(os.path.join(EVIDENCE_CELLS,
+                                                                                    f"resnet18_{method}.yaml"))
+        assert packaged.pop("_source") != evidence.pop("_source")
+        assert packaged == evidence, method
+
+
 def test_the_last_head_trains_as_long_as_in_the_evidence_cell_it_stands_for(jobs):
-    evidence = load_config(jobs["rifle"].config_path)  # the table cell as run in the evidence: 40 epochs
+    evidence = load_config(os.path.join(EVIDENCE_CELLS, "resnet18_rifle.yaml"))  # as run in the evidence: 40 epochs
     assert evidence["train"]["epochs"] == 40
     assert _steps_per_epoch(evidence) == 30 and _tail(evidence) == (40 - 30) * 30  # cyclic_num 4: epochs 10, 20, 30
     scaled = load_config(jobs["rifle"].config_path, jobs["rifle"].run_overrides)
@@ -61,19 +78,33 @@ def test_the_reading_is_computed_from_the_printed_numbers():
     assert "layer4 1.50x" in line
 
 
-def test_without_the_committed_source_the_demo_falls_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "EVIDENCE_SOURCE", str(tmp_path / "missing.pdparams"))
-    assert demo.evidence_source() is None
-    weights = tmp_path / "source.pdparams"
+def test_the_checkout_hands_the_demo_the_committed_source_only_when_intact(tmp_path, monkeypatch):
+    from benchmarks import evidence
+    monkeypatch.setattr(evidence, "REPO", str(tmp_path))
+    assert evidence.committed_source() is None  # a checkout without the file: the demo trains its own
+    folder = tmp_path / evidence.SUMMARIES
+    folder.mkdir(parents=True)
+    weights = tmp_path / evidence.SOURCE_COPY
     weights.write_bytes(b"not the recorded file")
-    record = tmp_path / "source.json"
-    record.write_text('{"md5": "00000000000000000000000000000000"}')
-    monkeypatch.setattr(demo, "EVIDENCE_SOURCE", str(weights))
-    monkeypatch.setattr(demo, "EVIDENCE_SOURCE_RECORD", str(record))
-    assert demo.evidence_source() is None  # a file that is not the evidence's (md5) is not used as if it were
-    import hashlib
-    record.write_text('{"md5": "%s"}' % hashlib.md5(weights.read_bytes()).hexdigest())
-    assert demo.evidence_source() == str(weights)
+    (folder / "source.json").write_text('{"md5": "00000000000000000000000000000000"}')
+    assert evidence.committed_source() is None  # a file that is not the evidence's (md5) is not used as if it were
+    (folder / "source.json").write_text("{broken")
+    assert evidence.committed_source() is None
+    (folder / "source.json").write_text('{"md5": "%s"}' % hashlib.md5(weights.read_bytes()).hexdigest())
+    assert evidence.committed_source() == str(weights)
+
+
+def test_train_py_passes_the_committed_source_to_the_demo(monkeypatch):
+    """``python train.py`` without a config: the demo gets the evidence's source model; ``rifle-train`` gets none."""
+    seen = []
+    monkeypatch.setattr(demo, "main", lambda source=None: seen.append(source) or 0)
+    entry = runpy.run_path(os.path.join(REPO, "train.py"))
+    from benchmarks import evidence
+    assert entry["train_main"]([], demo_source=entry["evidence_source"]) == 0
+    from rifle_paddle.app.cli import train_main
+    assert train_main([]) == 0
+    assert seen == [evidence.committed_source(), None]
+    assert seen[0] and seen[0].endswith(os.path.join("results", "evidence", "source_resnet18.pdparams"))
 
 
 def test_the_time_split_adds_up_to_the_runs_time():

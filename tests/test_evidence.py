@@ -30,6 +30,17 @@ def test_stage_change_averages_the_layers_of_a_stage():
     assert evidence.stage_change(_summary("r", "finetune", 0, 0.5)) == pytest.approx({"conv1": 0.1, "layer1": 0.3})
 
 
+def test_the_evidence_configs_are_generated_up_to_date_and_load(monkeypatch):
+    """The evidence's own configs folder (benchmarks/configs/), whose base, data sets and methods default to the
+    package's: ``configgen --configs benchmarks/configs --check`` passes and every cell loads."""
+    from rifle_paddle.experiments import configgen
+    from rifle_paddle.experiments.matrix import load_table
+    monkeypatch.chdir(evidence.REPO)
+    assert configgen.main(["--configs", evidence.CONFIGS, "--check"]) == 0
+    generation = configgen.Generation([load_table(p) for p in configgen.table_paths(evidence.CONFIGS)])
+    assert len(generation.files) == 4 * 3 + 8 - 3 and configgen.validate_written(sorted(generation.files)) == []
+
+
 def test_the_plan_covers_both_tables_once_cheap_cells_first(monkeypatch):
     monkeypatch.chdir(evidence.REPO)
     jobs = evidence.plan_jobs([0, 1])
@@ -86,27 +97,28 @@ def test_the_curve_is_complete_only_when_every_point_has_5_seeds():
 
 def test_the_report_says_whether_the_code_holds_the_finding(monkeypatch):
     from rifle_paddle.callbacks import rifle
-    monkeypatch.setattr(rifle, "SHORT_TAIL_STEPS", 450)
-    monkeypatch.setattr(rifle, "SHORT_TAIL_SUFFICED", False)
-    (text, _) = evidence.threshold_text(421, False, complete=True)
-    assert "no measured tail sufficed" in text and "rounded up, 450 steps" in text and "hold this finding" in text
+    monkeypatch.setattr(rifle, "SHORT_TAIL_STEPS", 1050)
     (text, _) = evidence.threshold_text(1010, True, complete=True)
-    assert "The code disagrees" in text and "set them to 1050 and True" in text
-    (text, _) = evidence.threshold_text(1010, True, complete=False)
-    assert "not final" in text and "the code keeps 450" in text
+    assert "rounded up, 1050 steps" in text and "hold this finding" in text
+    (text, _) = evidence.threshold_text(1001, False, complete=True)  # the value agrees, the sentence does not
+    assert "no measured tail sufficed" in text and "The code disagrees" in text and "rewrite" in text
+    (text, _) = evidence.threshold_text(421, True, complete=True)
+    assert "The code disagrees" in text and "set it to 450" in text
+    (text, _) = evidence.threshold_text(421, True, complete=False)
+    assert "not final" in text and "the code keeps 1050" in text
 
 
 def test_the_code_holds_the_committed_evidence(monkeypatch):
-    """SHORT_TAIL_STEPS/SHORT_TAIL_SUFFICED against the rule applied to the committed run summaries (the curve
-    is complete since 2026-12-04): adding or changing runs without updating the constants fails here."""
-    from rifle_paddle.callbacks.rifle import SHORT_TAIL_STEPS, SHORT_TAIL_SUFFICED
+    """The library's warning (SHORT_TAIL_STEPS and the sentence of SHORT_TAIL_FINDING) against the rule applied to
+    the committed run summaries (the curve is complete since 2026-12-04): adding or changing runs without updating
+    the library fails here."""
     monkeypatch.chdir(evidence.REPO)
     regimes = evidence._tables()["regimes"]
     methods = [m for m in regimes.methods if m != regimes.baseline]
     rows = evidence.regime_rows(evidence.load_summaries(), regimes.datasets, methods)
     assert evidence.curve_complete(rows, regimes.datasets, methods), "committed run summaries are missing"
     threshold, sufficed = evidence.warning_threshold(rows)
-    assert (SHORT_TAIL_STEPS, SHORT_TAIL_SUFFICED) == (evidence.short_tail_steps(threshold), sufficed)
+    assert evidence.code_holds(evidence.short_tail_steps(threshold), sufficed), (threshold, sufficed)
 
 
 def _cell(method, accs, dataset="fashion_mnist_192"):

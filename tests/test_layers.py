@@ -4,7 +4,7 @@ their own loop never depends on the machinery that reproduces tables or on the c
     app (cli, demo, selftest, check_data)
     experiments (sweep, configgen, report, analyze, ...), deploy (export, predict)
     engine
-    methods: callbacks, regularizers, tricks
+    methods and run records: callbacks (RIFLE), regularizers, tricks; records (metrics.json, VisualDL, progress)
     models, data
     config
     core, console (shared protocols and utilities)
@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rifle_paddle")
 LAYERS = {"core": 0, "console": 0, "config": 1, "models": 2, "data": 2, "callbacks": 3, "regularizers": 3,
-          "tricks": 3, "engine": 4, "experiments": 5, "deploy": 5, "app": 6, "__main__": 6}
+          "tricks": 3, "records": 3, "engine": 4, "experiments": 5, "deploy": 5, "app": 6, "__main__": 6}
 
 
 def _modules():
@@ -97,3 +97,37 @@ def test_every_command_line_is_built_by_console_module_parser():
     direct = [os.path.relpath(path, PACKAGE) for path, _, _ in _modules()
               if not path.endswith("console.py") and "ArgumentParser(" in open(path, encoding="utf-8").read()]
     assert not direct, f"argparse.ArgumentParser outside console.module_parser: {direct}"
+
+
+def _mentions_of(word, path):
+    """Where a module's code (not its comments or docstrings) names ``word``: imports, names, attributes and every
+    string literal that is not a docstring (f-string parts included), as ``line: text`` items."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            text = node.value
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            text = " ".join([node.module or ""] if isinstance(node, ast.ImportFrom) else []) + " " + \
+                " ".join(alias.name for alias in node.names)
+        elif isinstance(node, ast.Name):
+            text = node.id
+        elif isinstance(node, ast.Attribute):
+            text = node.attr
+        else:
+            continue
+        if word in text.lower():
+            found.append(f"{node.lineno}: {text.strip()[:80]!r}")
+    return found
+
+
+def test_the_library_is_free_of_the_benchmarks():
+    """rifle_paddle/ imports nothing from benchmarks/ and names no path under it: the evidence's files reach the
+    demo only through a checkout's train.py. Citations are allowed in comments and docstrings only."""
+    found = {os.path.relpath(path, PACKAGE): hits for path, _, _ in _modules()
+             if (hits := _mentions_of("benchmarks", path))}
+    assert not found, found

@@ -85,6 +85,41 @@ def test_a_cached_file_with_the_right_md5_is_used_without_network(tmp_path, monk
     assert resolve_pretrained("resnet18", "imagenet") == str(payload)
 
 
+# Every way a config may say "no pretrained weights", as written in YAML or with -o: null, the word none in two
+# cases, false as YAML's boolean and as a quoted word, an empty string.
+NO_WEIGHTS_SPELLINGS = ["null", "none", "None", "false", "'false'", "''"]
+
+
+@pytest.mark.parametrize("spelling", NO_WEIGHTS_SPELLINGS)
+def test_pretraining_accepts_every_no_weights_spelling_training_accepts(spelling, tiny_folder, tmp_path, monkeypatch):
+    from rifle_paddle import engine
+    from rifle_paddle.config import absolute_paths, load_config
+    from rifle_paddle.experiments.pretrain import pretrain
+    overrides = ["data.name=folder", f"data.root={tiny_folder}", "model.arch=resnet18", f"model.pretrained={spelling}",
+                 f"run.output_dir={tmp_path}"]
+    cfg = load_config(None, overrides, paths_for="train")  # training accepts it ...
+    assert resolve_pretrained("resnet18", cfg["model"]["pretrained"]) is None  # ... as no weights
+    assert absolute_paths(cfg)["model"]["pretrained"] is None  # a run records null, never a path like ./None
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "last.pdparams").write_bytes(b"weights")
+    monkeypatch.setattr(engine, "train", lambda c: {"run_dir": str(run_dir)})  # the training itself is not the point
+    assert pretrain(cfg, str(tmp_path / "source.pdparams")) == str(tmp_path / "source.pdparams")  # and so does this
+
+
+def test_a_run_saved_with_another_no_weights_spelling_resumes_as_the_same_config():
+    """A run's config.yaml from before the loader stored "no weights" as null holds 'none': resuming it with the
+    config loaded now (null) is the same run, not a changed key."""
+    from rifle_paddle.config import load_config
+    from rifle_paddle.engine.resume import config_differences
+    current = load_config(None, ["model.pretrained=none"])
+    assert current["model"]["pretrained"] is None
+    for older in ("none", "None", "false", ""):
+        assert config_differences({"model": {"pretrained": older}}, current) == []
+    assert config_differences({"model": {"pretrained": "imagenet"}}, current)  # a real difference still is one
+    assert config_differences({"model": {}}, current)  # an absent key had its default, imagenet
+
+
 def test_pretrained_spec_forms(tiny_pretrained):
     assert resolve_pretrained("resnet18", None) is None
     assert resolve_pretrained("resnet18", "none") is None

@@ -61,11 +61,11 @@ def test_cli_version_and_list_configs(capsys):
                         rf"{re.escape(paddle.__version__)}, (CPU|CUDA) build\)", line), line
     assert eval_main(["--list-configs", "all"]) == 0
     assert capsys.readouterr().out.split() == list_configs()
-    assert eval_main(["--list-configs"]) == 0  # the CPU evidence's 20-odd cells filled the list: one line now
+    assert eval_main(["--list-configs"]) == 0  # the demo's cells are summed up in one line
     *names, summary = capsys.readouterr().out.strip().splitlines()
-    assert "cub200/resnet50_rifle" in names and not any(n.startswith(("fashion_mnist_", "evidence/")) for n in names)
-    evidence = [n for n in list_configs() if n.startswith(("fashion_mnist_", "evidence/"))]
-    assert len(names) + len(evidence) == len(list_configs()) and f"and {len(evidence)} configs" in summary
+    assert "cub200/resnet50_rifle" in names and not any(n.startswith("fashion_mnist_192/") for n in names)
+    demo = [n for n in list_configs() if n.startswith("fashion_mnist_192/")]
+    assert len(names) + len(demo) == len(list_configs()) and f"and {len(demo)} configs" in summary
 
 
 def test_a_run_records_absolute_paths_and_resumes_from_another_folder(tmp_path, tiny_config, tiny_folder,

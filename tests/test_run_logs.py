@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from rifle_paddle.callbacks.epoch_numbers import epoch_index
+from rifle_paddle.core.epoch_numbers import epoch_index
 from rifle_paddle.config import load_config
 from rifle_paddle.engine.trainer import train
 from run_records import scalars_and_log

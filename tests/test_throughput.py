@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 import pytest
 
-from rifle_paddle.callbacks.throughput import Throughput
+from rifle_paddle.records.throughput import Throughput
 from rifle_paddle.core.throughput import Window, workers_needed
 from rifle_paddle.engine.trainer import train
 from run_records import scalars_and_log

@@ -11,7 +11,7 @@ import sys
 
 import paddle
 
-from rifle_paddle.callbacks.throughput import summarize
+from rifle_paddle.records.throughput import summarize
 from rifle_paddle.core.throughput import Window
 
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 
 from .. import __version__
 from ..config import ConfigError, config_listing, load_config, to_yaml
@@ -34,7 +35,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     p.add_argument("--help-config", action="store_true", help="list every config key with its default")
     p.add_argument("--list-configs", nargs="?", const="tables", choices=("tables", "all"),
-                   help="list the configs shipped with the package and exit (all: with the CPU evidence's)")
+                   help="list the configs shipped with the package and exit (all: with the demo's)")
     p.add_argument("--version", action="version", version=version_line())
     return p
 
@@ -88,7 +89,9 @@ def _fail(e: Exception) -> None:
     sys.exit(f"error: {e}")
 
 
-def train_main(argv=None) -> int:
+def train_main(argv=None, demo_source: Callable[[], str | None] | None = None) -> int:
+    """``rifle-train``. ``demo_source`` finds the source model the demo (no ``-c``) fine-tunes, called only when the
+    demo runs (a checkout's ``train.py`` passes the evidence's committed one); without it the demo trains its own."""
     parser = _parser("rifle-train", "Fine-tune an ImageNet-pretrained ResNet, optionally with RIFLE. "
                      "Without -c, runs the built-in offline demo (plain fine-tuning vs RIFLE).")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint "
@@ -107,7 +110,7 @@ def train_main(argv=None) -> int:
     if args.config is None and not args.override and args.resume is None \
             and not (args.print_config or args.help_config or args.list_configs):
         from .demo import main as demo_main
-        return demo_main()
+        return demo_main(demo_source() if demo_source else None)
     _apply_resume(args)
     cfg = _load(args, paths_for="train")
     if _handle_info(args, cfg):

@@ -1,19 +1,20 @@
 """The offline demo behind a bare ``python train.py``: plain fine-tuning vs RIFLE on real images, on the CPU.
 
-It runs, scaled to a few minutes on 2 cores, the regime of the pre-registered CPU evidence (``docs/evidence.md``,
-``benchmarks/RESULTS.md``) that is most favourable to RIFLE among those a demo can afford: the evidence's strong
-ResNet-18 source model (5 Fashion-MNIST classes, 93 % top-1), fine-tuned on the 5 other classes with 192 labels each
-(30 steps an epoch), the last re-drawn head training for 300 optimizer steps, as RIFLE with ``cyclic_num`` 4 leaves
-it in the evidence (+0.03 points over 5 seeds, within noise). The 640-label regime did a little better (+0.07 with a
-1,000-step tail, also within noise) but its runs take 40 minutes; the 300-step tail is why RIFLE warns in the demo.
-What is scaled down is only what comes before that tail: 14 epochs instead of 40, the re-initializations before
-epochs 3 and 5 instead of 11, 21 and 31. Both runs are cells of the evidence's method table
-(``configs/tables/evidence_methods.yaml``, seed 0, the same images), run side by side as two
-single-threaded processes, tested on all 5,000 target test images.
+It runs, scaled to a few minutes on 2 cores, the regime of the pre-registered CPU evidence (``docs/evidence.md``)
+that is most favourable to RIFLE among those a demo can afford: the evidence's strong ResNet-18 source model (5
+Fashion-MNIST classes, 93 % top-1), fine-tuned on the 5 other classes with 192 labels each (30 steps an epoch), the
+last re-drawn head training for 300 optimizer steps, as RIFLE with ``cyclic_num`` 4 leaves it in the evidence (+0.03
+points over 5 seeds, within noise). The 640-label regime did a little better (+0.07 with a 1,000-step tail, also
+within noise) but its runs take 40 minutes; the 300-step tail is why RIFLE warns in the demo. What is scaled down is
+only what comes before that tail: 14 epochs instead of 40, the re-initializations before epochs 3 and 5 instead of
+11, 21 and 31. Both runs are the cells of the packaged ``configs/tables/demo.yaml`` (the evidence's method table's
+plain and RIFLE cells, seed 0, the same images), run side by side as two single-threaded processes, tested on all
+5,000 target test images.
 
-The source model is the evidence's committed file (a checkout has it under ``benchmarks/results/evidence/``,
-checked against its recorded md5). A pip install has no ``benchmarks/``: the demo then trains a small source
-model first (a few minutes more, and a weaker one, so its numbers differ from the README's) and says so.
+The source model is a parameter (``main(source=...)``): a checkout's ``train.py`` passes the evidence's committed
+file, which the evidence owns and checks; without one (a pip install's ``rifle-train``) the demo trains a small
+source model first (a few minutes more, and a weaker one, so its numbers differ from the README's) and says so.
+The library itself reads nothing of the evidence.
 """
 from __future__ import annotations
 
@@ -25,12 +26,7 @@ import time
 from ..config import CONFIGS_DIR, load_config
 
 DEMO_DIR = os.path.join("output", "demo")
-METHODS_TABLE = os.path.join(CONFIGS_DIR, "tables", "evidence_methods.yaml")
-
-# The evidence's source model, as committed in a checkout (configs/ -> the repository's root).
-_EVIDENCE = os.path.join(os.path.dirname(CONFIGS_DIR), "benchmarks", "results", "evidence")
-EVIDENCE_SOURCE = os.path.join(_EVIDENCE, "source_resnet18.pdparams")
-EVIDENCE_SOURCE_RECORD = os.path.join(_EVIDENCE, "source.json")
+METHODS_TABLE = os.path.join(CONFIGS_DIR, "tables", "demo.yaml")
 
 # Without it: the small source model of the earlier CPU benchmark (configs/fashion_mnist/).
 FALLBACK_SOURCE_CONFIG = os.path.join(CONFIGS_DIR, "fashion_mnist", "source_resnet18.yaml")
@@ -46,28 +42,14 @@ _PER_METHOD = {"finetune": [], "rifle": [f"rifle.epochs={RIFLE_EPOCHS}"]}  # the
 METHODS = tuple(_PER_METHOD)
 
 
-def evidence_source() -> str | None:
-    """The committed evidence source model, if this is a checkout that has it intact; else None."""
-    from ..models.pretrained import file_md5
-    try:
-        with open(EVIDENCE_SOURCE_RECORD, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if os.path.isfile(EVIDENCE_SOURCE) and file_md5(EVIDENCE_SOURCE) == record.get("md5"):
-        return EVIDENCE_SOURCE
-    return None
-
-
-def _source_checkpoint() -> tuple[str, bool]:
-    """The source model's weights, and whether they are the evidence's."""
-    path = evidence_source()
-    if path is not None:
-        print(f"source model: {path} (the evidence's, 93 % top-1 on its 5 classes)")
-        return path, True
+def _source_checkpoint(source: str | None) -> tuple[str, bool]:
+    """The source model's weights, and whether they are the evidence's (``source``, when given)."""
+    if source is not None:
+        print(f"source model: {source} (the evidence's, 93 % top-1 on its 5 classes)")
+        return source, True
     from ..experiments.pretrain import pretrain
     cached = os.path.join(DEMO_DIR, "source_resnet18.pdparams")
-    print(f"source model: {EVIDENCE_SOURCE} is not here (a pip install has no benchmarks/), so a small one is\n"
+    print(f"source model: the evidence's comes with a checkout (python train.py there), so a small one is\n"
           f"  trained instead (cached in {cached}); it is weaker than the evidence's, so the numbers differ")
     if os.path.isfile(cached):
         return cached, False
@@ -118,7 +100,9 @@ def time_split(records: list[dict], runs_s: float) -> str:
             f"{slow['elapsed_s'] - steps_s:.0f} s testing and checkpoints")
 
 
-def main() -> int:
+def main(source: str | None = None) -> int:
+    """The demo; ``source``: the evidence's source model's weights (a checkout's ``train.py`` passes them), else a
+    small source model is trained first."""
     from ..data import DataError, read_split
     from ..callbacks.rifle import SHORT_TAIL_STEPS
     from ..experiments.sweep import run_jobs
@@ -127,14 +111,14 @@ def main() -> int:
           "  1. the source model: ResNet-18 trained on 5 Fashion-MNIST classes\n"
           "  2. fine-tune it on the 5 other classes, 192 labels each (30 steps an epoch), 14 epochs, twice, side by\n"
           "     side: plain, and RIFLE re-initializing the classifier before epochs 3 and 5, so that its last head\n"
-          f"     trains {TAIL_STEPS} steps, as in the evidence's best cell at 192 labels (benchmarks/RESULTS.md)\n"
+          f"     trains {TAIL_STEPS} steps, as in the evidence's best cell at 192 labels (docs/evidence.md)\n"
           "  3. compare top-1 on the 5,000 target test images and how far each stage moved from the source\n"
           "For real work: rifle-train -c cub200/resnet50_rifle -o data.root=...\n")
     try:
         read_split({"name": "fashion_mnist", "root": None}, "test")
     except DataError as e:
         raise SystemExit(f"error: the demo needs Fashion-MNIST. {e}") from None
-    weights, strong = _source_checkpoint()
+    weights, strong = _source_checkpoint(source)
     jobs = demo_jobs(weights)
     runs_start = time.time()
     failures = run_jobs(jobs, workers=2)
@@ -158,7 +142,7 @@ def main() -> int:
           f" {time_split(list(results.values()), runs_s)}); {time.time() - runs_start - runs_s:.0f} s comparing")
     print(f"run directories: {', '.join(r['run_dir'] for r in results.values())}  ({time.time() - start:.0f} s in all)\n"
           "One seed shows the mechanics, not the effect. In the pre-registered evidence (5 paired seeds per cell,\n"
-          "benchmarks/RESULTS.md), from its strong source RIFLE is within noise of plain fine-tuning in every\n"
+          "docs/evidence.md), from its strong source RIFLE is within noise of plain fine-tuning in every\n"
           "regime measured, this one included, while its last stage moves further from the source weights.\n"
           f"RIFLE's start-of-training warning is expected here: this demo's {TAIL_STEPS}-step tail is shorter "
           f"than the\n{SHORT_TAIL_STEPS} steps from which RIFLE stopped losing to plain fine-tuning on average in that "

@@ -1,9 +1,6 @@
-"""hapi callbacks: RIFLE, and the run's bookkeeping: the record (``metrics.json``, ``best.pdparams``; the
-resumable checkpoints are the engine's, ``engine/resume.py``), VisualDL logging, progress, throughput and the
-1-based epoch numbers shown to users. ``atomic_save`` lives in ``core/files.py`` (re-exported for older imports)."""
-from .checkpoint import RunRecorder, atomic_save
+"""Method callbacks: what a user drops into their own ``paddle.Model.fit`` to change how it trains (RIFLE). The run's
+bookkeeping callbacks (metrics, VisualDL, progress, throughput) are ``records/``; the engine's own (checkpoints,
+multi-card statistics) live with the engine, and the regularizers' monitor with the regularizers."""
 from .rifle import RIFLE, RifleController, reinitialize_layer, reset_optimizer_state, rifle_schedule
-from .visualdl import VisualDLLogger
 
-__all__ = ["RIFLE", "RifleController", "RunRecorder", "VisualDLLogger", "atomic_save", "reinitialize_layer",
-           "reset_optimizer_state", "rifle_schedule"]
+__all__ = ["RIFLE", "RifleController", "reinitialize_layer", "reset_optimizer_state", "rifle_schedule"]

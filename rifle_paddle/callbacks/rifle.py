@@ -56,7 +56,7 @@ from ..core import paddle_compat
 from ..config.schema import defaults, register_choices
 from ..models.classifier import find_classifier
 
-from .epoch_numbers import shown
+from ..core.epoch_numbers import shown
 
 log = logging.getLogger(__name__)
 #: the ``rifle`` config section's defaults (config/schema.py): the keyword defaults of RIFLE and RifleController
@@ -66,15 +66,16 @@ INITIALIZERS = register_choices("rifle.init", ("authors", "he_normal", "uniform"
 AUTHORS_MIN_TAIL_EPOCHS = 4  # run.py skips a re-initialization after epoch e when e > E - 5
 
 #: Below this many optimizer steps after the last re-initialization RIFLE is warned against. Set on 2026-12-04 by the
-#: rule of docs/evidence.md part 3 (fixed before the runs) from the complete regime curve of benchmarks/RESULTS.md
-#: (4 regimes x 2 RIFLE settings, 5 paired seeds each): the smallest tail from which every measured point has a mean
-#: paired difference RIFLE - plain >= 0 is 1,000 steps (+0.07 +- 0.17 points at 1,000, +0.05 +- 0.11 at 1,400;
-#: -0.04 at 420). No point was significant either way, so this marks where RIFLE stopped losing on average, not where
-#: it was shown to win. tests/test_evidence.py fails if these two constants stop matching the committed runs.
+#: rule of docs/evidence.md part 3 (fixed before the runs) from the complete regime curve of the CPU evidence
+#: (benchmarks/RESULTS.md; 4 regimes x 2 RIFLE settings, 5 paired seeds each): the smallest tail from which every
+#: measured point has a mean paired difference RIFLE - plain >= 0 is 1,000 steps (+0.07 +- 0.17 points at 1,000,
+#: +0.05 +- 0.11 at 1,400; -0.04 at 420). No point was significant either way, so this marks where RIFLE stopped
+#: losing on average, not where it was shown to win; :data:`SHORT_TAIL_FINDING` says so. The evidence owns the check
+#: that this value and that sentence still hold for its committed runs (tests/test_evidence.py).
 SHORT_TAIL_STEPS = 1000
-#: What the rule found: True if RIFLE stopped losing on average from some measured tail on (the threshold is that
-#: tail), False if it lost even at the longest tail measured (the threshold lies just past it), None while provisional.
-SHORT_TAIL_SUFFICED: bool | None = True
+#: What the evidence found at :data:`SHORT_TAIL_STEPS`, as the warning cites it.
+SHORT_TAIL_FINDING = ("In the CPU evidence (docs/evidence.md) RIFLE stopped losing to plain fine-tuning on average "
+                      "only with tails of {threshold} steps or more")
 
 
 def tail_steps(schedule: list[int], epochs: int, steps_per_epoch: int) -> int | None:
@@ -83,24 +84,17 @@ def tail_steps(schedule: list[int], epochs: int, steps_per_epoch: int) -> int | 
 
 
 def short_tail_warning(schedule: list[int], epochs: int, steps_per_epoch: int | None,
-                       threshold: int = SHORT_TAIL_STEPS, sufficed: bool | None = SHORT_TAIL_SUFFICED) -> str | None:
-    """The warning RIFLE gives before training when its last head would train too briefly to pay off, else None.
-
-    ``threshold`` and ``sufficed`` are the evidence's finding (:data:`SHORT_TAIL_STEPS`,
-    :data:`SHORT_TAIL_SUFFICED`); the text says which of the three findings it rests on."""
+                       threshold: int = SHORT_TAIL_STEPS) -> str | None:
+    """The warning RIFLE gives before training when its last head would train fewer than ``threshold`` steps (the
+    evidence's :data:`SHORT_TAIL_STEPS`) to pay off, else None."""
     if not steps_per_epoch:
         return None
     tail = tail_steps(schedule, epochs, steps_per_epoch)
     if tail is None or tail >= threshold:
         return None
-    finding = {None: "With tails this short RIFLE did not beat plain fine-tuning in our evidence",
-               True: f"In our evidence RIFLE stopped losing to plain fine-tuning on average only with tails of "
-                     f"{threshold} steps or more",
-               False: "RIFLE did not beat plain fine-tuning on average at any tail our evidence measured, the longest "
-                      "just under this threshold (no measured tail sufficed)"}[sufficed]
     return (f"RIFLE: the last re-drawn head trains for only {tail} optimizer steps ({epochs - max(schedule)} epochs "
-            f"of {steps_per_epoch} steps), fewer than {threshold}. {finding} (benchmarks/RESULTS.md): use fewer "
-            f"re-initializations (rifle.num_reinits), more epochs, more data per epoch, or "
+            f"of {steps_per_epoch} steps), fewer than {threshold}. {SHORT_TAIL_FINDING.format(threshold=threshold)}: "
+            f"use fewer re-initializations (rifle.num_reinits), more epochs, more data per epoch, or "
             f"rifle.min_tail_steps={threshold}")
 
 

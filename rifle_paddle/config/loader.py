@@ -137,6 +137,8 @@ def section_problems(section: str, values: dict) -> list[str]:
     for key, f in SCHEMA[section].items():
         dotted = f"{section}.{key}"
         value = _coerce(f, values.get(key))
+        if f.normalize is not None:
+            value = f.normalize(value)
         values[key] = value
         if value is None:
             if not f.nullable:
@@ -204,13 +206,17 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_fo
 
 def absolute_paths(cfg: dict) -> dict:
     """A copy of ``cfg`` with every relative path key (``Field.path_words``) made absolute against the current
-    folder, the keyword values (``imagenet``, ``auto``) left alone: what a run records, so that its
+    folder, the keyword values (``imagenet``, ``auto``) left alone and every value in its one spelling
+    (``Field.normalize``, for configs saved before it): what a run records, so that its
     ``config.yaml`` and checkpoints mean the same files from any folder."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
     for section, fields in SCHEMA.items():
         for key, f in fields.items():
             value = out.get(section, {}).get(key)
-            if f.is_path and isinstance(value, str) and value not in f.path_words and not os.path.isabs(value):
+            if f.normalize is not None and key in out.get(section, {}):  # a config.yaml saved before normalizing
+                value = out[section][key] = f.normalize(value)
+            if f.is_path and isinstance(value, str) and value.strip().lower() not in f.path_words \
+                    and not os.path.isabs(value):
                 out[section][key] = os.path.abspath(value)
     return out
 

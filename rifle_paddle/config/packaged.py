@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS_DIR = next((d for d in (os.path.join(_PACKAGE, "configs"), os.path.join(os.path.dirname(_PACKAGE), "configs"))
@@ -23,9 +22,9 @@ CONFIGS_DIR = next((d for d in (os.path.join(_PACKAGE, "configs"), os.path.join(
 # leaves out ``base.yaml`` (the protocol every run config inherits).
 FRAGMENT_FOLDERS = ("datasets", "methods", "tables")
 _OLD_PREFIXES = ("rifle_paddle/configs/", "configs/")
-#: the folders of the CPU evidence (docs/evidence.md): one config per regime and method, 20-odd near-identical
-#: files that its script runs; ``--list-configs`` counts them in one line instead of burying the tables' configs
-EVIDENCE_FOLDERS = re.compile(r"evidence|fashion_mnist_\d+")
+#: the folders of the demo's cells (``configs/tables/demo.yaml``): a bare ``rifle-train`` runs them with a source
+#: model of its own, so ``--list-configs`` counts them in one line instead of offering them beside the tables'
+DEMO_FOLDERS = ("fashion_mnist_192",)
 
 
 def resolve_config(spec: str) -> str:
@@ -46,19 +45,19 @@ def resolve_config(spec: str) -> str:
     return spec
 
 
-def is_evidence(name: str) -> bool:
-    """Whether the config ``name`` (``<folder>/<name>``) is one of the CPU evidence's."""
-    return bool(EVIDENCE_FOLDERS.fullmatch(name.split("/")[0]))
+def is_demo(name: str) -> bool:
+    """Whether the config ``name`` (``<folder>/<name>``) is one of the demo's cells."""
+    return name.split("/")[0] in DEMO_FOLDERS
 
 
 def config_listing(everything: bool = False) -> str:
-    """What ``--list-configs`` prints: the runnable configs, the evidence's summed up in a last line unless
+    """What ``--list-configs`` prints: the runnable configs, the demo's summed up in a last line unless
     ``everything``."""
     names = list_configs()
-    shown = [n for n in names if everything or not is_evidence(n)]
+    shown = [n for n in names if everything or not is_demo(n)]
     hidden = sorted({n.split("/")[0] + "/" for n in names if n not in shown})
     if hidden:
-        shown.append(f"(and {len(names) - len(shown)} configs of the CPU evidence, docs/evidence.md, in "
+        shown.append(f"(and {len(names) - len(shown)} configs of the demo, which a bare rifle-train runs, in "
                      f"{', '.join(hidden)}: --list-configs all names them)")
     return "\n".join(shown)
 

@@ -25,6 +25,8 @@ class Field:
     ``path_words`` is set on keys that hold a file-system path: the values that name something else instead
     (``'imagenet'``, ``'auto'``). A run's ``config.yaml`` records every path absolute (``absolute_paths``), so the run
     can be resumed, evaluated and analysed from any folder.
+    ``normalize`` maps a value to the one spelling every reader sees, before validation (``model.pretrained``: each
+    way of saying "no weights" becomes null).
     """
 
     default: Any
@@ -34,6 +36,7 @@ class Field:
     choices: "tuple | Owned | None" = None
     check: Callable[[Any], str | None] | None = None
     path_words: tuple[str, ...] | None = None
+    normalize: Callable[[Any], Any] | None = None
 
     @property
     def is_path(self) -> bool:
@@ -147,6 +150,20 @@ STR = (str,)
 BOOL = (bool,)
 LIST = (list,)
 
+
+#: The ways a config says "no pretrained weights" in ``model.pretrained`` besides YAML null and false: these words,
+#: in any case, and the empty string. :func:`no_weights` is the one test of them; the loader stores each as null.
+NO_WEIGHTS_WORDS = ("none", "null", "false", "")
+
+
+def no_weights(spec: Any) -> bool:
+    """Whether ``model.pretrained`` (as written, or as loaded: null) means training from scratch."""
+    return spec is None or spec is False or (isinstance(spec, str) and spec.strip().lower() in NO_WEIGHTS_WORDS)
+
+
+def _weights_or_none(spec: Any) -> Any:
+    return None if no_weights(spec) else spec
+
 SCHEMA: dict[str, dict[str, Field]] = {
     "run": {
         "name": Field(None, STR, "Run name; outputs go to <output_dir>/<name>. Default: <config stem>-<timestamp>.",
@@ -167,9 +184,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "model": {
         "arch": Field("resnet50", STR, "Backbone name from the model registry.",
                       choices=Owned("rifle_paddle/models/registry.py", registry=True)),
-        "pretrained": Field("imagenet", STR, "'imagenet' (official Paddle weights, cached), 'none', or a path "
-                            "to a .pdparams file. The classifier is never loaded from it.", nullable=True,
-                            path_words=("imagenet", "none")),
+        "pretrained": Field("imagenet", STR, "'imagenet' (official Paddle weights, cached), a path to a .pdparams "
+                            "file, or null for none (also spelled none, false or ''; stored as null). The classifier "
+                            "is never loaded from it.", nullable=True, path_words=("imagenet", *NO_WEIGHTS_WORDS),
+                            normalize=_weights_or_none),
         "num_classes": Field(None, INT, "Classifier outputs; inferred from the training data when null.",
                              nullable=True, check=_positive),
         "head": Field(None, STR, "Name of the classifier sub-layer (RIFLE's target). Null: the model's own "
@@ -320,8 +338,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                  "converges (the authors': 4, from their 'e > E - 5' rule).", check=_non_negative),
         "min_tail_steps": Field(0, INT, "Optimizer steps that must follow the last re-initialization (raises "
                                 "min_tail_epochs on short epochs; 0: none). Training starts with a warning when the "
-                                "tail is shorter than the threshold our evidence set (SHORT_TAIL_STEPS in "
-                                "rifle_paddle/callbacks/rifle.py; benchmarks/RESULTS.md).",
+                                "tail is shorter than the threshold the CPU evidence set (SHORT_TAIL_STEPS in "
+                                "rifle_paddle/callbacks/rifle.py; docs/evidence.md).",
                                 check=_non_negative),
         "init": Field("authors", STR, "How the head is re-drawn: 'authors' (each parameter p from N(0, "
                       "sqrt(2/p.shape[0])): weight sqrt(2/fan_in), bias sqrt(2/num_classes)), 'he_normal' (weight "

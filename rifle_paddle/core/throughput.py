@@ -1,5 +1,5 @@
 """Images per second, time waiting for data, and the loader workers a GPU needs: the arithmetic behind the
-training log's throughput lines (``callbacks.throughput``), the data checker's estimate and
+training log's throughput lines (``records.throughput``), the data checker's estimate and
 ``benchmarks/bench_input_pipeline.py``.
 
 A training step is split in two by hapi's callbacks: the **wait**, from the end of one step to the moment the

@@ -20,9 +20,8 @@ import numpy as np
 import paddle
 from paddle.static import InputSpec
 
-from ..callbacks import RIFLE, RunRecorder, VisualDLLogger
-from ..callbacks.progress import RunProgress
-from ..callbacks.throughput import Throughput
+from ..callbacks import RIFLE
+from ..records import RunProgress, RunRecorder, Throughput, VisualDLLogger
 from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
 from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_logging

@@ -2,6 +2,7 @@
 
     python -m rifle_paddle.experiments.configgen            # (re)write configs/<dataset>/<arch>_<method>.yaml
     python -m rifle_paddle.experiments.configgen --check    # exit 1 if any generated file is missing, stale or orphaned
+    python -m rifle_paddle.experiments.configgen --configs DIR    # the tables of another configs folder, DIR/tables/
 
 Every table in ``configs/tables/`` is read on each call: the generated files are a function of all of them.
 

@@ -1,7 +1,8 @@
 """A results table of the papers as a small matrix: data sets x methods, each method a list of config fragments.
 
-One file per table in ``configs/tables/``; ``configgen`` turns every cell into a run config
-``configs/<dataset>/<arch>_<method>.yaml`` and ``sweep`` runs the cells. Format::
+One file per table in ``<configs>/tables/`` (the package's ``configs/``, or a folder of one's own laid out alike);
+``configgen`` turns every cell into a run config
+``<configs>/<dataset>/<arch>_<method>.yaml`` and ``sweep`` runs the cells. Format::
 
     title: "RIFLE vs. the regularization tricks"   # free text, for the report
     arch: resnet50                                   # optional; names the files (base.yaml pins the model)
@@ -10,6 +11,8 @@ One file per table in ``configs/tables/``; ``configgen`` turns every cell into a
     methods:
       finetune:   {title: "Fine-tuning (L2)", fragments: [finetune]}
       rifle_l2sp: {title: "L2-SP + RIFLE",    fragments: [l2sp, rifle]}   # configs/methods/<name>.yaml, in order
+    packaged_fragments: false                        # optional; true: a base, data set or method this configs
+                                                     # folder lacks is the package's (a folder outside the package)
     cells:                                           # optional additions to single cells
       cub200/rifle:
         note: "why this cell differs"               # becomes a comment in the generated file
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from ..config import CONFIGS_DIR
 from ..config.schema import SCHEMA, field_of
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
@@ -86,6 +90,7 @@ class Table:
     datasets: list[str]
     methods: dict[str, Method]
     cells: list[Cell]
+    packaged_fragments: bool = False
 
     @property
     def name(self) -> str:
@@ -99,11 +104,18 @@ class Table:
     def config_path(self, cell: Cell) -> str:
         return os.path.join(self.configs_dir, cell.dataset, f"{self.arch}_{cell.method.name}.yaml")
 
+    def fragment(self, *parts: str) -> str:
+        """A fragment of this table's configs folder; with ``packaged_fragments``, the package's of that name when
+        the folder lacks it (a table kept outside the package adds its own data sets or methods and reuses the
+        packaged ones)."""
+        own = os.path.join(self.configs_dir, *parts)
+        packaged = os.path.join(CONFIGS_DIR, *parts)
+        return packaged if self.packaged_fragments and not os.path.isfile(own) and os.path.isfile(packaged) else own
+
     def fragment_paths(self, cell: Cell) -> list[str]:
         """The files a cell's config inherits, in merge order (later wins)."""
-        return ([os.path.join(self.configs_dir, "base.yaml"),
-                 os.path.join(self.configs_dir, "datasets", f"{cell.dataset}.yaml")] +
-                [os.path.join(self.configs_dir, "methods", f"{f}.yaml") for f in cell.method.fragments])
+        return ([self.fragment("base.yaml"), self.fragment("datasets", f"{cell.dataset}.yaml")] +
+                [self.fragment("methods", f"{f}.yaml") for f in cell.method.fragments])
 
     def missing_fragments(self, cell: Cell) -> list[str]:
         return [p for p in self.fragment_paths(cell) if not os.path.isfile(p)]
@@ -150,7 +162,7 @@ def load_table(path: str) -> Table:
     problems: list[str] = []
     if not isinstance(data, dict):
         raise TableError(path, ["top level must be a mapping"])
-    unknown = sorted(set(data) - {"title", "arch", "baseline", "datasets", "methods", "cells"})
+    unknown = sorted(set(data) - {"title", "arch", "baseline", "datasets", "methods", "cells", "packaged_fragments"})
     if unknown:
         problems.append(f"unknown top-level keys {', '.join(unknown)}")
 
@@ -182,6 +194,10 @@ def load_table(path: str) -> Table:
     arch = data.get("arch", "resnet50")
     _check_name("arch", arch, problems)
 
+    packaged_fragments = data.get("packaged_fragments", False)
+    if not isinstance(packaged_fragments, bool):
+        problems.append("'packaged_fragments' must be true or false")
+
     extras = data.get("cells") or {}
     if not isinstance(extras, dict):
         problems.append("'cells' must map '<dataset>/<method>' to {note, config}")
@@ -201,4 +217,4 @@ def load_table(path: str) -> Table:
                   config=(extras.get(f"{d}/{name}") or {}).get("config") or {})
              for d in datasets for name, m in methods.items()]
     return Table(path=path, title=str(data.get("title") or ""), arch=arch, baseline=baseline,
-                 datasets=list(datasets), methods=methods, cells=cells)
+                 datasets=list(datasets), methods=methods, cells=cells, packaged_fragments=packaged_fragments)

@@ -3,10 +3,11 @@
     python -m rifle_paddle.experiments.pretrain -c configs/fashion_mnist/source_resnet18.yaml \\
         --out output/weights/fashion_source_resnet18.pdparams
 
-Trains the configured backbone from scratch on the source task (the config must say ``model.pretrained: none``)
-through the ordinary engine, then copies the final weights to ``--out``, where fine-tuning configs point
-``model.pretrained``. An existing ``--out`` is reused unless ``--force``: pretraining is the slow, shared part of a
-transfer benchmark and must not be repeated per method or seed.
+Trains the configured backbone from scratch on the source task (the config must say ``model.pretrained: null``, or
+any other spelling of no weights training accepts: ``config.schema.no_weights``) through the ordinary engine, then
+copies the final weights to ``--out``, where fine-tuning configs point ``model.pretrained``. An existing ``--out``
+is reused unless ``--force``: pretraining is the slow, shared part of a transfer benchmark and must not be repeated
+per method or seed.
 """
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ import sys
 
 from ..console import module_parser
 from ..config import ConfigError, load_config
+from ..config.schema import no_weights
 
 
 def pretrain(cfg: dict, out: str, force: bool = False) -> str:
     """Train ``cfg`` and copy its last weights to ``out``; return ``out`` (existing: reused unless ``force``)."""
     if os.path.isfile(out) and not force:
         return out
-    if str(cfg["model"]["pretrained"]).lower() not in ("none", "null"):
-        raise ConfigError([f"model.pretrained must be none for pretraining (got {cfg['model']['pretrained']!r})"])
+    if not no_weights(cfg["model"]["pretrained"]):
+        raise ConfigError([f"model.pretrained must be null (none) for pretraining, got "
+                           f"{cfg['model']['pretrained']!r}"])
     from ..engine import train
     result = train(cfg)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -7,10 +7,7 @@ from .pretrained import (PretrainedWeightsError, load_pretrained, reset_batchnor
 from .registry import create_model, list_models, pretrained_source, register_model
 
 from ..config.checks import register_check
-
-#: ``model.pretrained`` values that mean "no weights"
-NO_WEIGHTS = ("none", "false", "")
-
+from ..config.schema import no_weights
 
 
 @register_check
@@ -27,7 +24,7 @@ def _model_problems(cfg: dict, purpose: str | None) -> list[str]:
         close = difflib.get_close_matches(str(arch), models, n=2)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         return [f"model.arch: unknown architecture '{arch}'{hint}; choices: {', '.join(models)}"]
-    if purpose != "train" or not isinstance(spec, str) or spec.lower() in NO_WEIGHTS or arch not in list_models():
+    if purpose != "train" or not isinstance(spec, str) or no_weights(spec) or arch not in list_models():
         return []  # an unknown architecture is reported as such (purpose None), not as weights it has none of
     if pretrained_source(arch, spec) is not None or os.path.isfile(os.path.expanduser(spec)):
         return []

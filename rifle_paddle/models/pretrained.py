@@ -13,6 +13,7 @@ import os
 import paddle
 from paddle import nn
 
+from ..config.schema import no_weights
 from ..core import paddle_compat
 from ..core.weights import WeightsMismatch, load_weights
 from .registry import pretrained_source
@@ -48,7 +49,7 @@ def _download(url: str, directory: str, md5: str) -> str:
 
 def resolve_pretrained(arch: str, spec: str | None) -> str | None:
     """Path of the weights file meant by ``model.pretrained`` (None for no pretrained weights)."""
-    if spec is None or str(spec).lower() in ("none", "false", ""):
+    if no_weights(spec):
         return None
     source = pretrained_source(arch, spec)
     if source is None:

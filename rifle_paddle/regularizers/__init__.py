@@ -21,7 +21,7 @@ import logging
 from ..config.checks import register_check
 from ..config.keywords import keyword_section
 from ..config.schema import register_choices
-from ..models import NO_WEIGHTS
+from ..config.schema import no_weights
 from .base import Regularizer, frozen_copy
 from .bss import BatchSpectralShrinkage
 from .capture import FeatureCapture
@@ -74,7 +74,7 @@ def _regularization_problems(cfg: dict, purpose: str | None) -> list[str]:
     if name == "none":
         return problems
     cls, pretrained = REGULARIZERS[name], cfg["model"]["pretrained"]
-    if cls.uses_reference and (pretrained is None or str(pretrained).lower() in NO_WEIGHTS):
+    if cls.uses_reference and no_weights(pretrained):
         problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
                         f"model.pretrained={pretrained}: the reference would be a random initialization")
     return problems

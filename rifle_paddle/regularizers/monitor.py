@@ -18,7 +18,7 @@ import math
 import numpy as np
 import paddle
 
-from ..callbacks.epoch_numbers import shown
+from ..core.epoch_numbers import shown
 
 log = logging.getLogger(__name__)
 
