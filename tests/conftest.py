@@ -25,6 +25,43 @@ NOT_ON_OLDEST = ("test_resume.py::test_a_resumed_delta_run_takes_its_channel_att
                  "test_resume.py::test_a_sweep_continues_a_crashed_run_from_its_checkpoint_instead_of_starting_over")
 
 
+#: the rule for the ``slow`` marker (docs/development.md: Tests): a test whose own time (its call, and the fixtures set up
+#: for it alone) is over this many seconds on an idle 2-core machine is marked ``slow``, as is every test that starts
+#: another process. A module- or session-scoped fixture shared by several quick tests may cost more, once.
+SLOW_SECONDS = 3.0
+
+
+def pytest_addoption(parser):
+    parser.addoption("--report-slow", nargs="?", type=float, const=SLOW_SECONDS, default=None, metavar="SECONDS",
+                     help=f"after the run, list the tests not marked slow whose setup or call took over SECONDS "
+                          f"(default {SLOW_SECONDS:g}, the rule in docs/development.md); informative, never a failure")
+
+
+class SlowReport:
+    """``--report-slow``: collects the setup and call phases of tests not marked slow that took over the threshold
+    (a module-scoped fixture's setup shows up on the first test that uses it) and lists them at the end."""
+
+    def __init__(self, threshold: float):
+        self.threshold, self.over = threshold, []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when in ("setup", "call") and "slow" not in report.keywords and report.duration > self.threshold:
+            self.over.append((report.duration, report.when, report.nodeid))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.section(f"tests not marked slow over {self.threshold:g} s")
+        for duration, when, nodeid in sorted(self.over, reverse=True) or [(None, None, "none")]:
+            terminalreporter.write_line(nodeid if duration is None else f"{duration:6.2f}s {when:5} {nodeid}")
+        if self.over:
+            terminalreporter.write_line("mark each @pytest.mark.slow or make it (or its fixture) cheaper; a module or "
+                                        "session fixture shared by quick tests may cost more, once")
+
+
+def pytest_configure(config):
+    if config.getoption("--report-slow") is not None:
+        config.pluginmanager.register(SlowReport(config.getoption("--report-slow")), "report-slow")
+
+
 def _matches(name: str, entries) -> bool:
     return any(name == entry or name.startswith((entry + "::", entry + "[")) for entry in entries)
 
