@@ -118,3 +118,24 @@ def tiny_config(tmp_path, tiny_folder, tiny_pretrained):
                 "train.log_freq=1", "run.device=cpu", f"run.output_dir={tmp_path / 'output'}", "run.name=test"]
         return load_config(None, base + list(overrides))
     return make
+
+
+#: what ``tiny_rifle_run`` trains: 3 epochs of 3 steps (``tiny_folder``'s 36 training images in batches of 12)
+TINY_RUN_EPOCHS, TINY_RUN_STEPS = 3, 3
+
+
+@pytest.fixture(scope="session")
+def tiny_rifle_run(tmp_path_factory, tiny_folder, tiny_pretrained):
+    """One finished run with every record on (VisualDL, a log line each step), RIFLE re-drawing the head after the
+    first epoch, read by the tests of what a run reports (``test_run_logs``, ``test_throughput``): one training for
+    both. Returns (the result of ``train``, VisualDL scalars, train.log)."""
+    from rifle_paddle.engine.trainer import train
+    from run_records import scalars_and_log
+    cfg = load_config(None, [
+        "model.arch=resnet18", f"model.pretrained={tiny_pretrained}", "data.name=folder", f"data.root={tiny_folder}",
+        "data.image_size=32", "data.resize_size=32", "data.batch_size=12", "data.eval_batch_size=12",
+        "data.num_workers=0", f"train.epochs={TINY_RUN_EPOCHS}", "train.lr=0.01", "train.log_freq=1",
+        "run.device=cpu", f"run.output_dir={tmp_path_factory.mktemp('tiny_rifle_run')}", "run.name=logs",
+        "log.visualdl=true", "rifle.enabled=true", "rifle.epochs=[1]", "rifle.min_tail_epochs=1"])
+    metrics = train(cfg)
+    return (metrics, *scalars_and_log(metrics["run_dir"]))
