@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tests use tiny tensors; threads only add contention
 
@@ -33,28 +34,42 @@ SLOW_SECONDS = 3.0
 
 def pytest_addoption(parser):
     parser.addoption("--report-slow", nargs="?", type=float, const=SLOW_SECONDS, default=None, metavar="SECONDS",
-                     help=f"after the run, list the tests not marked slow whose setup or call took over SECONDS "
-                          f"(default {SLOW_SECONDS:g}, the rule in docs/development.md); informative, never a failure")
+                     help=f"after the run, list the tests not marked slow whose setup or call took over SECONDS of "
+                          f"CPU time (default {SLOW_SECONDS:g}, the rule in docs/development.md); never a failure")
 
 
 class SlowReport:
-    """``--report-slow``: collects the setup and call phases of tests not marked slow that took over the threshold
-    (a module-scoped fixture's setup shows up on the first test that uses it) and lists them at the end."""
+    """``--report-slow``: the setup and call phases of tests not marked slow that took over the threshold, listed at
+    the end. It counts this process' CPU time, not the clock: the tests run one at a time on one thread
+    (``OMP_NUM_THREADS=1``), so a phase's CPU time is what it takes on an idle machine, and other jobs sharing the
+    cores do not inflate it. A module-scoped fixture's setup shows up on the first test that uses it."""
 
     def __init__(self, threshold: float):
         self.threshold, self.over = threshold, []
 
-    def pytest_runtest_logreport(self, report):
-        if report.when in ("setup", "call") and "slow" not in report.keywords and report.duration > self.threshold:
-            self.over.append((report.duration, report.when, report.nodeid))
+    def note(self, item, when: str, cpu_s: float, wall_s: float) -> None:
+        if "slow" not in item.keywords and cpu_s > self.threshold:
+            self.over.append((cpu_s, wall_s, when, item.nodeid))
+
+    def _timed(self, item, when: str):
+        cpu, wall = time.process_time(), time.perf_counter()
+        yield
+        self.note(item, when, time.process_time() - cpu, time.perf_counter() - wall)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_setup(self, item):
+        yield from self._timed(item, "setup")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        yield from self._timed(item, "call")
 
     def pytest_terminal_summary(self, terminalreporter):
-        terminalreporter.section(f"tests not marked slow over {self.threshold:g} s")
-        for duration, when, nodeid in sorted(self.over, reverse=True) or [(None, None, "none")]:
-            terminalreporter.write_line(nodeid if duration is None else f"{duration:6.2f}s {when:5} {nodeid}")
-        if self.over:
-            terminalreporter.write_line("mark each @pytest.mark.slow or make it (or its fixture) cheaper; a module or "
-                                        "session fixture shared by quick tests may cost more, once")
+        terminalreporter.section(f"tests not marked slow over {self.threshold:g} s of CPU")
+        for cpu_s, wall_s, when, nodeid in sorted(self.over, reverse=True):
+            terminalreporter.write_line(f"{cpu_s:6.2f}s CPU {wall_s:6.2f}s wall {when:5} {nodeid}")
+        terminalreporter.write_line("mark each @pytest.mark.slow or make it (or its fixture) cheaper; a module or "
+                                    "session fixture shared by quick tests may cost more, once" if self.over else "none")
 
 
 def pytest_configure(config):

@@ -150,6 +150,7 @@ def test_what_was_accepted_silently_is_refused(tiny_config, tiny_folder, tmp_pat
         train(tiny_config(f"data.root={root}", "log.visualdl=false"))
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_full_disk_ends_cleanly_names_the_intact_checkpoint_and_leaves_no_temporary_file(tiny_config, monkeypatch):
     import errno
 
@@ -180,6 +181,7 @@ def test_a_full_disk_ends_cleanly_names_the_intact_checkpoint_and_leaves_no_temp
         assert "stopped: could not write to" in f.read()  # the log says why the run ended
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_nan_stop_is_in_train_log(tiny_config):
     from rifle_paddle.engine import RunError, train
     cfg = tiny_config("model.pretrained=none", "train.lr=300", "train.epochs=4", "log.visualdl=false")
@@ -189,6 +191,7 @@ def test_the_nan_stop_is_in_train_log(tiny_config):
         assert "stopped: non-finite" in f.read()
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_an_unreadable_test_image_is_left_out_of_the_evaluation_not_replaced(tiny_config, tiny_folder, tmp_path):
     """Before, it was replaced by another test image of its class: the accuracy was computed on a different test
     set, with a duplicate, and said nothing."""

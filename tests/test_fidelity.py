@@ -179,6 +179,7 @@ def test_batchnorm_statistics_restart_from_zero_mean_unit_variance():
             assert not layer._mean.numpy().any() and (layer._variance.numpy() == 1).all()
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_teacher_keeps_the_pretrained_statistics(tiny_config, tmp_path):
     """model.pretrained_bn_stats=false applies to the fine-tuned network only: the regularizer's teacher keeps the
     checkpoint's batch-norm statistics (the DELTA authors' source model is the full pretrained state,

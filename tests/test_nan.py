@@ -100,6 +100,7 @@ class PoisonWeight(paddle.callbacks.Callback):
             weight.set_value(paddle.full(weight.shape, float("nan"), weight.dtype))
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_real_nan_stops_the_run_and_every_checkpoint_on_disk_is_finite(tiny_config):
     cfg = tiny_config("train.epochs=3", "log.visualdl=false")
     with pytest.raises(RunError, match="global step 5") as e:

@@ -1,14 +1,16 @@
 """The rule that keeps ``python -m pytest -m "not slow"`` quick (docs/development.md: Tests): ``--report-slow`` lists
-the unmarked tests whose setup or call took over the threshold, and only those."""
+the unmarked tests whose setup or call took over the threshold of CPU time, and only those."""
 from __future__ import annotations
+
+import time
+from types import SimpleNamespace
 
 import pytest
 from conftest import SLOW_SECONDS, SlowReport
 
 
-def _report(nodeid: str, when: str, duration: float, *markers: str) -> pytest.TestReport:
-    return pytest.TestReport(nodeid, ("t.py", 0, nodeid), {nodeid: 1, **{m: 1 for m in markers}}, "passed", None,
-                             when, duration=duration)
+def _item(nodeid: str, *markers: str):
+    return SimpleNamespace(nodeid=nodeid, keywords={nodeid: 1, **{m: 1 for m in markers}})
 
 
 class _Terminal:
@@ -24,21 +26,33 @@ class _Terminal:
 
 def test_the_report_names_unmarked_setups_and_calls_over_the_threshold_and_nothing_else():
     report = SlowReport(3.0)
-    for r in (_report("t.py::quick", "call", 2.9), _report("t.py::long_call", "call", 4.5),
-              _report("t.py::long_fixture", "setup", 12.0), _report("t.py::marked", "call", 30.0, "slow"),
-              _report("t.py::long_teardown", "teardown", 9.0)):
-        report.pytest_runtest_logreport(r)
+    report.note(_item("t.py::quick"), "call", 2.9, 9.0)  # a busy machine's clock says 9 s: not counted
+    report.note(_item("t.py::long_call"), "call", 4.5, 5.0)
+    report.note(_item("t.py::long_fixture"), "setup", 12.0, 13.0)
+    report.note(_item("t.py::marked", "slow"), "call", 30.0, 31.0)
     terminal = _Terminal()
     report.pytest_terminal_summary(terminal)
-    assert terminal.lines[:3] == ["== tests not marked slow over 3 s", " 12.00s setup t.py::long_fixture",
-                                  "  4.50s call  t.py::long_call"]
+    assert terminal.lines[:3] == ["== tests not marked slow over 3 s of CPU",
+                                  " 12.00s CPU  13.00s wall setup t.py::long_fixture",
+                                  "  4.50s CPU   5.00s wall call  t.py::long_call"]
     assert len(terminal.lines) == 4 and "slow" in terminal.lines[3]  # the advice, once
+
+
+def test_a_phase_is_timed_by_this_process_cpu_not_by_the_clock():
+    report = SlowReport(0.05)
+    for _ in report._timed(_item("t.py::sleeps"), "call"):
+        time.sleep(0.2)  # 0.2 s on the clock, next to no CPU
+    for _ in report._timed(_item("t.py::computes"), "call"):
+        start = time.process_time()
+        while time.process_time() - start < 0.1:
+            pass
+    assert [nodeid for *_, nodeid in report.over] == ["t.py::computes"]
 
 
 def test_a_run_with_nothing_over_says_none():
     terminal = _Terminal()
     SlowReport(SLOW_SECONDS).pytest_terminal_summary(terminal)
-    assert terminal.lines == ["== tests not marked slow over 3 s", "none"]
+    assert terminal.lines == ["== tests not marked slow over 3 s of CPU", "none"]
 
 
 def test_the_option_defaults_to_the_documented_rule(pytestconfig):
