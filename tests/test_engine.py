@@ -168,6 +168,7 @@ def test_cpu_threads_come_from_the_config_then_the_sweep_then_every_core(monkeyp
         cpu_threads(None)
 
 
+@pytest.mark.slow  # other processes (docs/development.md: Tests)
 def test_the_sweep_gives_each_worker_its_share_of_the_cores(monkeypatch):
     from types import SimpleNamespace
 
