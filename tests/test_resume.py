@@ -96,6 +96,15 @@ def rifle_events(record: dict) -> list:
              len(e["reset_accumulators"])) for e in record["rifle_events"]]
 
 
+def assert_same_weights(run_dir: str, reference_dir: str) -> None:
+    """The two runs' ``last.pdparams`` hold the same parameters, equal within float noise."""
+    ours = paddle.load(os.path.join(run_dir, "last.pdparams"))
+    theirs = paddle.load(os.path.join(reference_dir, "last.pdparams"))
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
+
+
 def assert_same_run(run_dir: str, reference: dict) -> None:
     """Same number of steps, same RIFLE events, same per-epoch record and (within float noise) the same weights."""
     resumed = metrics(run_dir)
@@ -105,11 +114,7 @@ def assert_same_run(run_dir: str, reference: dict) -> None:
     keys = ("epoch", "train_loss", "train_acc_top1", "lr", "test_acc_top1")
     for got, want in zip(resumed["epochs"], reference["epochs"], strict=True):
         assert {k: got.get(k) for k in keys} == pytest.approx({k: want.get(k) for k in keys}, abs=1e-6)
-    ours = paddle.load(os.path.join(run_dir, "last.pdparams"))
-    theirs = paddle.load(os.path.join(reference["run_dir"], "last.pdparams"))
-    assert ours.keys() == theirs.keys()
-    for key in ours:
-        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
+    assert_same_weights(run_dir, reference["run_dir"])
     opt = paddle.load(os.path.join(run_dir, "last.pdopt"))["LR_Scheduler"]
     assert opt == paddle.load(os.path.join(reference["run_dir"], "last.pdopt"))["LR_Scheduler"]
 
@@ -192,11 +197,7 @@ def test_stateful_components_plug_in_the_l2sp_reference_through_disturblabel(wor
     assert any(key.startswith("reference.") for key in state["components"]["train_step"])
     resumed = train(load_config(None, overrides("l2sp") + ["train.resume=auto"]))
     assert resumed["steps"] == reference["steps"] == 3 * STEPS_PER_EPOCH
-    ours, theirs = (paddle.load(os.path.join(r["run_dir"], "last.pdparams")) for r in (resumed, reference))
-    for key in ours:
-        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
-
-
+    assert_same_weights(resumed["run_dir"], reference["run_dir"])
 
 
 @pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
@@ -218,9 +219,7 @@ def test_a_resumed_delta_run_takes_its_channel_attention_from_the_checkpoint(wor
         log_text = f.read()
     assert log_text.count("DELTA: scoring the channels") == 1 and "resuming " in log_text  # not scored again
     assert resumed["steps"] == reference["steps"] == 3 * STEPS_PER_EPOCH
-    ours, theirs = (paddle.load(os.path.join(r["run_dir"], "last.pdparams")) for r in (resumed, reference))
-    for key in ours:
-        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
+    assert_same_weights(resumed["run_dir"], reference["run_dir"])
 
 
 @pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
