@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tests use tiny tensors; threads only add contention
 
@@ -23,6 +24,57 @@ OLDEST_PADDLE_SUBSET = ("test_paddle_compat.py", "test_paddle_version.py", "test
 #: of the subset's time on 3.0: 255 s and 60 s of 975 s on a loaded machine)
 NOT_ON_OLDEST = ("test_resume.py::test_a_resumed_delta_run_takes_its_channel_attention_from_the_checkpoint",
                  "test_resume.py::test_a_sweep_continues_a_crashed_run_from_its_checkpoint_instead_of_starting_over")
+
+
+#: the rule for the ``slow`` marker (docs/development.md: Tests): a test whose own time (its call, and the fixtures set up
+#: for it alone) is over this many seconds on an idle 2-core machine is marked ``slow``, as is every test that starts
+#: another process. A module- or session-scoped fixture shared by several quick tests may cost more, once.
+SLOW_SECONDS = 3.0
+
+
+def pytest_addoption(parser):
+    parser.addoption("--report-slow", nargs="?", type=float, const=SLOW_SECONDS, default=None, metavar="SECONDS",
+                     help=f"after the run, list the tests not marked slow whose setup or call took over SECONDS of "
+                          f"CPU time (default {SLOW_SECONDS:g}, the rule in docs/development.md); never a failure")
+
+
+class SlowReport:
+    """``--report-slow``: the setup and call phases of tests not marked slow that took over the threshold, listed at
+    the end. It counts this process' CPU time, not the clock: the tests run one at a time on one thread
+    (``OMP_NUM_THREADS=1``), so a phase's CPU time is what it takes on an idle machine, and other jobs sharing the
+    cores do not inflate it. A module-scoped fixture's setup shows up on the first test that uses it."""
+
+    def __init__(self, threshold: float):
+        self.threshold, self.over = threshold, []
+
+    def note(self, item, when: str, cpu_s: float, wall_s: float) -> None:
+        if "slow" not in item.keywords and cpu_s > self.threshold:
+            self.over.append((cpu_s, wall_s, when, item.nodeid))
+
+    def _timed(self, item, when: str):
+        cpu, wall = time.process_time(), time.perf_counter()
+        yield
+        self.note(item, when, time.process_time() - cpu, time.perf_counter() - wall)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_setup(self, item):
+        yield from self._timed(item, "setup")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        yield from self._timed(item, "call")
+
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.section(f"tests not marked slow over {self.threshold:g} s of CPU")
+        for cpu_s, wall_s, when, nodeid in sorted(self.over, reverse=True):
+            terminalreporter.write_line(f"{cpu_s:6.2f}s CPU {wall_s:6.2f}s wall {when:5} {nodeid}")
+        terminalreporter.write_line("mark each @pytest.mark.slow or make it (or its fixture) cheaper; a module or "
+                                    "session fixture shared by quick tests may cost more, once" if self.over else "none")
+
+
+def pytest_configure(config):
+    if config.getoption("--report-slow") is not None:
+        config.pluginmanager.register(SlowReport(config.getoption("--report-slow")), "report-slow")
 
 
 def _matches(name: str, entries) -> bool:
@@ -81,3 +133,24 @@ def tiny_config(tmp_path, tiny_folder, tiny_pretrained):
                 "train.log_freq=1", "run.device=cpu", f"run.output_dir={tmp_path / 'output'}", "run.name=test"]
         return load_config(None, base + list(overrides))
     return make
+
+
+#: what ``tiny_rifle_run`` trains: 3 epochs of 3 steps (``tiny_folder``'s 36 training images in batches of 12)
+TINY_RUN_EPOCHS, TINY_RUN_STEPS = 3, 3
+
+
+@pytest.fixture(scope="session")
+def tiny_rifle_run(tmp_path_factory, tiny_folder, tiny_pretrained):
+    """One finished run with every record on (VisualDL, a log line each step), RIFLE re-drawing the head after the
+    first epoch, read by the tests of what a run reports (``test_run_logs``, ``test_throughput``): one training for
+    both. Returns (the result of ``train``, VisualDL scalars, train.log)."""
+    from rifle_paddle.engine.trainer import train
+    from run_records import scalars_and_log
+    cfg = load_config(None, [
+        "model.arch=resnet18", f"model.pretrained={tiny_pretrained}", "data.name=folder", f"data.root={tiny_folder}",
+        "data.image_size=32", "data.resize_size=32", "data.batch_size=12", "data.eval_batch_size=12",
+        "data.num_workers=0", f"train.epochs={TINY_RUN_EPOCHS}", "train.lr=0.01", "train.log_freq=1",
+        "run.device=cpu", f"run.output_dir={tmp_path_factory.mktemp('tiny_rifle_run')}", "run.name=logs",
+        "log.visualdl=true", "rifle.enabled=true", "rifle.epochs=[1]", "rifle.min_tail_epochs=1"])
+    metrics = train(cfg)
+    return (metrics, *scalars_and_log(metrics["run_dir"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import paddle
 import pytest
+from gpu_stand_in import enable_loss_scaler_on_cpu
 from tiny_net import linear_model
 
 from rifle_paddle.engine.amp import LossScaler, convert_for_o2, fp32_state_dict
@@ -16,28 +17,10 @@ from rifle_paddle.engine.model import TransferModel
 from rifle_paddle.models import create_model
 
 
-class _GpuPlace:
-    """A place that answers like a GPU's to the checks in ``GradScaler.__init__``."""
-
-    def is_gpu_place(self):
-        return True
-
-    def is_xpu_place(self):
-        return False
-
-    def is_custom_place(self):
-        return False
-
-
-class _Tracer:
-    _expected_place = _GpuPlace()
-
-
 @pytest.fixture
 def gpu_place_for_scaler(monkeypatch):
     """Enable Paddle's loss scaler on the CPU (it would disable itself with a warning)."""
-    import paddle.amp.grad_scaler as grad_scaler
-    monkeypatch.setattr(grad_scaler, "_dygraph_tracer", lambda: _Tracer())
+    enable_loss_scaler_on_cpu(monkeypatch.setattr)
 
 
 def test_an_overflow_lowers_the_loss_scale_and_skips_the_step(gpu_place_for_scaler):

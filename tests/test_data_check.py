@@ -113,6 +113,7 @@ def test_unreadable_layout_exits_2(tmp_path, capsys):
     assert status == UNREADABLE_LAYOUT and "unknown data set 'cub_200' (did you mean cub200?)" in out
 
 
+@pytest.mark.slow  # another process (docs/development.md: Tests)
 def test_command_line_with_worker_processes(tmp_path):
     for split in ("train", "test"):
         for label in range(2):

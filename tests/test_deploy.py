@@ -63,6 +63,7 @@ def test_preprocess_json_rebuilds_the_runs_test_pipeline(exported, tiny_folder):
     np.testing.assert_array_equal(batch, reference)  # the same images, bit for bit, as evaluation saw them
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_exported_model_gives_the_dygraph_logits(exported, tiny_folder):
     result, _, folder = exported
     with open(os.path.join(folder, "preprocess.json")) as f:
@@ -74,6 +75,7 @@ def test_the_exported_model_gives_the_dygraph_logits(exported, tiny_folder):
     np.testing.assert_allclose(predict.Predictor(folder).logits(batch), want, rtol=1e-4, atol=1e-4)  # Paddle Inference
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_predict_writes_top_k_with_names_in_csv_and_json(exported, tiny_folder, tmp_path, capsys):
     result, _, folder = exported
     images = _test_images(tiny_folder)[:4]

@@ -183,6 +183,7 @@ def _log(result) -> str:
     return open(os.path.join(result["run_dir"], "train.log")).read()
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_rifle_l2sp_dtnh_run_logs_the_conflict_statistics_everywhere(tiny_config):
     cfg = tiny_config("regularizer.name=l2sp", "dtnh.enabled=true", "rifle.enabled=true", "rifle.num_reinits=1",
                       "rifle.min_tail_epochs=1", "train.grad_clip=1.0")
@@ -202,6 +203,7 @@ def test_rifle_l2sp_dtnh_run_logs_the_conflict_statistics_everywhere(tiny_config
     assert "dtnh/conflict_fraction" in reader.get_tags()["scalar"]
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 @pytest.mark.parametrize("overrides", [
     ["regularizer.name=kd", "dtnh.granularity=global"],
     ["regularizer.name=delta", "regularizer.delta_attention=uniform"],

@@ -13,6 +13,7 @@ from rifle_paddle.engine.optim import build_lr_scheduler
 from rifle_paddle.config import load_config
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_short_run_learns_and_writes_every_output(tiny_config):
     cfg = tiny_config("train.epochs=5", "train.lr=0.01", "rifle.enabled=true", "rifle.num_reinits=1",
                       "rifle.min_tail_epochs=2")
@@ -35,6 +36,7 @@ def test_a_short_run_learns_and_writes_every_output(tiny_config):
     assert again["rifle"] == cfg["rifle"] and again["train"] == cfg["train"]
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_time_before_training_is_recorded_as_setup_s(tiny_config, monkeypatch):
     """A regularizer's preparation (DELTA scores channels for minutes) is in ``setup_s``."""
     import time
@@ -50,6 +52,7 @@ def test_the_time_before_training_is_recorded_as_setup_s(tiny_config, monkeypatc
     assert result["setup_s"] >= 1.5
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_saved_config_describes_the_run_and_does_not_resume(tiny_config):
     """``train.resume=auto`` without a checkpoint starts the run; its config.yaml must not carry the action."""
     cfg = tiny_config("train.epochs=1", "train.resume=auto", "log.visualdl=false")
@@ -61,6 +64,7 @@ def test_the_saved_config_describes_the_run_and_does_not_resume(tiny_config):
     assert train_main(["--resume", run_dir]) == 0  # resuming is still one option away (a finished run: evaluates)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_tests_after_every_eval_freq_epochs_and_after_the_last(tiny_config):
     result = train(tiny_config("train.epochs=5", "train.eval_freq=2", "train.lr=0.001"))
     tested = [e["epoch"] for e in result["epochs"] if "test_acc_top1" in e]
@@ -68,6 +72,7 @@ def test_tests_after_every_eval_freq_epochs_and_after_the_last(tiny_config):
     assert result["final"]["acc_top1"] == result["epochs"][-1]["test_acc_top1"]
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_lr_is_cosine_per_iteration_and_not_restarted(tiny_config):
     cfg = tiny_config("train.epochs=3", "rifle.enabled=true", "rifle.num_reinits=1", "rifle.min_tail_epochs=1")
     result = train(cfg)
@@ -89,6 +94,7 @@ def test_warmup_then_cosine():
     assert values[4] == pytest.approx(0.1) and values[-1] < 0.01
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_an_existing_run_directory_is_not_overwritten(tiny_config):
     cfg = tiny_config("train.epochs=1")
     train(cfg)
@@ -96,6 +102,7 @@ def test_an_existing_run_directory_is_not_overwritten(tiny_config):
         train(cfg)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_cli_train_then_eval_prints_and_writes_json(tiny_config, tmp_path, capsys):
     cfg = tiny_config()
     overrides = [f"{section}.{k}={json.dumps(v)}" for section in ("model", "data", "run")
@@ -161,6 +168,7 @@ def test_cpu_threads_come_from_the_config_then_the_sweep_then_every_core(monkeyp
         cpu_threads(None)
 
 
+@pytest.mark.slow  # other processes (docs/development.md: Tests)
 def test_the_sweep_gives_each_worker_its_share_of_the_cores(monkeypatch):
     from types import SimpleNamespace
 

@@ -42,6 +42,7 @@ def test_a_data_error_ends_the_run_with_one_clean_line(tmp_path, workers, strict
     assert "Traceback" not in output and "Blocking queue" not in output, output[-3000:]
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_diverging_run_stops_early_and_names_a_checkpoint_that_is_finite(tiny_config):
     """lr = 300 on the tiny folder: batch norm's running variance overflows while the loss is still finite. Before,
     the run stopped only at the first NaN loss (epoch 3) and named checkpoints/epoch_0002, in which 19 of 102 tensors
@@ -77,6 +78,7 @@ def test_a_diverging_run_stops_early_and_names_a_checkpoint_that_is_finite(tiny_
     assert train_main(command.group(1).split() + ["--print-config"]) == 0
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 @pytest.mark.parametrize("problem", ["empty data root", "too few classes", "bad pretrained file"])
 def test_a_run_that_cannot_start_leaves_nothing_and_the_corrected_rerun_works(tiny_config, tmp_path, problem):
     from rifle_paddle.data import DataError
@@ -110,6 +112,7 @@ def test_auto_resume_restarts_a_job_killed_before_its_first_checkpoint(tiny_conf
         assert "from the killed job" not in f.read()
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_overwrite_leaves_nothing_of_the_old_run_and_never_empties_a_foreign_folder(tiny_config, tmp_path):
     from rifle_paddle.engine import RunError, train
     first = train(tiny_config("train.epochs=1", "log.visualdl=false"))
@@ -147,6 +150,7 @@ def test_what_was_accepted_silently_is_refused(tiny_config, tiny_folder, tmp_pat
         train(tiny_config(f"data.root={root}", "log.visualdl=false"))
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_full_disk_ends_cleanly_names_the_intact_checkpoint_and_leaves_no_temporary_file(tiny_config, monkeypatch):
     import errno
 
@@ -177,6 +181,7 @@ def test_a_full_disk_ends_cleanly_names_the_intact_checkpoint_and_leaves_no_temp
         assert "stopped: could not write to" in f.read()  # the log says why the run ended
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_nan_stop_is_in_train_log(tiny_config):
     from rifle_paddle.engine import RunError, train
     cfg = tiny_config("model.pretrained=none", "train.lr=300", "train.epochs=4", "log.visualdl=false")
@@ -186,6 +191,7 @@ def test_the_nan_stop_is_in_train_log(tiny_config):
         assert "stopped: non-finite" in f.read()
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_an_unreadable_test_image_is_left_out_of_the_evaluation_not_replaced(tiny_config, tiny_folder, tmp_path):
     """Before, it was replaced by another test image of its class: the accuracy was computed on a different test
     set, with a duplicate, and said nothing."""

@@ -179,6 +179,7 @@ def test_batchnorm_statistics_restart_from_zero_mean_unit_variance():
             assert not layer._mean.numpy().any() and (layer._variance.numpy() == 1).all()
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_teacher_keeps_the_pretrained_statistics(tiny_config, tmp_path):
     """model.pretrained_bn_stats=false applies to the fine-tuned network only: the regularizer's teacher keeps the
     checkpoint's batch-norm statistics (the DELTA authors' source model is the full pretrained state,
@@ -260,6 +261,7 @@ def test_delta_value_equals_the_authors_formula_on_a_fixed_tensor():
     assert float(reg.penalty([x])) == pytest.approx(value / 5, rel=1e-5)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_delta_authors_discriminator_trains_on_a_copy_and_leaves_the_teacher_alone():
     """channel_eval.py trains its fc with model.train() (batch norm statistics move) on its own model; the DELTA
     teacher (train.py's model_source) stays the pretrained network."""

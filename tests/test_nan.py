@@ -100,6 +100,7 @@ class PoisonWeight(paddle.callbacks.Callback):
             weight.set_value(paddle.full(weight.shape, float("nan"), weight.dtype))
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_real_nan_stops_the_run_and_every_checkpoint_on_disk_is_finite(tiny_config):
     cfg = tiny_config("train.epochs=3", "log.visualdl=false")
     with pytest.raises(RunError, match="global step 5") as e:
@@ -112,6 +113,7 @@ def test_a_real_nan_stops_the_run_and_every_checkpoint_on_disk_is_finite(tiny_co
         assert all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in state.values()), path
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_skip_policy_trains_on_and_reports_the_skipped_batches(tiny_config):
     result = train(tiny_config("train.epochs=2", "train.nan_policy=skip", "log.visualdl=false"),
                    callbacks=[PoisonLosses({2, 4})])

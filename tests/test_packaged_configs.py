@@ -68,6 +68,7 @@ def test_cli_version_and_list_configs(capsys):
     assert len(names) + len(demo) == len(list_configs()) and f"and {len(demo)} configs" in summary
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_run_records_absolute_paths_and_resumes_from_another_folder(tmp_path, tiny_config, tiny_folder,
                                                                       tiny_pretrained, monkeypatch):
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"

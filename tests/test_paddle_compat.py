@@ -94,9 +94,8 @@ def test_the_loss_scale_rule_is_paddles(monkeypatch):
     """``GradScaler.update`` calls the ``_update`` hook; with ``decr_every_n_nan_or_inf=2`` the scale halves at the
     second overflowing step, and doubles after ``incr_every_n_steps=2`` clean ones (Paddle's documented rule)."""
     from rifle_paddle.engine.amp import LossScaler
-    from test_amp import _Tracer
-    import paddle.amp.grad_scaler as grad_scaler
-    monkeypatch.setattr(grad_scaler, "_dygraph_tracer", lambda: _Tracer())  # enable it on the CPU
+    from gpu_stand_in import enable_loss_scaler_on_cpu
+    enable_loss_scaler_on_cpu(monkeypatch.setattr)
     scaler = LossScaler(init_loss_scaling=64.0, decr_every_n_nan_or_inf=2, incr_every_n_steps=2)
     assert compat.loss_scale(scaler) == 64.0
     scales = []

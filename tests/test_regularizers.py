@@ -380,6 +380,7 @@ def _backbone_distance(weights_path: str, pretrained_path: str) -> float:
                      if not k.startswith("fc.") and not k.endswith(("_mean", "_variance"))))
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_l2sp_run_stays_closer_to_the_pretrained_weights_than_plain_fine_tuning(tiny_config, tiny_pretrained):
     plain = train(tiny_config("run.name=plain", "train.lr=0.05"))
     l2sp = train(tiny_config("run.name=l2sp", "train.lr=0.05", "regularizer.name=l2sp", "regularizer.alpha=5"))
@@ -393,6 +394,7 @@ def test_l2sp_run_stays_closer_to_the_pretrained_weights_than_plain_fine_tuning(
     assert "regularizer: L2-SP alpha=5" in log_text and "epoch 1: l2sp" in log_text
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 @pytest.mark.parametrize("overrides", [
     ["regularizer.name=kd"],
     ["regularizer.name=delta", "regularizer.layers=[layer1]", "regularizer.attention_batches=1"],

@@ -96,6 +96,15 @@ def rifle_events(record: dict) -> list:
              len(e["reset_accumulators"])) for e in record["rifle_events"]]
 
 
+def assert_same_weights(run_dir: str, reference_dir: str) -> None:
+    """The two runs' ``last.pdparams`` hold the same parameters, equal within float noise."""
+    ours = paddle.load(os.path.join(run_dir, "last.pdparams"))
+    theirs = paddle.load(os.path.join(reference_dir, "last.pdparams"))
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
+
+
 def assert_same_run(run_dir: str, reference: dict) -> None:
     """Same number of steps, same RIFLE events, same per-epoch record and (within float noise) the same weights."""
     resumed = metrics(run_dir)
@@ -105,11 +114,7 @@ def assert_same_run(run_dir: str, reference: dict) -> None:
     keys = ("epoch", "train_loss", "train_acc_top1", "lr", "test_acc_top1")
     for got, want in zip(resumed["epochs"], reference["epochs"], strict=True):
         assert {k: got.get(k) for k in keys} == pytest.approx({k: want.get(k) for k in keys}, abs=1e-6)
-    ours = paddle.load(os.path.join(run_dir, "last.pdparams"))
-    theirs = paddle.load(os.path.join(reference["run_dir"], "last.pdparams"))
-    assert ours.keys() == theirs.keys()
-    for key in ours:
-        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
+    assert_same_weights(run_dir, reference["run_dir"])
     opt = paddle.load(os.path.join(run_dir, "last.pdopt"))["LR_Scheduler"]
     assert opt == paddle.load(os.path.join(reference["run_dir"], "last.pdopt"))["LR_Scheduler"]
 
@@ -143,6 +148,7 @@ def CtrlCAt(epoch: int, step: int) -> At:
     return At(epoch, step, lambda: os.kill(os.getpid(), signal.SIGINT))
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_crash_in_a_rifle_epoch_resumes_to_the_same_weights(workspace, reference):
     """The hardest boundary: the resumed epoch starts with RIFLE re-drawing the head and resetting its momentum,
     before the restored optimizer has made any step."""
@@ -155,6 +161,7 @@ def test_a_crash_in_a_rifle_epoch_resumes_to_the_same_weights(workspace, referen
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_sweep_continues_a_crashed_run_from_its_checkpoint_instead_of_starting_over(workspace, reference):
     """``sweep`` (and ``benchmarks/evidence.py``) run a cut-short run again: it must continue from its checkpoint,
     not retrain the epochs it already paid for."""
@@ -175,6 +182,7 @@ def test_a_sweep_continues_a_crashed_run_from_its_checkpoint_instead_of_starting
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_stateful_components_plug_in_the_l2sp_reference_through_disturblabel(workspace):
     """The regularizer's frozen pretrained reference (``RegularizedStep.state_dict``, reached through the
     DisturbLabel wrapper) is saved and restored, and DisturbLabel's draws from Paddle's generator continue."""
@@ -189,13 +197,10 @@ def test_stateful_components_plug_in_the_l2sp_reference_through_disturblabel(wor
     assert any(key.startswith("reference.") for key in state["components"]["train_step"])
     resumed = train(load_config(None, overrides("l2sp") + ["train.resume=auto"]))
     assert resumed["steps"] == reference["steps"] == 3 * STEPS_PER_EPOCH
-    ours, theirs = (paddle.load(os.path.join(r["run_dir"], "last.pdparams")) for r in (resumed, reference))
-    for key in ours:
-        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
+    assert_same_weights(resumed["run_dir"], reference["run_dir"])
 
 
-
-
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_resumed_delta_run_takes_its_channel_attention_from_the_checkpoint(workspace):
     """DELTA scores its channels before training (12 minutes in the evidence runs); a resume must restore the
     scores, not compute them again, and still end where the uninterrupted run ends."""
@@ -214,11 +219,10 @@ def test_a_resumed_delta_run_takes_its_channel_attention_from_the_checkpoint(wor
         log_text = f.read()
     assert log_text.count("DELTA: scoring the channels") == 1 and "resuming " in log_text  # not scored again
     assert resumed["steps"] == reference["steps"] == 3 * STEPS_PER_EPOCH
-    ours, theirs = (paddle.load(os.path.join(r["run_dir"], "last.pdparams")) for r in (resumed, reference))
-    for key in ours:
-        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), atol=1e-5, err_msg=key)
+    assert_same_weights(resumed["run_dir"], reference["run_dir"])
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_regularization_history_survives_a_mid_epoch_resume(workspace):
     """metrics.json's ``regularization`` (``RegularizationMonitor``) of a resumed run holds every epoch, and the
     interrupted epoch's record covers all its steps, not only those after the resume."""
@@ -242,6 +246,7 @@ class CtrlCBeforeTraining(paddle.callbacks.Callback):
         os.kill(os.getpid(), signal.SIGINT)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_ctrl_c_before_the_first_batch_saves_the_starting_state(workspace, reference):
     overrides = run_overrides(workspace, "early")
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
@@ -324,6 +329,7 @@ def test_ctrl_c_in_a_terminal_with_loader_workers_resumes_exactly(workspace):
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_resuming_a_finished_run_only_evaluates(workspace, reference):
     result = train(load_config(os.path.join(reference["run_dir"], "config.yaml"),
                                [f"train.resume={reference['run_dir']}"]))
@@ -331,6 +337,7 @@ def test_resuming_a_finished_run_only_evaluates(workspace, reference):
     assert len(result["epochs"]) == EPOCHS
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_resume_that_changes_the_run_is_refused_with_every_difference(workspace, reference):
     run_dir = reference["run_dir"]
     with pytest.raises(RunError) as e:

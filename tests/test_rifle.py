@@ -305,6 +305,7 @@ def test_min_tail_steps_moves_the_last_reinitialization_earlier():
     assert controller.schedule == [] and controller.warning is None  # no re-initialization leaves 500 steps
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_engine_records_the_warning_in_metrics_and_the_log(tiny_config):
     from rifle_paddle.engine import train
     # 36 images / batch 12 = 3 steps an epoch; the authors' rule on 3 epochs re-draws before epochs 1 and 2

@@ -49,6 +49,7 @@ def copied_data(tiny_folder: str, tmp_path, name: str = "data") -> str:
 
 
 # ------------------------------------------------------------------------------------ nothing rewritten before accepted
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_refused_resume_on_data_with_another_class_leaves_classes_json_as_it_was(tiny_config, tiny_folder, tmp_path):
     """Issue 31.1a: before, the refusal came from the network ("fc.weight [512, 3] vs [512, 4]") after classes.json
     had been rewritten with 4 names, and the export then named the wrong classes."""
@@ -65,6 +66,7 @@ def test_a_refused_resume_on_data_with_another_class_leaves_classes_json_as_it_w
 
 
 # ------------------------------------------------------------------------------------------------ the data changed
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_resume_on_changed_data_is_refused_and_allowed_only_explicitly(tiny_config, tiny_folder, tmp_path):
     """Issue 31.5: 30 images added and 10 removed, and --resume exited 0 without a word."""
     root = copied_data(tiny_folder, tmp_path)
@@ -84,6 +86,7 @@ def test_a_resume_on_changed_data_is_refused_and_allowed_only_explicitly(tiny_co
     assert "on changed data" in read(os.path.join(run_dir, "train.log")).decode()
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_moving_the_data_is_not_a_change(tiny_config, tiny_folder, tmp_path):
     """data.root may change at a resume (the data moved to a faster disk): the record names files relative to it."""
     root = copied_data(tiny_folder, tmp_path)
@@ -94,6 +97,7 @@ def test_moving_the_data_is_not_a_change(tiny_config, tiny_folder, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ auto never removes results
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 @pytest.mark.parametrize("damage", ["checkpoints removed", "state files missing"])
 def test_auto_resume_refuses_a_folder_with_results_but_no_intact_checkpoint(tiny_config, damage):
     """Issue 31.2: with checkpoints/ missing, or its checkpoints lacking state.pdstate (an interrupted copy),
@@ -116,6 +120,7 @@ def test_auto_resume_refuses_a_folder_with_results_but_no_intact_checkpoint(tiny
 
 
 # ----------------------------------------------------------------------------------- damaged checkpoints, fallback
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one_with_a_warning(tiny_config):
     """Issue 31.4: one checkpoint was kept; a truncated state.pdstate ended the run with Paddle's parse error."""
     cfg = tiny_config(QUIET, "train.epochs=3")
@@ -159,6 +164,7 @@ def test_a_damaged_checkpoint_is_named_file_by_file(tmp_path, damage, said):
         store.load(path)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_resume_with_every_checkpoint_damaged_says_which_file(tiny_config):
     cfg = tiny_config(QUIET, "train.epochs=3")
     run_dir = crashed_run(cfg, epoch=2, step=1)
@@ -197,6 +203,7 @@ def test_the_store_keeps_two_checkpoints_and_sets_a_damaged_one_aside(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- one writer per folder
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_second_training_into_a_running_run_is_refused_naming_the_holder(tiny_config, tmp_path):
     """Issue 31.3: no lock; two trainings into one run name left one's config.yaml, the other's metrics.json and a
     checkpoint holding only state.pdstate. A live process on this host holds the lock here."""
@@ -230,6 +237,7 @@ def test_a_lock_from_another_host_is_never_taken_over(tiny_config):
         train(tiny_config(QUIET, "train.resume=auto"))
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_two_real_trainings_into_one_run_name_one_is_refused(tmp_path, tiny_folder, tiny_pretrained):
     """Two ``train.py`` processes with ``train.resume=auto`` into one name: the second exits 1 at once with one
     error line, and the first finishes a run of its own."""
@@ -338,6 +346,7 @@ def finished_run(tiny_config):
     return train(tiny_config(QUIET, "train.epochs=1"))["run_dir"]
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_export_refuses_a_run_folder_as_out(finished_run, tiny_config):
     """Issue 31.1b: ``rifle-export runA --out runB`` (exit 0) replaced run B's classes.json."""
     from rifle_paddle.deploy.export import main as export_main
@@ -348,6 +357,7 @@ def test_export_refuses_a_run_folder_as_out(finished_run, tiny_config):
     assert not os.path.exists(os.path.join(other, "inference.json"))
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_export_refuses_class_names_that_do_not_fit_the_outputs(finished_run, capsys):
     from rifle_paddle.deploy.export import main as export_main
     with open(os.path.join(finished_run, "classes.json"), "w") as f:
@@ -392,6 +402,7 @@ def test_the_lock_holder_s_command_is_shortened_in_the_message():
     assert len(line) < 160 and line.endswith("...")
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_an_overwrite_that_cannot_start_gives_the_old_run_back(tiny_config, tmp_path):
     """``run.overwrite=true`` emptied the folder before the data and the weights were checked: a typo in the new
     command (here a damaged pretrained file) cost the old run, and left nothing in its place."""
@@ -413,6 +424,7 @@ def test_an_overwrite_that_cannot_start_gives_the_old_run_back(tiny_config, tmp_
     assert "best.pdparams" not in os.listdir(run_dir) and ".replaced" not in os.listdir(run_dir)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_a_checkpoint_from_before_manifests_and_data_records_still_resumes(tiny_config):
     """Runs interrupted under the previous version: no manifest.json, no data record in the state."""
     run_dir = crashed_run(tiny_config(QUIET))

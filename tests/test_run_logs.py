@@ -6,25 +6,18 @@ import re
 import numpy as np
 import pytest
 
+from conftest import TINY_RUN_EPOCHS, TINY_RUN_STEPS
+
 from rifle_paddle.core.epoch_numbers import epoch_index
-from rifle_paddle.config import load_config
-from rifle_paddle.engine.trainer import train
-from run_records import scalars_and_log
 
-EPOCHS, STEPS = 3, 3  # tiny_folder: 36 training images in batches of 12
+EPOCHS, STEPS = TINY_RUN_EPOCHS, TINY_RUN_STEPS
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_folder, tiny_pretrained):
-    """A RIFLE run re-drawing the head after the first epoch: (metrics.json's content, VisualDL scalars, train.log)."""
-    cfg = load_config(None, [
-        "model.arch=resnet18", f"model.pretrained={tiny_pretrained}", "data.name=folder", f"data.root={tiny_folder}",
-        "data.image_size=32", "data.resize_size=32", "data.batch_size=12", "data.eval_batch_size=12",
-        "data.num_workers=0", f"train.epochs={EPOCHS}", "train.lr=0.01", "train.log_freq=1", "run.device=cpu",
-        f"run.output_dir={tmp_path_factory.mktemp('logs')}", "run.name=logs", "log.visualdl=true",
-        "rifle.enabled=true", "rifle.epochs=[1]", "rifle.min_tail_epochs=1"])
-    metrics = train(cfg)
-    return (metrics, *scalars_and_log(metrics["run_dir"]))
+@pytest.fixture
+def run(tiny_rifle_run):
+    """A RIFLE run re-drawing the head after the first epoch (``tests/conftest.py``, shared with ``test_throughput``):
+    (metrics.json's content, VisualDL scalars, train.log)."""
+    return tiny_rifle_run
 
 
 def test_visualdl_epoch_scalars_are_metrics_json_numbers(run):

@@ -67,6 +67,7 @@ def suite(tmp_path_factory):
     return selftest.SelfTest(str(tmp_path_factory.mktemp("selftest")), launch=False)
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_round_trip_fails_when_eval_loads_a_broken_network(suite, monkeypatch):
     """eval.py scored chance (0.333) like the 8-step run, also with a zeroed head: the check passed. It compares
     the test loss of last.pdparams with the trained network's own outputs image by image."""
@@ -85,6 +86,7 @@ def test_the_round_trip_fails_when_eval_loads_a_broken_network(suite, monkeypatc
         suite.check_eval_round_trip()
 
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_the_dtnh_check_fails_when_no_step_updates_the_weights(suite, monkeypatch):
     """It asked for finite losses only, which a run whose every step is skipped (an AMP loss scale that always
     overflows) has too."""

@@ -10,45 +10,41 @@ import numpy as np
 import paddle
 import pytest
 
+from conftest import TINY_RUN_EPOCHS as EPOCHS
+from conftest import TINY_RUN_STEPS as STEPS
+
 from rifle_paddle.records.throughput import Throughput
 from rifle_paddle.core.throughput import Window, workers_needed
-from rifle_paddle.engine.trainer import train
-from run_records import scalars_and_log
 
 LINE = re.compile(r"throughput, step (\d+)/(\d+) of epoch (\d+): ([\d.]+) images/s, ([\d.]+) ms/step, "
                   r"loader (\d+) % of step")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_folder, tiny_pretrained):
-    """2 epochs of 3 steps (36 images in batches of 12), a log line every step: (metrics, scalars, train.log)."""
-    from rifle_paddle.config import load_config
-    cfg = load_config(None, [
-        "model.arch=resnet18", f"model.pretrained={tiny_pretrained}", "data.name=folder", f"data.root={tiny_folder}",
-        "data.image_size=32", "data.resize_size=32", "data.batch_size=12", "data.eval_batch_size=12",
-        "data.num_workers=0", "train.epochs=2", "train.log_freq=1", "run.device=cpu", "log.visualdl=true",
-        f"run.output_dir={tmp_path_factory.mktemp('throughput')}", "run.name=throughput"])
-    metrics = train(cfg)
-    return (metrics, *scalars_and_log(metrics["run_dir"]))
+@pytest.fixture
+def tiny_run(tiny_rifle_run):
+    """3 epochs of 3 steps (36 images in batches of 12), a log line every step (``tests/conftest.py``, shared with
+    ``test_run_logs``): (metrics, scalars, train.log)."""
+    return tiny_rifle_run
 
 
 def test_every_log_line_shows_images_per_second_and_the_loader_share(tiny_run):
     _, _, text = tiny_run
     lines = [m.groups() for m in LINE.finditer(text)]
-    assert [(int(s), int(n), int(e)) for s, n, e, *_ in lines] == [(s, 3, e) for e in (1, 2) for s in (1, 2, 3)]
+    assert [(int(s), int(n), int(e)) for s, n, e, *_ in lines] == [(s, STEPS, e) for e in range(1, EPOCHS + 1)
+                                                                    for s in range(1, STEPS + 1)]
     for *_, rate, ms, share in lines:
         # one step trains one batch of 12: images/s x seconds/step is the batch (within the printed rounding)
         assert float(rate) * float(ms) / 1000 == pytest.approx(12, abs=0.05 * float(ms) / 1000 + 0.01)
         assert 0 <= int(share) <= 100
-    assert len(re.findall(r"throughput, epoch [12]/2: [\d.]+ images/s", text)) == 2
+    assert len(re.findall(rf"throughput, epoch [1-{EPOCHS}]/{EPOCHS}: [\d.]+ images/s", text)) == EPOCHS
     tests = re.findall(r"throughput, test: (\d+) images in ([\d.]+) s, ([\d.]+) images/s", text)
-    assert [int(n) for n, _, _ in tests] == [12, 12]  # the 12 test images after each epoch
+    assert [int(n) for n, _, _ in tests] == [12] * EPOCHS  # the 12 test images after each epoch
 
 
 def test_visualdl_has_the_throughput_scalars_at_each_logged_step(tiny_run):
     _, scalars, _ = tiny_run
     for tag in ("throughput/images_per_s", "throughput/step_s", "throughput/loader_share"):
-        assert [step for step, _ in scalars[tag]] == [1, 2, 3, 4, 5, 6], tag
+        assert [step for step, _ in scalars[tag]] == list(range(1, EPOCHS * STEPS + 1)), tag
     rates = dict(scalars["throughput/images_per_s"])
     for step, seconds in scalars["throughput/step_s"]:
         assert rates[step] * seconds == pytest.approx(12, rel=1e-3)
@@ -59,7 +55,7 @@ def test_metrics_json_records_the_throughput_of_each_epoch(tiny_run):
     metrics, _, _ = tiny_run
     with open(os.path.join(metrics["run_dir"], "metrics.json"), encoding="utf-8") as f:
         epochs = json.load(f)["epochs"]
-    assert len(epochs) == 2
+    assert len(epochs) == EPOCHS
     for e in epochs:
         assert e["throughput_images_per_s"] * e["throughput_step_s"] == pytest.approx(12, rel=1e-6)  # 3 steps of 12
         assert 0 <= e["throughput_loader_share"] <= 1

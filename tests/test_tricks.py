@@ -226,6 +226,7 @@ def test_trick_rates_are_range_checked():
 
 # --- all of them at once, through the engine -------------------------------------------------------------------
 
+@pytest.mark.slow  # over 3 s on 2 idle cores (docs/development.md: Tests)
 def test_every_trick_trains_together_with_rifle(tiny_config):
     cfg = tiny_config("train.epochs=2", "rifle.enabled=true", "rifle.num_reinits=1", "rifle.min_tail_epochs=1",
                       "rifle.reset_optimizer_state=true", "tricks.dropout=true", "tricks.dropconnect=true", "tricks.stochastic_depth=true",

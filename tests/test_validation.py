@@ -208,6 +208,7 @@ def test_fuzz_the_command_line_exits_with_a_message_never_a_traceback(tmp_path, 
         assert "Traceback" not in err
 
 
+@pytest.mark.slow  # another process (docs/development.md: Tests)
 def test_a_broken_config_file_through_train_py_is_one_clean_error(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("train:\n  lr: -1\n  epohcs: 3\nrifle: [oops]\n")
