@@ -218,11 +218,6 @@ def end_fit(model) -> None:
     model._test_dataloader = None
 
 
-def steps_of(model, loader) -> int | None:
-    """The number of batches hapi counts for ``loader`` (``_len_data_loader``)."""
-    return model._len_data_loader(loader)
-
-
 def metric_names(model) -> list:
     """``['loss', ...metric names]`` as hapi reports them (``_metrics_name``)."""
     return model._metrics_name()
