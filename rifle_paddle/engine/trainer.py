@@ -25,6 +25,7 @@ from ..callbacks.progress import RunProgress
 from ..callbacks.throughput import Throughput
 from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
+from ..core import paddle_compat
 from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_logging
 from ..data import build_datasets, build_loader
 from ..models import (create_model, find_classifier, initialize_classifier, load_pretrained,
@@ -73,7 +74,7 @@ def select_device(device: str, threads: int | None = None) -> str:
                        "(see README) or set -o run.device=cpu")
     paddle.set_device(device)
     if device == "cpu":
-        paddle.base.core.set_num_threads(cpu_threads(threads))
+        paddle_compat.set_cpu_threads(cpu_threads(threads))
     return device
 
 

@@ -55,10 +55,18 @@ def capture_rng() -> dict:
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     state = {"python": random.getstate(), "numpy": [kind, key.tolist(), int(pos), int(has_gauss), float(gauss)],
              "paddle_cpu": [paddle_compat.cpu_rng_state()]}  # a list, as paddle.get_rng_state("cpu") gives
-    device = paddle_compat.current_gpu()
+    device = current_gpu()
     if device is not None:
         state["paddle_cuda_device"] = paddle_compat.cuda_rng_state(device)
     return state
+
+
+def current_gpu() -> int | None:
+    """The card this process computes on (its rank's under ``paddle.distributed.launch``), None without one."""
+    if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
+        return None
+    device = paddle.device.get_device()  # "gpu:<id>" on a card
+    return int(device.split(":")[1]) if device.startswith("gpu:") else None
 
 
 def restore_rng(state: dict) -> None:
@@ -66,7 +74,7 @@ def restore_rng(state: dict) -> None:
     kind, key, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
     paddle_compat.set_cpu_rng_state(state["paddle_cpu"])
-    device = paddle_compat.current_gpu()
+    device = current_gpu()
     if device is None:
         return
     if "paddle_cuda_device" in state:
