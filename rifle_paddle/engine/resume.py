@@ -181,8 +181,8 @@ def find_resume_point(cfg: dict) -> ResumePoint | None:
     if point is None:
         said = "".join(f"\n  - damaged: {d}" for _, d in damage)
         if spec != "auto":
-            raise RunError(f"train.resume={spec}: no intact checkpoint in {CheckpointStore(run_dir).root} (a run writes one at the "
-                           f"start of every epoch, and on Ctrl-C){said}")
+            raise RunError(f"train.resume={spec}: no intact checkpoint in {CheckpointStore(run_dir).root} (a run "
+                           f"writes one at the start of every epoch, and on Ctrl-C){said}")
         results = recorded_results(run_dir) if os.path.isdir(run_dir) else []
         if not results or cfg["run"]["overwrite"]:
             return None
