@@ -370,7 +370,8 @@ class Checkpointer(paddle.callbacks.Callback):
             optimizer = paddle_compat.model_optimizer(self.model)
             network = fp32_state_dict(self.model.network, optimizer)  # AMP O2: the fp32 master weights
             require_finite(network, f"the checkpoint {self.store.path(position)}")  # never a poisoned "last good"
-            self.store.save(position, {NETWORK_FILE: network, OPTIMIZER_FILE: optimizer.state_dict(), STATE_FILE: state})
+            self.store.save(position, {NETWORK_FILE: network, OPTIMIZER_FILE: optimizer.state_dict(),
+                                       STATE_FILE: state})
         self.last_checkpoint = self.store.path(position)  # on every rank: ranks must take the same decisions
         if paddle.distributed.get_world_size() > 1:
             paddle.distributed.barrier()  # no rank leaves before rank 0 has the checkpoint on disk
