@@ -380,3 +380,29 @@ def test_config_differences_ignore_execution_keys_and_default_missing_ones():
     del saved["tricks"]  # a checkpoint from before the section existed: its defaults applied
     assert config_differences(saved, current) == ["train.lr: 0.01 in the run, 0.02 now"]
     assert "train.resume" in EXECUTION_KEYS and "train.epochs" not in EXECUTION_KEYS
+
+
+def test_the_resume_log_names_changed_execution_keys_and_defaults_the_ones_an_older_checkpoint_lacks(tmp_path):
+    """The "resuming ... ; changed: ..." line lists an execution key the resume changed, as ``key old -> new``, and
+    reads a key that an older checkpoint's config lacks as its default, as ``config_differences`` does: a run that
+    kept the default was not changed (the log said ``train.log_freq None -> 10``)."""
+    import logging
+    from rifle_paddle.engine.resume import Checkpointer, ResumePoint, plain_config
+    saved = plain_config(load_config(None, ["run.device=cpu"]))
+    del saved["train"]["log_freq"]  # a key the saving version did not have
+    state = {"config": saved, "global_step": 8, "world_size": 1}
+    point = ResumePoint(str(tmp_path), Position(2), str(tmp_path / "checkpoints" / "epoch_0002"), {STATE_FILE: state})
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger("rifle_paddle.engine.resume")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        Checkpointer(str(tmp_path), None, load_config(None, ["run.device=auto"]), resume=point)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    [line] = [r for r in records if r.startswith("resuming")]
+    assert line.endswith("; changed: run.device 'cpu' -> 'auto'"), line

@@ -2,13 +2,15 @@
 
 The engine builds on hapi's ``paddle.Model`` and on the optimizer's and ``GradScaler``'s internals where Paddle has
 no public way (resuming a run mid-epoch, seeding AMP O2's master weights, setting a gradient). Private names can
-change in any Paddle release, so none is used outside this module: each accessor below says which versions it was
-checked on, and ``tests/test_paddle_compat.py`` exercises every one against Paddle's observable behaviour, so a
-release that breaks one fails a named test instead of a user's run (``.ci/run`` runs it on the oldest and the
-newest supported Paddle). ``tests/test_paddle_compat.py`` also checks that no other module touches a private
-attribute of Paddle's objects.
+change in any Paddle release, so none is used outside this module: ``tests/test_paddle_compat.py`` exercises every
+accessor below against Paddle's observable behaviour, so a release that breaks one fails a named test instead of a
+user's run (``.ci/run`` runs it on the oldest and the newest supported Paddle), and checks that no other module
+touches a private attribute of Paddle's objects.
 
-Checked on: PaddlePaddle 3.0.0, 3.1.1, 3.2.2, 3.3.1 (CPU wheels) unless an accessor says otherwise.
+Checked on: PaddlePaddle 3.0.0, 3.1.1, 3.2.2, 3.3.1 (CPU wheels; ``.ci/run`` tests the oldest and the newest, 3.0.0
+and 3.3.1, on every run) unless an accessor says otherwise. What each accessor is for and why the public API cannot
+do it: the table in ``docs/development.md`` ("Paddle's private parts"), which ``tests/test_paddle_compat.py`` keeps
+listing every accessor.
 """
 from __future__ import annotations
 
@@ -32,13 +34,9 @@ def set_cpu_rng_state(state) -> None:
     paddle.base.core.default_cpu_generator().set_state(state)
 
 
-def current_gpu() -> int | None:
-    """The card this process computes on (its rank's under ``paddle.distributed.launch``), None without one
-    (``paddle.framework._current_expected_place``)."""
-    if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
-        return None
-    place = paddle.framework._current_expected_place()
-    return place.get_device_id() if place.is_gpu_place() else None
+def set_cpu_threads(threads: int) -> None:
+    """Run Paddle's CPU kernels on ``threads`` threads (``paddle.base.core.set_num_threads``)."""
+    paddle.base.core.set_num_threads(threads)
 
 
 def cuda_rng_state(device: int):
@@ -216,11 +214,6 @@ def begin_fit(model, eval_data) -> None:
 
 def end_fit(model) -> None:
     model._test_dataloader = None
-
-
-def steps_of(model, loader) -> int | None:
-    """The number of batches hapi counts for ``loader`` (``_len_data_loader``)."""
-    return model._len_data_loader(loader)
 
 
 def metric_names(model) -> list:

@@ -31,16 +31,14 @@ from paddle.hapi.callbacks import config_callbacks
 from ..config import SCHEMA, absolute_paths, defaults, to_yaml
 from ..core import paddle_compat
 from .amp import fp32_state_dict
-from .checkpoint_store import (CHECKPOINT_DIR, MANIFESTED, NETWORK_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointStore,
-                               DamagedCheckpoint, Position)
+from .checkpoint_store import (CHECKPOINT_DIR, MANIFESTED, NETWORK_FILE, OPTIMIZER_FILE, PUBLISHED, STATE_FILE,
+                               CheckpointStore, DamagedCheckpoint, Position)
 from .errors import RunError
 from .interrupt import InterruptRequest
 from .multicard import gather, resumed_step, world_size
 from .nonfinite import require_finite
-from .training_state import (capture_components, capture_grad_scaler, capture_metric_totals, capture_rng,
-                             mid_epoch_rng, parameter_names, restore_components, restore_grad_scaler,
-                             restore_metric_totals, restore_network, restore_optimizer, restore_rng, sampler_epoch,
-                             set_sampler_epoch, stateful_components)
+from .training_state import (capture_rng, capture_training, mid_epoch_rng, restore_rng, restore_training,
+                             sampler_epoch, set_sampler_epoch, stateful_components)
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +99,28 @@ def plain_config(cfg: dict) -> dict:
     return yaml.safe_load(to_yaml(absolute_paths(cfg)))
 
 
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """The keys outside ``EXECUTION_KEYS`` whose value differs, as ``key: saved in the run, current now`` lines.
+def _changed(saved: dict, current: dict, keys) -> list[tuple[str, object, object]]:
+    """``(key, value in the run, value now)`` of the dotted ``keys`` whose value differs.
 
     A key absent from ``saved`` (a checkpoint from before the key existed) had its default. Paths compare in
     their absolute form (a checkpoint from before paths were recorded absolute holds them relative)."""
-    fallback, problems = defaults(), []
+    fallback = defaults()
     saved = absolute_paths({s: dict(saved.get(s) or {}) for s in SCHEMA})
     current = absolute_paths(current)
-    for section, fields in SCHEMA.items():
-        for key in fields:
-            if f"{section}.{key}" in EXECUTION_KEYS:
-                continue
-            before = (saved.get(section) or {}).get(key, fallback[section][key])
-            now = current[section][key]
-            if before != now:
-                problems.append(f"{section}.{key}: {before!r} in the run, {now!r} now")
-    return problems
+    changed = []
+    for dotted in keys:
+        section, key = dotted.split(".")
+        before, now = saved[section].get(key, fallback[section][key]), current[section][key]
+        if before != now:
+            changed.append((dotted, before, now))
+    return changed
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """The keys outside ``EXECUTION_KEYS`` whose value differs, as ``key: saved in the run, current now`` lines."""
+    keys = [f"{section}.{key}" for section, fields in SCHEMA.items() for key in fields]
+    return [f"{key}: {before!r} in the run, {now!r} now"
+            for key, before, now in _changed(saved, current, [k for k in keys if k not in EXECUTION_KEYS])]
 
 
 def run_dir_of(cfg: dict) -> str | None:
@@ -130,8 +133,7 @@ def run_dir_of(cfg: dict) -> str | None:
 
 def recorded_results(run_dir: str) -> list[str]:
     """What of a run folder is a result a restart would delete: recorded epochs, weights, checkpoints."""
-    found = [name for name in ("best.pdparams", "last.pdparams", "last.pdopt")
-             if os.path.isfile(os.path.join(run_dir, name))]
+    found = [name for name in ("best.pdparams", *PUBLISHED.values()) if os.path.isfile(os.path.join(run_dir, name))]
     try:
         with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
             epochs = len(json.load(f).get("epochs") or [])
@@ -139,27 +141,26 @@ def recorded_results(run_dir: str) -> list[str]:
             found.insert(0, f"metrics.json ({epochs} epoch{'s' if epochs > 1 else ''})")
     except (OSError, ValueError, AttributeError):
         pass
-    root = os.path.join(run_dir, CHECKPOINT_DIR)
+    root = CheckpointStore(run_dir).root
     if os.path.isdir(root) and os.listdir(root):
         found.append(f"{CHECKPOINT_DIR}/ ({', '.join(sorted(os.listdir(root)))})")
     return found
 
 
-def _load_newest_intact(run_dir: str) -> tuple[tuple[Position, str, dict] | None, list[str]]:
-    """The newest checkpoint that passes its check, as ``(position, path, files)``, and every newer one's damage
-    (``(checkpoint path, what is wrong, naming the file)``)."""
+def _newest_intact(run_dir: str) -> tuple[ResumePoint | None, list[tuple[str, str]]]:
+    """The newest checkpoint that passes its check, and every newer one's damage (``(checkpoint path, what is
+    wrong, naming the file)``)."""
     store, damage = CheckpointStore(run_dir), []
     for position, path in reversed(store.complete()):
         try:
             files = store.load(path)
+            if files[STATE_FILE].get("format") != STATE_FORMAT:
+                raise DamagedCheckpoint(f"{path} was written by an incompatible version (format "
+                                        f"{files[STATE_FILE].get('format')}, expected {STATE_FORMAT})")
         except DamagedCheckpoint as e:
             damage.append((path, str(e)))
             continue
-        if files[STATE_FILE].get("format") != STATE_FORMAT:
-            damage.append((path, f"{path} was written by an incompatible version (format "
-                                 f"{files[STATE_FILE].get('format')}, expected {STATE_FORMAT})"))
-            continue
-        return (position, path, files), damage
+        return ResumePoint(run_dir, position, path, files, tuple(damage)), damage
     return None, damage
 
 
@@ -176,13 +177,12 @@ def find_resume_point(cfg: dict) -> ResumePoint | None:
     if run_dir is None:
         return None
     spec = cfg["train"]["resume"]
-    found, damage = _load_newest_intact(run_dir)
-    checkpoints = os.path.join(run_dir, CHECKPOINT_DIR)
-    if found is None:
+    point, damage = _newest_intact(run_dir)
+    if point is None:
         said = "".join(f"\n  - damaged: {d}" for _, d in damage)
         if spec != "auto":
-            raise RunError(f"train.resume={spec}: no intact checkpoint in {checkpoints} (a run writes one at the "
-                           f"start of every epoch, and on Ctrl-C){said}")
+            raise RunError(f"train.resume={spec}: no intact checkpoint in {CheckpointStore(run_dir).root} (a run "
+                           f"writes one at the start of every epoch, and on Ctrl-C){said}")
         results = recorded_results(run_dir) if os.path.isdir(run_dir) else []
         if not results or cfg["run"]["overwrite"]:
             return None
@@ -192,8 +192,6 @@ def find_resume_point(cfg: dict) -> ResumePoint | None:
                        f"copy?) and run the same command again\n"
                        f"  - start over, deleting those results: add -o run.overwrite=true\n"
                        f"  - keep them and train a new run: -o run.name=<another name>")
-    position, path, files = found
-    point = ResumePoint(run_dir, position, path, files, tuple(damage))
     differences = config_differences(point.state["config"], cfg)
     if differences:
         raise RunError(f"cannot resume {run_dir}: the config changes what the run computes:\n  "
@@ -201,17 +199,6 @@ def find_resume_point(cfg: dict) -> ResumePoint | None:
                        + f"\nResume with the run's own config ({resume_command(run_dir)}, which reads its "
                          f"config.yaml), or start a new run under another run.name")
     return point
-
-
-def _execution_changes(saved: dict, current: dict) -> list[str]:
-    """The execution keys that differ from the run's config (for the log: e.g. a resume on another device)."""
-    changed = []
-    for dotted in sorted(EXECUTION_KEYS - {"train.resume", "run.overwrite", "run.name", "run.output_dir"}):
-        section, key = dotted.split(".")
-        before = (saved.get(section) or {}).get(key)
-        if before != current[section][key]:
-            changed.append(f"{dotted} {before!r} -> {current[section][key]!r}")
-    return changed
 
 
 # ------------------------------------------------------------------------------------------------- the callback
@@ -255,7 +242,9 @@ class Checkpointer(paddle.callbacks.Callback):
         if resume is not None:
             for _, damage in resume.damaged:  # here, not when found: train.log is open now
                 log.warning("checkpoint damaged: %s; resuming from the previous one, %s", damage, resume.path)
-            changed = _execution_changes(resume.state["config"], self.config)
+            changed = [f"{key} {before!r} -> {now!r}" for key, before, now in _changed(  # e.g. another device
+                resume.state["config"], self.config,
+                sorted(EXECUTION_KEYS - {"train.resume", "run.overwrite", "run.name", "run.output_dir"}))]
             log.info("resuming %s from %s (%s)%s%s", run_dir, resume.path, resume.position,
                      "; training had finished, only the final evaluation is left" if resume.finished else "",
                      f"; changed: {', '.join(changed)}" if changed else "")
@@ -317,19 +306,13 @@ class Checkpointer(paddle.callbacks.Callback):
             return
         state, path = self.resume.state, self.resume.path
         try:
-            restore_network(self.model.network, self.resume.files[NETWORK_FILE])
-            restore_optimizer(paddle_compat.model_optimizer(self.model), self.resume.files[OPTIMIZER_FILE],
-                              self.model.network,
-                              state["parameter_names"])
-            if self.saved_world != world_size():  # the schedule counts steps, which are bigger or smaller now
-                schedule = paddle_compat.learning_rate(paddle_compat.model_optimizer(self.model))
-                schedule.step(self.epoch * len(self.train_loader) + self.step)
-            restore_grad_scaler(self.model, state.get("grad_scaler"))
-            restore_components(self.components, state["components"])
-            if state.get("metric_totals"):
-                restore_metric_totals(paddle_compat.model_metrics(self.model), state["metric_totals"])
+            restore_training(self.model, self.components, self.resume.files[NETWORK_FILE],
+                             self.resume.files[OPTIMIZER_FILE], state)
         except (ValueError, KeyError) as e:
             raise RunError(f"cannot resume from {path}: {e}") from None
+        if self.saved_world != world_size():  # the schedule counts steps, which are bigger or smaller now
+            schedule = paddle_compat.learning_rate(paddle_compat.model_optimizer(self.model))
+            schedule.step(self.epoch * len(self.train_loader) + self.step)
         if self.rank == 0:
             for damaged, _ in self.resume.damaged:  # never again taken for the newest checkpoint
                 log.warning("damaged checkpoint moved aside: %s", self.store.set_aside(damaged))
@@ -382,17 +365,13 @@ class Checkpointer(paddle.callbacks.Callback):
                 "finished": finished, "config": self.config, "world_size": world_size(),
                 "rng": rng[0], "rng_ranks": rng,  # every rank's streams: each continues its own
                 "sampler_epoch": self._epoch_start_sampler if mid_epoch else sampler_epoch(self.train_loader),
-                "metric_totals": capture_metric_totals(paddle_compat.model_metrics(self.model)) if mid_epoch else None,
-                "grad_scaler": capture_grad_scaler(paddle_compat.model_grad_scaler(self.model)),
-                "parameter_names": parameter_names(self.model.network),
-                "components": capture_components(self.components), "data": self.data, MANIFESTED: True,
+                **capture_training(self.model, self.components, mid_epoch), "data": self.data, MANIFESTED: True,
             }
             optimizer = paddle_compat.model_optimizer(self.model)
             network = fp32_state_dict(self.model.network, optimizer)  # AMP O2: the fp32 master weights
             require_finite(network, f"the checkpoint {self.store.path(position)}")  # never a poisoned "last good"
-            files = {NETWORK_FILE: network, OPTIMIZER_FILE: optimizer.state_dict(),
-                     STATE_FILE: state}
-            self.store.save(position, files)
+            self.store.save(position, {NETWORK_FILE: network, OPTIMIZER_FILE: optimizer.state_dict(),
+                                       STATE_FILE: state})
         self.last_checkpoint = self.store.path(position)  # on every rank: ranks must take the same decisions
         if paddle.distributed.get_world_size() > 1:
             paddle.distributed.barrier()  # no rank leaves before rank 0 has the checkpoint on disk
@@ -422,6 +401,15 @@ class _Remainder:
         yield from batches
 
 
+def _steps(loader) -> int | None:
+    """The batches of one pass over ``loader`` as hapi counts them: None for a loader without a length (over an
+    ``IterableDataset``, whose ``len`` Paddle refuses)."""
+    try:
+        return len(loader)
+    except (TypeError, ValueError):
+        return None
+
+
 def evaluates_after(epoch: int, epochs: int, eval_freq: int) -> bool:
     """Whether the 0-based ``epoch`` is followed by a test: after epochs N, 2N, ... (1-based) and after the last.
     hapi's own ``fit`` tests after the first epoch and then every N (``epoch % N == 0``), which for a run that
@@ -432,9 +420,13 @@ def evaluates_after(epoch: int, epochs: int, eval_freq: int) -> bool:
 def fit_from(model, train_data, eval_data=None, *args, start_epoch: int = 0, skip_steps: int = 0, epochs: int = 1,
              eval_freq: int = 1, log_freq: int = 10, verbose: int = 2, callbacks=None, **unsupported):
     """hapi's epoch loop (``Model.fit``, Paddle 3.3) from ``start_epoch``, after ``skip_steps`` batches of it,
-    testing after the epochs ``evaluates_after`` names.
+    testing after the epochs ``evaluates_after`` names. Every run goes through it, a new one too (from epoch 0).
 
-    Reuses hapi's ``config_callbacks`` and ``_run_one_epoch``, so callbacks see the same events with the same
+    Not hapi's public ``fit`` with callbacks doing the positioning: its loop always starts at epoch 0 (a callback
+    cannot skip an epoch: every other callback would see it begin and end), cannot start after a batch, and tests
+    after epochs 1, 1 + N, ... where a run tests after N, 2N, ... and the last; a new run through ``fit`` and a
+    resumed one through this loop would be two loops to keep alike. So this is hapi's loop, reusing hapi's
+    ``config_callbacks`` and ``_run_one_epoch``, so callbacks see the same events with the same
     parameters (``epochs`` is the run's total) as in an uninterrupted ``fit``. Only what the engine passes to
     ``fit`` is supported: data loaders, not data sets (hapi would build a new loader, whose sampler state a
     checkpoint cannot know), and none of ``batch_size``, ``num_iters``, ``save_dir``, gradient accumulation.
@@ -444,7 +436,7 @@ def fit_from(model, train_data, eval_data=None, *args, start_epoch: int = 0, ski
                         "log_freq, verbose, callbacks (and start_epoch, skip_steps); pass data sets for the rest "
                         "of hapi's options" +
                         (f"; got {', '.join(sorted(unsupported))}" if unsupported else ""))
-    cbks = config_callbacks(callbacks, model=model, epochs=epochs, steps=paddle_compat.steps_of(model, train_data),
+    cbks = config_callbacks(callbacks, model=model, epochs=epochs, steps=_steps(train_data),
                             log_freq=log_freq, verbose=verbose, metrics=paddle_compat.metric_names(model))
     paddle_compat.begin_fit(model, eval_data)
     cbks.on_begin("train")
@@ -455,7 +447,7 @@ def fit_from(model, train_data, eval_data=None, *args, start_epoch: int = 0, ski
         logs = paddle_compat.run_one_epoch(model, loader, cbks, "train")
         cbks.on_epoch_end(epoch, logs)
         if eval_data is not None and evaluates_after(epoch, epochs, eval_freq):
-            cbks.on_begin("eval", {"steps": paddle_compat.steps_of(model, eval_data),
+            cbks.on_begin("eval", {"steps": _steps(eval_data),
                                    "metrics": paddle_compat.metric_names(model)})
             cbks.on_end("eval", paddle_compat.run_one_epoch(model, eval_data, cbks, "eval"))
         if model.stop_training:

@@ -75,16 +75,14 @@ def is_stale(holder: dict, path: str) -> bool:
 
 class RunLock:
     """``with RunLock(run_dir):`` holds ``<run_dir>/run.lock`` (creating ``run_dir`` if needed) or raises
-    ``RunError`` naming the process that holds it. ``created_dir`` says whether the folder was new."""
+    ``RunError`` naming the process that holds it."""
 
     def __init__(self, run_dir: str):
         self.run_dir = os.path.abspath(run_dir)
         self.path = os.path.join(self.run_dir, LOCK_FILE)
-        self.created_dir = False
         self.held = False
 
     def acquire(self) -> "RunLock":
-        self.created_dir = not os.path.isdir(self.run_dir)
         try:
             os.makedirs(self.run_dir, exist_ok=True)
         except OSError as e:

@@ -24,6 +24,7 @@ from ..callbacks import RIFLE
 from ..records import RunProgress, RunRecorder, Throughput, VisualDLLogger
 from ..config import absolute_paths, to_yaml
 from ..config.checks import gpu_available, require_paths
+from ..core import paddle_compat
 from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_logging
 from ..data import build_datasets, build_loader
 from ..models import build_network, find_classifier, reset_batchnorm_statistics
@@ -71,7 +72,7 @@ def select_device(device: str, threads: int | None = None) -> str:
                        "(see README) or set -o run.device=cpu")
     paddle.set_device(device)
     if device == "cpu":
-        paddle.base.core.set_num_threads(cpu_threads(threads))
+        paddle_compat.set_cpu_threads(cpu_threads(threads))
     return device
 
 
@@ -118,7 +119,7 @@ def _remove(path: str) -> None:
     shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
 
 
-def prepare_run_dir(cfg: dict, restart: bool = False, run_dir: str | None = None) -> str:
+def prepare_run_dir(cfg: dict, run_dir: str, restart: bool = False) -> str:
     """Create the run directory for a new run.
 
     A non-empty directory is refused unless ``run.overwrite`` (or ``restart``: ``train.resume=auto`` found no
@@ -127,7 +128,6 @@ def prepare_run_dir(cfg: dict, restart: bool = False, run_dir: str | None = None
     can be taken for the new run's; it is deleted once the new run has started, and put back if the new run
     cannot start (``discarded_on_failure``): a broken command never costs the old run. Only a run directory (one
     with a ``config.yaml``) is ever emptied."""
-    run_dir = run_dir or os.path.join(cfg["run"]["output_dir"], run_name(cfg))
     if not is_main_process():  # only rank 0 writes; the others would see rank 0's fresh files
         return run_dir
     if _contents(run_dir):
@@ -350,7 +350,7 @@ def _train(cfg: dict, run_dir: str, callbacks: list | None, device: str, started
     resume = find_resume_point(cfg)  # None: a new run
     restart = resume is None and cfg["train"]["resume"] == "auto"  # auto, nothing to lose yet: start afresh
     if resume is None:
-        prepare_run_dir(cfg, restart, run_dir)
+        prepare_run_dir(cfg, run_dir, restart)
     with discarded_on_failure(run_dir, new_run=resume is None):
         parts = _start(cfg, run_dir, resume, device)
     train_set, test_set, num_classes, train_loader, test_loader, head_name, regularized_step, model, data = parts

@@ -55,10 +55,18 @@ def capture_rng() -> dict:
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     state = {"python": random.getstate(), "numpy": [kind, key.tolist(), int(pos), int(has_gauss), float(gauss)],
              "paddle_cpu": [paddle_compat.cpu_rng_state()]}  # a list, as paddle.get_rng_state("cpu") gives
-    device = paddle_compat.current_gpu()
+    device = current_gpu()
     if device is not None:
         state["paddle_cuda_device"] = paddle_compat.cuda_rng_state(device)
     return state
+
+
+def current_gpu() -> int | None:
+    """The card this process computes on (its rank's under ``paddle.distributed.launch``), None without one."""
+    if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
+        return None
+    device = paddle.device.get_device()  # "gpu:<id>" on a card
+    return int(device.split(":")[1]) if device.startswith("gpu:") else None
 
 
 def restore_rng(state: dict) -> None:
@@ -66,7 +74,7 @@ def restore_rng(state: dict) -> None:
     kind, key, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
     paddle_compat.set_cpu_rng_state(state["paddle_cpu"])
-    device = paddle_compat.current_gpu()
+    device = current_gpu()
     if device is None:
         return
     if "paddle_cuda_device" in state:
@@ -101,10 +109,6 @@ def stateful_components(train_step, callbacks: Iterable) -> dict[str, Stateful]:
     return components
 
 
-def capture_components(components: dict[str, Stateful]) -> dict[str, dict]:
-    return {name: component.state_dict() for name, component in components.items()}
-
-
 def restore_components(components: dict[str, Stateful], states: dict[str, dict]) -> None:
     """Restore every component; the two sets of names must match (a silent partial restore would continue a
     different run)."""
@@ -117,7 +121,38 @@ def restore_components(components: dict[str, Stateful], states: dict[str, dict])
         component.set_state_dict(states[name])
 
 
-# ------------------------------------------------------------------------------- network, optimizer, AMP, metrics
+# ------------------------------------------------------------------------------------- the model's state, in one
+def capture_training(model, components: dict[str, Stateful], mid_epoch: bool) -> dict:
+    """The state file's part that belongs to the model and the components (the network and optimizer go to files of
+    their own): AMP's loss scale, the parameters' structured names (``restore_optimizer``), every component's
+    state, and, in the middle of an epoch, the metrics' running totals (``paddle.metric.Accuracy``: ``total`` and
+    ``count``), so that an epoch interrupted midway reports its accuracy over all its batches."""
+    scaler, totals = paddle_compat.model_grad_scaler(model), None
+    if mid_epoch:
+        totals = [{"total": [float(t) for t in m.total], "count": [int(c) for c in m.count]}
+                  if hasattr(m, "total") and hasattr(m, "count") else None for m in paddle_compat.model_metrics(model)]
+    return {"metric_totals": totals,
+            "grad_scaler": scaler.state_dict() if scaler is not None else None,
+            "parameter_names": parameter_names(model.network),
+            "components": {name: component.state_dict() for name, component in components.items()}}
+
+
+def restore_training(model, components: dict[str, Stateful], network: dict, optimizer: dict, state: dict) -> None:
+    """Put back the network, the optimizer and what ``capture_training`` kept. Raises ``ValueError`` or
+    ``KeyError`` for a checkpoint that does not fit the model. ``TransferModel`` creates AMP's scaler lazily, so
+    it is asked for it (``grad_scaler()``)."""
+    restore_network(model.network, network)
+    restore_optimizer(paddle_compat.model_optimizer(model), optimizer, model.network, state["parameter_names"])
+    scaler = model.grad_scaler()
+    if state.get("grad_scaler") is not None and scaler is not None:
+        scaler.load_state_dict(state["grad_scaler"])
+    restore_components(components, state["components"])
+    for metric, saved in zip(paddle_compat.model_metrics(model), state.get("metric_totals") or []):
+        if saved is not None:
+            metric.total, metric.count = list(saved["total"]), list(saved["count"])
+
+
+# ----------------------------------------------------------------------------------------- network, optimizer
 def restore_network(network: paddle.nn.Layer, state: dict) -> None:
     """Strictly (``core.weights``): Paddle only warns about missing or misshapen entries, which here would mean
     continuing with part of the network re-initialized. fp32 files load into an AMP O2 network."""
@@ -192,30 +227,6 @@ def _current_param(current: dict, saved_names: dict[str, str], old: str):
     if structured not in current:
         raise ValueError(f"the saved optimizer state names parameter {structured or old}, which this network lacks")
     return current[structured]
-
-
-def capture_grad_scaler(scaler) -> dict | None:
-    return scaler.state_dict() if scaler is not None else None
-
-
-def restore_grad_scaler(model, state: dict | None) -> None:
-    """AMP's dynamic loss scale and its good/bad step counters (``TransferModel`` creates the scaler lazily)."""
-    scaler = model.grad_scaler()
-    if state is not None and scaler is not None:
-        scaler.load_state_dict(state)
-
-
-def capture_metric_totals(metrics: list) -> list[dict | None]:
-    """The running totals of hapi metrics within the current epoch (``paddle.metric.Accuracy``: ``total`` and
-    ``count``), so an epoch interrupted midway reports its accuracy over all its batches."""
-    return [{"total": [float(t) for t in m.total], "count": [int(c) for c in m.count]}
-            if hasattr(m, "total") and hasattr(m, "count") else None for m in metrics]
-
-
-def restore_metric_totals(metrics: list, totals: list[dict | None]) -> None:
-    for metric, saved in zip(metrics, totals):
-        if saved is not None:
-            metric.total, metric.count = list(saved["total"]), list(saved["count"])
 
 
 # ------------------------------------------------------------------------------------------------------ the sampler
