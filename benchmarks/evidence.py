@@ -24,7 +24,6 @@ import os
 import platform
 import shutil
 import sys
-import time
 
 import numpy as np
 

@@ -8,6 +8,7 @@ import os
 import re
 
 import numpy as np
+import paddle
 import pytest
 
 import rifle_paddle
@@ -56,6 +57,22 @@ def test_bad_keywords_are_refused_in_one_line_naming_the_allowed_ones(tiny_folde
         rifle_paddle.build_regularizer("l2-sp")
     with pytest.raises(ValueError, match=r"regularizer.layers applies to delta and kd only.*\(no effect\)$"):
         rifle_paddle.build_regularizer("l2sp", layers=["layer4"])  # a keyword that would be silently ignored
+
+
+def test_rifle_refuses_values_a_config_file_would_refuse():
+    """RIFLE built by hand gets the rifle section's checks (docs/config.md: num_reinits >= 0, epochs a list of
+    non-negative integers, the initializers): a negative count or a string of epochs used to be taken silently."""
+    from rifle_paddle.callbacks import RifleController
+    for bad, match in [({"num_reinits": -1}, r"^RIFLE\(\): rifle.num_reinits: must be >= 0, got -1$"),
+                       ({"epochs": "abc"}, r"^RIFLE\(\): rifle.epochs: "),
+                       ({"epochs": [3, -2]}, r"^RIFLE\(\): rifle.epochs: "),
+                       ({"min_tail_steps": -5}, r"^RIFLE\(\): rifle.min_tail_steps: must be >= 0"),
+                       ({"init": "xavier"}, r"^RIFLE\(\): rifle.init: must be one of authors, ")]:
+        with pytest.raises(ValueError, match=match):
+            rifle_paddle.RIFLE(**bad)
+    with pytest.raises(ValueError, match=r"^RifleController\(\): rifle.num_reinits: must be >= 0, got -2$"):
+        RifleController(paddle.nn.Linear(4, 2), None, epochs=10, num_reinits=-2)
+    assert rifle_paddle.RIFLE(num_reinits=2, epochs=[3, 6]).explicit_epochs == [3, 6]  # good values pass as given
 
 
 def test_keywords_left_out_take_the_defaults_a_config_file_gets(tiny_folder):

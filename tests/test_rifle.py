@@ -1,5 +1,4 @@
 """RIFLE's contract: when it re-draws, what it re-draws, what it leaves alone, and reproducibility."""
-from contextlib import nullcontext
 
 import numpy as np
 import paddle

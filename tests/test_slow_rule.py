@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-import pytest
 from conftest import SLOW_SECONDS, SlowReport
 
 

@@ -4,7 +4,6 @@ submitit (run end to end with its local executor; sbatch's refusals through a st
 import json
 import os
 import stat
-import sys
 import time
 
 import pytest

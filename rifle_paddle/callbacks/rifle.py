@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +52,7 @@ import paddle
 from paddle import nn
 
 from ..core import paddle_compat
+from ..config.keywords import keyword_section
 from ..config.schema import defaults, register_choices
 from ..models.classifier import find_classifier
 
@@ -226,6 +226,15 @@ def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "a
     return report
 
 
+def _check(caller: str, num_reinits, epochs, min_tail_epochs, min_tail_steps, init, reset_optimizer_state,
+           layer=None) -> None:
+    """The ``rifle`` config section's checks on arguments given by hand (one line, naming the key), so a
+    ``RIFLE(num_reinits=-1)`` in a user's own loop is refused as the same value in a config file is."""
+    keyword_section("rifle", {"num_reinits": num_reinits, "epochs": epochs, "min_tail_epochs": min_tail_epochs,
+                              "min_tail_steps": min_tail_steps, "init": init,
+                              "reset_optimizer_state": reset_optimizer_state, "layer": layer}, caller)
+
+
 @dataclass
 class RifleController:
     """RIFLE for a hand-written dygraph loop: call ``controller.on_epoch_begin(epoch)`` before each epoch.
@@ -252,8 +261,8 @@ class RifleController:
     layer_name: str = ""
 
     def __post_init__(self):
-        if self.init not in INITIALIZERS:
-            raise ValueError(f"unknown initializer '{self.init}', expected one of {', '.join(INITIALIZERS)}")
+        _check("RifleController", self.num_reinits, self.schedule_epochs, self.min_tail_epochs, self.min_tail_steps,
+               self.init, self.reset_optimizer_state)
         self.schedule = rifle_schedule(self.epochs, self.num_reinits, self.min_tail_epochs, self.schedule_epochs,
                                        self.min_tail_steps, self.steps_per_epoch)
         #: the short-tail warning (None when the tail is long enough or the steps per epoch are unknown)
@@ -304,8 +313,7 @@ class RIFLE(paddle.callbacks.Callback):
                  reset_optimizer_state: bool = DEFAULTS["reset_optimizer_state"], layer: str | None = None,
                  seed: int = 0, writer=None, min_tail_steps: int = DEFAULTS["min_tail_steps"]):
         super().__init__()
-        if init not in INITIALIZERS:
-            raise ValueError(f"unknown initializer '{init}', expected one of {', '.join(INITIALIZERS)}")
+        _check("RIFLE", num_reinits, epochs, min_tail_epochs, min_tail_steps, init, reset_optimizer_state, layer)
         self.num_reinits, self.explicit_epochs, self.min_tail_epochs = num_reinits, epochs, min_tail_epochs
         self.init, self.reset_state, self.layer_name, self.seed = init, reset_optimizer_state, layer, seed
         self.writer, self.min_tail_steps = writer, min_tail_steps
