@@ -111,3 +111,45 @@ def test_the_own_loop_example_of_the_docs_trains_a_rifle_run(tiny_folder, tiny_p
     assert str(events) in capsys.readouterr().out
     head = scope["network"].fc.weight.numpy()
     assert np.isfinite(head).all() and head.shape == (512, 3)
+
+
+def test_numpy_integers_and_path_objects_are_taken_for_what_they_are(tiny_folder, tmp_path):
+    """An ``np.int64`` is an integer and a ``pathlib.Path`` a path (Python's numbers.Integral and os.PathLike): a
+    size computed with numpy or a root built with pathlib used to be refused ('expected an integer, got int64')."""
+    import pathlib
+    test_set = rifle_paddle.build_dataset("folder", "test", root=pathlib.Path(tiny_folder), image_size=np.int64(32))
+    assert test_set[0][0].shape[-2:] == (32, 32)
+    assert rifle_paddle.RIFLE(num_reinits=np.int64(2), epochs=[np.int64(3)]).explicit_epochs == [3]
+    weights = str(tmp_path / "w.pdparams")
+    paddle.save(rifle_paddle.create_model("resnet18", num_classes=3).state_dict(), weights)
+    _, head = rifle_paddle.build_network("resnet18", np.int64(3), pretrained=pathlib.Path(weights))
+    assert head == "fc"
+
+
+def test_a_tilde_in_a_path_key_is_the_home_folder(tiny_folder, monkeypatch):
+    """``data.root: ~/data/CUB_200_2011`` (YAML) or ``-o data.root=~/...`` (the shell does not expand ``~`` after
+    ``data.root=``) names the home folder, as everywhere in a shell; it used to become ``<cwd>/~/...``."""
+    from rifle_paddle.config.loader import absolute_paths
+    home, name = os.path.split(tiny_folder)
+    monkeypatch.setenv("HOME", home)
+    assert len(rifle_paddle.build_dataset("folder", "test", root=f"~/{name}", image_size=32)) == 12
+    cfg = rifle_paddle.load_config(None, ["data.name=folder", f"data.root=~/{name}"], paths_for="train")
+    assert absolute_paths(cfg)["data"]["root"] == tiny_folder
+
+
+def test_one_override_may_be_given_as_a_string():
+    """``load_config(name, "data.root=/x")``: a lone string is one override, not twelve one-letter ones."""
+    assert rifle_paddle.load_config("cub200/resnet50_rifle", "data.root=/x")["data"]["root"] == "/x"
+
+
+def test_a_bad_class_count_or_regularizer_name_is_refused_in_one_line():
+    """num_classes gets model.num_classes' check (a positive integer); a name of None the section's (required):
+    a boolean, a string or a float class count reached Paddle's layer constructor, and None raised 'NoneType
+    object is not iterable'."""
+    for bad, match in [(True, "model.num_classes: expected an integer, got a boolean"),
+                       ("3", "model.num_classes: expected an integer, got str"),
+                       (2.0, "model.num_classes: expected an integer, got float")]:
+        with pytest.raises(ValueError, match=rf"^build_network\(\): {match}"):
+            rifle_paddle.build_network("resnet18", bad, pretrained=None)
+    with pytest.raises(ValueError, match=r"^build_regularizer\(\): regularizer.name: required, got null$"):
+        rifle_paddle.build_regularizer(None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import numbers
 import os
 from typing import Any, Iterable
 
@@ -112,7 +113,14 @@ def apply_overrides(cfg: dict, overrides: Iterable[str], problems: list[str]) ->
 
 
 def _coerce(field, value):
-    """YAML 1.1 reads '1e-4' as a string; accept it for a float key rather than fail on a common spelling."""
+    """YAML 1.1 reads '1e-4' as a string; accept it for a float key rather than fail on a common spelling. From
+    the keyword API: a numpy integer is an integer, a ``pathlib.Path`` a path; a path's ``~`` is the home folder
+    (as in a shell, which does not expand it in ``-o data.root=~/...``)."""
+    if field.is_path and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if field.is_path and isinstance(value, str) and value.startswith("~"):
+        value = os.path.expanduser(value)
+    value = [_plain_int(v) for v in value] if isinstance(value, list) else _plain_int(value)
     if isinstance(value, str) and float in field.types:
         try:
             return float(value)
@@ -124,6 +132,11 @@ def _coerce(field, value):
         except OverflowError:
             return math.inf  # reported as not finite
     return value
+
+
+def _plain_int(value):
+    """A numpy (or other ``numbers.Integral``) integer as a Python int; anything else as it is."""
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)) else value
 
 
 def validate(cfg: dict) -> list[str]:
@@ -170,8 +183,9 @@ def _type_names(f) -> str:
     return " or ".join(names.get(t, t.__name__) for t in f.types)
 
 
-def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_for: str | None = None) -> dict:
-    """Defaults, then the file chain (``_base_`` first), then overrides; validated as a whole.
+def load_config(path: str | None = None, overrides: Iterable[str] | str = (), paths_for: str | None = None) -> dict:
+    """Defaults, then the file chain (``_base_`` first), then overrides (``section.key=value`` strings; a lone
+    string is one override); validated as a whole.
 
     ``path`` is a file, or the name of a config shipped with the package (``cub200/resnet50_rifle``, see
     ``packaged.resolve_config``).
@@ -180,6 +194,7 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_fo
     (``checks.path_problems``). Raises ``ConfigError`` listing every problem found. The returned dict also records
     where it came from under the private key ``_source`` (not a config key; dropped when the config is saved).
     """
+    overrides = [overrides] if isinstance(overrides, str) else overrides
     cfg = defaults()
     problems: list[str] = []
     if path is not None:

@@ -48,7 +48,7 @@ def build_regularizer(regularizer: str | dict, **options) -> Regularizer | None:
     ``alpha`` / ``beta`` / ``layers`` left null the method's (``REGULARIZERS[name].DEFAULTS``). An unknown keyword
     raises ``TypeError`` naming the allowed ones, a bad value ``ValueError``.
     """
-    given = {"name": regularizer} if isinstance(regularizer, str) else dict(regularizer)
+    given = dict(regularizer) if isinstance(regularizer, dict) else {"name": regularizer}
     reg_cfg = keyword_section("regularizer", {**given, **options}, "build_regularizer")
     useless = without_effect(reg_cfg)
     if useless:
