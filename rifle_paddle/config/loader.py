@@ -59,8 +59,11 @@ def _resolve_bases(path: str, depth: int = 0) -> list[tuple[str, dict]]:
         raise ConfigError([f"{path}: {BASE_KEY} must be a file name or a list of file names, got {bases!r}"])
     chain: list[tuple[str, dict]] = []
     for base in bases:
-        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
-        chain.extend(_resolve_bases(os.path.normpath(base_path), depth + 1))
+        base_path = os.path.normpath(base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base))
+        if not os.path.isfile(base_path):
+            raise ConfigError([f"{path}: {BASE_KEY} {base!r} not found: no file {base_path} (a base is relative to "
+                               "the folder of the file that names it)"])
+        chain.extend(_resolve_bases(base_path, depth + 1))
     chain.append((path, data))
     return chain
 
