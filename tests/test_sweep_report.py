@@ -432,3 +432,12 @@ def test_the_check_of_a_folder_of_ones_own_says_how_to_regenerate_that_folder(co
     assert configgen.main(["--configs", configs, "--check"]) == 1
     hint = [line for line in capsys.readouterr().err.splitlines() if "to regenerate" in line]
     assert hint and f"--configs {configs}" in hint[0], hint
+
+
+def test_the_documented_table_path_works_from_any_folder(tmp_path, monkeypatch):
+    """docs/tables.md's `TABLE=configs/tables/rifle_table_tricks.yaml` is the package's table; from a folder that
+    is not a checkout (a pip install) the sweep said 'file not found', where `-c cub200/resnet50_rifle` works."""
+    monkeypatch.chdir(tmp_path)
+    for spec in ("configs/tables/rifle_table_tricks.yaml", "tables/rifle_table_tricks"):
+        table = load_table(spec)
+        assert table.name == "rifle_table_tricks" and os.path.isfile(table.path), spec
