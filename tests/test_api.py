@@ -153,3 +153,17 @@ def test_a_bad_class_count_or_regularizer_name_is_refused_in_one_line():
             rifle_paddle.build_network("resnet18", bad, pretrained=None)
     with pytest.raises(ValueError, match=r"^build_regularizer\(\): regularizer.name: required, got null$"):
         rifle_paddle.build_regularizer(None)
+
+
+def test_train_refuses_what_is_not_a_valid_config_before_it_creates_anything(tiny_folder, tmp_path):
+    """train() takes load_config's dict: a config name raised "string indices must be integers", and a value
+    edited after load_config (train.epochs="2") reached the learning-rate schedule ("unsupported operand type(s)
+    for -: 'str' and 'int'") instead of the one-line check a config file gets."""
+    with pytest.raises(TypeError, match=r"load_config"):
+        rifle_paddle.train("datasets/folder")
+    cfg = rifle_paddle.load_config(None, ["data.name=folder", f"data.root={tiny_folder}", "model.pretrained=none",
+                                          "model.arch=resnet18", f"run.output_dir={tmp_path}", "run.name=edited"])
+    cfg["train"]["epochs"] = "2"
+    with pytest.raises(rifle_paddle.ConfigError, match=r"train.epochs: expected an integer, got str"):
+        rifle_paddle.train(cfg)
+    assert not os.path.exists(tmp_path / "edited")
