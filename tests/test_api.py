@@ -167,3 +167,14 @@ def test_train_refuses_what_is_not_a_valid_config_before_it_creates_anything(tin
     with pytest.raises(rifle_paddle.ConfigError, match=r"train.epochs: expected an integer, got str"):
         rifle_paddle.train(cfg)
     assert not os.path.exists(tmp_path / "edited")
+
+
+def test_the_loader_checks_its_arguments_as_the_data_keys_are_checked(tiny_folder):
+    """build_loader's batch_size, num_workers and drop_last are data.* keys: a numpy batch size (len(x) // 4 on
+    an array) or a batch of 0 met Paddle's bare 'AssertionError: batch_size should be a positive integer'."""
+    test_set = rifle_paddle.build_dataset("folder", "test", root=tiny_folder, image_size=32)
+    assert len(rifle_paddle.build_loader(test_set, batch_size=np.int64(4), train=False, num_workers=0)) == 3
+    with pytest.raises(ValueError, match=r"^build_loader\(\): data.batch_size: must be > 0, got 0$"):
+        rifle_paddle.build_loader(test_set, batch_size=0, train=False, num_workers=0)
+    with pytest.raises(ValueError, match=r"^build_loader\(\): data.num_workers: "):
+        rifle_paddle.build_loader(test_set, batch_size=4, train=False, num_workers=-1)
