@@ -120,6 +120,7 @@ def test_numpy_integers_and_path_objects_are_taken_for_what_they_are(tiny_folder
     test_set = rifle_paddle.build_dataset("folder", "test", root=pathlib.Path(tiny_folder), image_size=np.int64(32))
     assert test_set[0][0].shape[-2:] == (32, 32)
     assert rifle_paddle.RIFLE(num_reinits=np.int64(2), epochs=[np.int64(3)]).explicit_epochs == [3]
+    assert rifle_paddle.RIFLE(epochs=(10, 20)).explicit_epochs == [10, 20]  # a tuple is a list of Python's
     weights = str(tmp_path / "w.pdparams")
     paddle.save(rifle_paddle.create_model("resnet18", num_classes=3).state_dict(), weights)
     _, head = rifle_paddle.build_network("resnet18", np.int64(3), pretrained=pathlib.Path(weights))

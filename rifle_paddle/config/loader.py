@@ -117,12 +117,14 @@ def apply_overrides(cfg: dict, overrides: Iterable[str], problems: list[str]) ->
 
 def _coerce(field, value):
     """YAML 1.1 reads '1e-4' as a string; accept it for a float key rather than fail on a common spelling. From
-    the keyword API: a numpy integer is an integer, a ``pathlib.Path`` a path; a path's ``~`` is the home folder
-    (as in a shell, which does not expand it in ``-o data.root=~/...``)."""
+    the keyword API: a numpy integer is an integer, a tuple a list, a ``pathlib.Path`` a path; a path's ``~`` is
+    the home folder (as in a shell, which does not expand it in ``-o data.root=~/...``)."""
     if field.is_path and isinstance(value, os.PathLike):
         value = os.fspath(value)
     if field.is_path and isinstance(value, str) and value.startswith("~"):
         value = os.path.expanduser(value)
+    if isinstance(value, tuple) and list in field.types:
+        value = list(value)
     value = [_plain_int(v) for v in value] if isinstance(value, list) else _plain_int(value)
     if isinstance(value, str) and float in field.types:
         try:
