@@ -179,3 +179,10 @@ def test_the_loader_checks_its_arguments_as_the_data_keys_are_checked(tiny_folde
         rifle_paddle.build_loader(test_set, batch_size=0, train=False, num_workers=0)
     with pytest.raises(ValueError, match=r"^build_loader\(\): data.num_workers: "):
         rifle_paddle.build_loader(test_set, batch_size=4, train=False, num_workers=-1)
+
+
+def test_build_network_refuses_the_evaluation_checkpoint_it_would_ignore():
+    """model.checkpoint is what rifle-eval scores (docs/config.md); build_network(checkpoint=...) took it and
+    returned a network without those weights, silently (the other constructors refuse a keyword without effect)."""
+    with pytest.raises(TypeError, match=r"^build_network\(\) does not load checkpoint"):
+        rifle_paddle.build_network("resnet18", 3, pretrained=None, checkpoint="output/run/best.pdparams")

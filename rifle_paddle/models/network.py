@@ -23,6 +23,9 @@ def build_network(model: str | dict, num_classes: int | None = None, **options) 
     schema's defaults (docs/config.md). ``num_classes`` may also come as ``model.num_classes``. An unknown keyword
     raises ``TypeError`` naming the allowed ones, a bad value ``ValueError``.
     """
+    if "checkpoint" in options:  # rifle-eval's weights: taken here, it would be silently ignored
+        raise TypeError("build_network() does not load checkpoint (model.checkpoint is the weights rifle-eval "
+                        "scores): load them with network.set_state_dict(paddle.load(path))")
     given = dict(model) if isinstance(model, dict) else {"arch": model}
     if num_classes is not None:  # checked as model.num_classes is (a positive integer)
         given["num_classes"] = num_classes
