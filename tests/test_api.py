@@ -119,6 +119,8 @@ def test_numpy_integers_and_path_objects_are_taken_for_what_they_are(tiny_folder
     import pathlib
     test_set = rifle_paddle.build_dataset("folder", "test", root=pathlib.Path(tiny_folder), image_size=np.int64(32))
     assert test_set[0][0].shape[-2:] == (32, 32)
+    half = rifle_paddle.build_dataset("folder", "train", root=tiny_folder, image_size=32, sample_rate=np.float32(0.5))
+    assert len(half) == 18  # half of each class's 12 (numpy's float32 is a number too)
     assert rifle_paddle.RIFLE(num_reinits=np.int64(2), epochs=[np.int64(3)]).explicit_epochs == [3]
     assert rifle_paddle.RIFLE(epochs=(10, 20)).explicit_epochs == [10, 20]  # a tuple is a list of Python's
     weights = str(tmp_path / "w.pdparams")

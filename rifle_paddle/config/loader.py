@@ -117,15 +117,15 @@ def apply_overrides(cfg: dict, overrides: Iterable[str], problems: list[str]) ->
 
 def _coerce(field, value):
     """YAML 1.1 reads '1e-4' as a string; accept it for a float key rather than fail on a common spelling. From
-    the keyword API: a numpy integer is an integer, a tuple a list, a ``pathlib.Path`` a path; a path's ``~`` is
-    the home folder (as in a shell, which does not expand it in ``-o data.root=~/...``)."""
+    the keyword API: a numpy integer is an integer (a numpy float a float), a tuple a list, a ``pathlib.Path`` a
+    path; a path's ``~`` is the home folder (as in a shell, which does not expand it in ``-o data.root=~/...``)."""
     if field.is_path and isinstance(value, os.PathLike):
         value = os.fspath(value)
     if field.is_path and isinstance(value, str) and value.startswith("~"):
         value = os.path.expanduser(value)
     if isinstance(value, tuple) and list in field.types:
         value = list(value)
-    value = [_plain_int(v) for v in value] if isinstance(value, list) else _plain_int(value)
+    value = [_plain_number(v) for v in value] if isinstance(value, list) else _plain_number(value)
     if isinstance(value, str) and float in field.types:
         try:
             return float(value)
@@ -139,9 +139,13 @@ def _coerce(field, value):
     return value
 
 
-def _plain_int(value):
-    """A numpy (or other ``numbers.Integral``) integer as a Python int; anything else as it is."""
-    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)) else value
+def _plain_number(value):
+    """A numpy (or other ``numbers``) integer as a Python int, a real as a float; anything else as it is."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral, float)):
+        return float(value)
+    return value
 
 
 def validate(cfg: dict) -> list[str]:
