@@ -123,6 +123,8 @@ def test_numpy_integers_and_path_objects_are_taken_for_what_they_are(tiny_folder
     assert len(half) == 18  # half of each class's 12 (numpy's float32 is a number too)
     assert rifle_paddle.RIFLE(num_reinits=np.int64(2), epochs=[np.int64(3)]).explicit_epochs == [3]
     assert rifle_paddle.RIFLE(epochs=(10, 20)).explicit_epochs == [10, 20]  # a tuple is a list of Python's
+    net = rifle_paddle.create_model("resnet18", num_classes=3)
+    assert len(rifle_paddle.install_tricks(net, dropout=np.bool_(True))) == 1  # numpy's boolean is true/false
     weights = str(tmp_path / "w.pdparams")
     paddle.save(rifle_paddle.create_model("resnet18", num_classes=3).state_dict(), weights)
     _, head = rifle_paddle.build_network("resnet18", np.int64(3), pretrained=pathlib.Path(weights))

@@ -12,6 +12,7 @@ import numbers
 import os
 from typing import Any, Iterable
 
+import numpy as np
 import yaml
 
 from .packaged import list_configs, resolve_config
@@ -140,7 +141,10 @@ def _coerce(field, value):
 
 
 def _plain_number(value):
-    """A numpy (or other ``numbers``) integer as a Python int, a real as a float; anything else as it is."""
+    """A numpy (or other ``numbers``) integer as a Python int, a real as a float, numpy's boolean as a bool;
+    anything else as it is."""
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral, float)):
