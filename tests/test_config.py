@@ -118,3 +118,11 @@ def test_a_missing_base_is_reported_with_the_file_that_names_it(tmp_path):
         load_config(str(own))
     message = str(e.value)
     assert str(own) in message and "_base_" in message and str(tmp_path / "datasets" / "folder.yaml") in message
+
+
+def test_a_regularizer_without_weights_is_refused_in_the_config_spelling():
+    """L2-SP with model.pretrained=false: the refusal said 'model.pretrained=None', Python's word, not one the
+    user wrote or a config file can hold (null, or none / false)."""
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["regularizer.name=l2sp", "model.pretrained=false"])
+    assert "model.pretrained=None" not in str(e.value) and "model.pretrained is null (no weights)" in str(e.value)

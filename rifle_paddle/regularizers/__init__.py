@@ -76,7 +76,7 @@ def _regularization_problems(cfg: dict, purpose: str | None) -> list[str]:
     cls, pretrained = REGULARIZERS[name], cfg["model"]["pretrained"]
     if cls.uses_reference and no_weights(pretrained):
         problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
-                        f"model.pretrained={pretrained}: the reference would be a random initialization")
+                        "model.pretrained is null (no weights): the reference would be a random initialization")
     return problems
 
 
