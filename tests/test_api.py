@@ -111,3 +111,82 @@ def test_the_own_loop_example_of_the_docs_trains_a_rifle_run(tiny_folder, tiny_p
     assert str(events) in capsys.readouterr().out
     head = scope["network"].fc.weight.numpy()
     assert np.isfinite(head).all() and head.shape == (512, 3)
+
+
+def test_numpy_integers_and_path_objects_are_taken_for_what_they_are(tiny_folder, tmp_path):
+    """An ``np.int64`` is an integer and a ``pathlib.Path`` a path (Python's numbers.Integral and os.PathLike): a
+    size computed with numpy or a root built with pathlib used to be refused ('expected an integer, got int64')."""
+    import pathlib
+    test_set = rifle_paddle.build_dataset("folder", "test", root=pathlib.Path(tiny_folder), image_size=np.int64(32))
+    assert test_set[0][0].shape[-2:] == (32, 32)
+    half = rifle_paddle.build_dataset("folder", "train", root=tiny_folder, image_size=32, sample_rate=np.float32(0.5))
+    assert len(half) == 18  # half of each class's 12 (numpy's float32 is a number too)
+    assert rifle_paddle.RIFLE(num_reinits=np.int64(2), epochs=[np.int64(3)]).explicit_epochs == [3]
+    assert rifle_paddle.RIFLE(epochs=(10, 20)).explicit_epochs == [10, 20]  # a tuple is a list of Python's
+    net = rifle_paddle.create_model("resnet18", num_classes=3)
+    assert len(rifle_paddle.install_tricks(net, dropout=np.bool_(True))) == 1  # numpy's boolean is true/false
+    weights = str(tmp_path / "w.pdparams")
+    paddle.save(rifle_paddle.create_model("resnet18", num_classes=3).state_dict(), weights)
+    _, head = rifle_paddle.build_network("resnet18", np.int64(3), pretrained=pathlib.Path(weights))
+    assert head == "fc"
+
+
+def test_a_tilde_in_a_path_key_is_the_home_folder(tiny_folder, monkeypatch):
+    """``data.root: ~/data/CUB_200_2011`` (YAML) or ``-o data.root=~/...`` (the shell does not expand ``~`` after
+    ``data.root=``) names the home folder, as everywhere in a shell; it used to become ``<cwd>/~/...``."""
+    from rifle_paddle.config.loader import absolute_paths
+    home, name = os.path.split(tiny_folder)
+    monkeypatch.setenv("HOME", home)
+    assert len(rifle_paddle.build_dataset("folder", "test", root=f"~/{name}", image_size=32)) == 12
+    cfg = rifle_paddle.load_config(None, ["data.name=folder", f"data.root=~/{name}"], paths_for="train")
+    assert absolute_paths(cfg)["data"]["root"] == tiny_folder
+
+
+def test_one_override_may_be_given_as_a_string():
+    """``load_config(name, "data.root=/x")``: a lone string is one override, not twelve one-letter ones."""
+    assert rifle_paddle.load_config("cub200/resnet50_rifle", "data.root=/x")["data"]["root"] == "/x"
+
+
+def test_a_bad_class_count_or_regularizer_name_is_refused_in_one_line():
+    """num_classes gets model.num_classes' check (a positive integer); a name of None the section's (required):
+    a boolean, a string or a float class count reached Paddle's layer constructor, and None raised 'NoneType
+    object is not iterable'."""
+    for bad, match in [(True, "model.num_classes: expected an integer, got a boolean"),
+                       ("3", "model.num_classes: expected an integer, got str"),
+                       (2.0, "model.num_classes: expected an integer, got float")]:
+        with pytest.raises(ValueError, match=rf"^build_network\(\): {match}"):
+            rifle_paddle.build_network("resnet18", bad, pretrained=None)
+    with pytest.raises(ValueError, match=r"^build_regularizer\(\): regularizer.name: required, got null$"):
+        rifle_paddle.build_regularizer(None)
+
+
+def test_train_refuses_what_is_not_a_valid_config_before_it_creates_anything(tiny_folder, tmp_path):
+    """train() takes load_config's dict: a config name raised "string indices must be integers", and a value
+    edited after load_config (train.epochs="2") reached the learning-rate schedule ("unsupported operand type(s)
+    for -: 'str' and 'int'") instead of the one-line check a config file gets."""
+    with pytest.raises(TypeError, match=r"load_config"):
+        rifle_paddle.train("datasets/folder")
+    cfg = rifle_paddle.load_config(None, ["data.name=folder", f"data.root={tiny_folder}", "model.pretrained=none",
+                                          "model.arch=resnet18", f"run.output_dir={tmp_path}", "run.name=edited"])
+    cfg["train"]["epochs"] = "2"
+    with pytest.raises(rifle_paddle.ConfigError, match=r"train.epochs: expected an integer, got str"):
+        rifle_paddle.train(cfg)
+    assert not os.path.exists(tmp_path / "edited")
+
+
+def test_the_loader_checks_its_arguments_as_the_data_keys_are_checked(tiny_folder):
+    """build_loader's batch_size, num_workers and drop_last are data.* keys: a numpy batch size (len(x) // 4 on
+    an array) or a batch of 0 met Paddle's bare 'AssertionError: batch_size should be a positive integer'."""
+    test_set = rifle_paddle.build_dataset("folder", "test", root=tiny_folder, image_size=32)
+    assert len(rifle_paddle.build_loader(test_set, batch_size=np.int64(4), train=False, num_workers=0)) == 3
+    with pytest.raises(ValueError, match=r"^build_loader\(\): data.batch_size: must be > 0, got 0$"):
+        rifle_paddle.build_loader(test_set, batch_size=0, train=False, num_workers=0)
+    with pytest.raises(ValueError, match=r"^build_loader\(\): data.num_workers: "):
+        rifle_paddle.build_loader(test_set, batch_size=4, train=False, num_workers=-1)
+
+
+def test_build_network_refuses_the_evaluation_checkpoint_it_would_ignore():
+    """model.checkpoint is what rifle-eval scores (docs/config.md); build_network(checkpoint=...) took it and
+    returned a network without those weights, silently (the other constructors refuse a keyword without effect)."""
+    with pytest.raises(TypeError, match=r"^build_network\(\) does not load checkpoint"):
+        rifle_paddle.build_network("resnet18", 3, pretrained=None, checkpoint="output/run/best.pdparams")

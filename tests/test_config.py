@@ -107,3 +107,22 @@ def test_the_key_reference_in_docs_is_the_schema(tmp_path, capsys):
     stale.write_text(text.replace("`rifle.min_tail_epochs` | `4`", "`rifle.min_tail_epochs` | `5`"))
     assert reference.main(["--check", "--out", str(stale)]) == 1
     assert "out of date" in capsys.readouterr().err
+
+
+def test_a_missing_base_is_reported_with_the_file_that_names_it(tmp_path):
+    """`_base_: [datasets/folder.yaml]` in one's own my.yaml (a packaged config's path): the error said only
+    'config file not found: datasets/folder.yaml', not which file asked for it nor relative to what."""
+    own = tmp_path / "my.yaml"
+    own.write_text("_base_: [datasets/folder.yaml]\ntrain: {epochs: 2}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(own))
+    message = str(e.value)
+    assert str(own) in message and "_base_" in message and str(tmp_path / "datasets" / "folder.yaml") in message
+
+
+def test_a_regularizer_without_weights_is_refused_in_the_config_spelling():
+    """L2-SP with model.pretrained=false: the refusal said 'model.pretrained=None', Python's word, not one the
+    user wrote or a config file can hold (null, or none / false)."""
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["regularizer.name=l2sp", "model.pretrained=false"])
+    assert "model.pretrained=None" not in str(e.value) and "model.pretrained is null (no weights)" in str(e.value)

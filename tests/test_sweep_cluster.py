@@ -276,3 +276,13 @@ def test_a_job_reads_its_runs_state_when_it_starts_and_takes_the_cores_it_was_gi
     assert overrides[-1] == "train.resume=auto" and "data.num_workers=2" in overrides and threads == "2"
     _write(os.path.join(job.run_dir, "metrics.json"), json.dumps({"epochs": [], "final": {"acc_top1": 0.5}}))
     assert scheduler.ClusterRun(job)() == "alpha-finetune-s0: already complete" and len(ran) == 1
+
+
+def test_the_dry_run_does_not_say_nothing_is_left_when_no_run_has_a_known_size():
+    """A table of one's own data set: no official size, no run started, so every run's steps are unknown; the dry
+    run said 'time: nothing left to run' over '2 runs ... 2 to run'."""
+    from rifle_paddle.experiments.cost import RunCost, summary
+    lines = summary([RunCost("mine-finetune-s0", None, 0, 32, None, None),
+                     RunCost("mine-rifle-s0", None, 0, 32, None, None)], parallel=1)
+    assert not any("nothing left" in line for line in lines), lines
+    assert lines[-1].startswith("time: unknown"), lines

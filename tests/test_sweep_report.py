@@ -415,3 +415,29 @@ def test_bar_chart_starts_at_zero_and_shows_every_seed(synthetic_runs):
     assert dots == sorted(round(100 * v, 6) for cell in rep.cells.values() for v in cell.values)
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_a_generated_config_outside_the_package_names_its_own_tables_and_the_option(configs):
+    """The header of a config generated from a folder of one's own (or benchmarks/configs/) said 'from
+    configs/tables/', the package's tables, where editing and regenerating changes nothing of it."""
+    configgen.Generation([load_table(f"{configs}/tables/t.yaml")]).write()
+    header = [line for line in open(f"{configs}/alpha/resnet50_rifle.yaml") if line.startswith(configgen.GENERATED_MARK)]
+    assert len(header) == 1 and "configs/tables/" not in header[0] and "../tables/" in header[0], header
+    assert "--configs" in header[0], header
+
+
+def test_the_check_of_a_folder_of_ones_own_says_how_to_regenerate_that_folder(configs, capsys):
+    """`configgen --configs DIR --check` on stale files said to run `configgen` alone, which regenerates the
+    package's configs and leaves DIR's stale."""
+    assert configgen.main(["--configs", configs, "--check"]) == 1
+    hint = [line for line in capsys.readouterr().err.splitlines() if "to regenerate" in line]
+    assert hint and f"--configs {configs}" in hint[0], hint
+
+
+def test_the_documented_table_path_works_from_any_folder(tmp_path, monkeypatch):
+    """docs/tables.md's `TABLE=configs/tables/rifle_table_tricks.yaml` is the package's table; from a folder that
+    is not a checkout (a pip install) the sweep said 'file not found', where `-c cub200/resnet50_rifle` works."""
+    monkeypatch.chdir(tmp_path)
+    for spec in ("configs/tables/rifle_table_tricks.yaml", "tables/rifle_table_tricks"):
+        table = load_table(spec)
+        assert table.name == "rifle_table_tricks" and os.path.isfile(table.path), spec

@@ -227,10 +227,11 @@ def reinitialize_layer(layer: nn.Layer, rng: np.random.Generator, init: str = "a
 
 
 def _check(caller: str, num_reinits, epochs, min_tail_epochs, min_tail_steps, init, reset_optimizer_state,
-           layer=None) -> None:
+           layer=None) -> dict:
     """The ``rifle`` config section's checks on arguments given by hand (one line, naming the key), so a
-    ``RIFLE(num_reinits=-1)`` in a user's own loop is refused as the same value in a config file is."""
-    keyword_section("rifle", {"num_reinits": num_reinits, "epochs": epochs, "min_tail_epochs": min_tail_epochs,
+    ``RIFLE(num_reinits=-1)`` in a user's own loop is refused as the same value in a config file is; returns the
+    checked values (a numpy integer as an int, which the run's JSON records can hold)."""
+    return keyword_section("rifle", {"num_reinits": num_reinits, "epochs": epochs, "min_tail_epochs": min_tail_epochs,
                               "min_tail_steps": min_tail_steps, "init": init,
                               "reset_optimizer_state": reset_optimizer_state, "layer": layer}, caller)
 
@@ -261,8 +262,10 @@ class RifleController:
     layer_name: str = ""
 
     def __post_init__(self):
-        _check("RifleController", self.num_reinits, self.schedule_epochs, self.min_tail_epochs, self.min_tail_steps,
-               self.init, self.reset_optimizer_state)
+        checked = _check("RifleController", self.num_reinits, self.schedule_epochs, self.min_tail_epochs,
+                         self.min_tail_steps, self.init, self.reset_optimizer_state)
+        self.num_reinits, self.schedule_epochs = checked["num_reinits"], checked["epochs"]
+        self.min_tail_epochs, self.min_tail_steps = checked["min_tail_epochs"], checked["min_tail_steps"]
         self.schedule = rifle_schedule(self.epochs, self.num_reinits, self.min_tail_epochs, self.schedule_epochs,
                                        self.min_tail_steps, self.steps_per_epoch)
         #: the short-tail warning (None when the tail is long enough or the steps per epoch are unknown)
@@ -313,7 +316,10 @@ class RIFLE(paddle.callbacks.Callback):
                  reset_optimizer_state: bool = DEFAULTS["reset_optimizer_state"], layer: str | None = None,
                  seed: int = 0, writer=None, min_tail_steps: int = DEFAULTS["min_tail_steps"]):
         super().__init__()
-        _check("RIFLE", num_reinits, epochs, min_tail_epochs, min_tail_steps, init, reset_optimizer_state, layer)
+        checked = _check("RIFLE", num_reinits, epochs, min_tail_epochs, min_tail_steps, init, reset_optimizer_state,
+                         layer)
+        num_reinits, epochs = checked["num_reinits"], checked["epochs"]
+        min_tail_epochs, min_tail_steps = checked["min_tail_epochs"], checked["min_tail_steps"]
         self.num_reinits, self.explicit_epochs, self.min_tail_epochs = num_reinits, epochs, min_tail_epochs
         self.init, self.reset_state, self.layer_name, self.seed = init, reset_optimizer_state, layer, seed
         self.writer, self.min_tail_steps = writer, min_tail_steps

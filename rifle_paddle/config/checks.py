@@ -3,7 +3,8 @@
 ``cross_checks``: combinations of keys and values only known to a registry (model.arch, data.name), run for every
 loaded config. ``path_problems``: files, directories and devices the run will need, checked only when a config is
 loaded to train or evaluate (``load_config(..., paths_for=...)``, ``require_paths``) so that printing or generating
-configs works on a machine without the data or the GPU. ``train(cfg)`` runs them before it creates anything.
+configs works on a machine without the data or the GPU. ``train(cfg)`` runs them all (``require_valid``)
+before it creates anything.
 """
 from __future__ import annotations
 
@@ -113,6 +114,21 @@ def _device_problems(cfg: dict) -> list[str]:
         return [f"train.amp=true needs a GPU, but this Paddle sees none (run.device={run['device']}; "
                 f"paddlepaddle-gpu and a visible card are needed): set -o train.amp=false to train on the CPU"]
     return []
+
+
+def require_valid(cfg: dict, purpose: str) -> None:
+    """What ``load_config(..., paths_for=purpose)`` checks, on a config handed over as a dict (``train(cfg)``):
+    one edited after loading gets the same one-line refusals, before anything is created; raises ``TypeError``
+    for what is not a config dict, ``ConfigError`` listing the problems."""
+    from .loader import validate  # late: the loader imports this module's checks late too
+    from .schema import SCHEMA
+    if not isinstance(cfg, dict) or not all(isinstance(cfg.get(section), dict) for section in SCHEMA):
+        raise TypeError(f"expected a config as load_config(...) returns it (a dict with the sections "
+                        f"{', '.join(SCHEMA)}), got {type(cfg).__name__}")
+    problems = validate(cfg) or cross_checks(cfg)
+    if problems:
+        raise ConfigError(problems)
+    require_paths(cfg, purpose)
 
 
 def require_paths(cfg: dict, purpose: str) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import numbers
 import os
 from typing import Any, Iterable
 
+import numpy as np
 import yaml
 
 from .packaged import list_configs, resolve_config
@@ -58,8 +60,11 @@ def _resolve_bases(path: str, depth: int = 0) -> list[tuple[str, dict]]:
         raise ConfigError([f"{path}: {BASE_KEY} must be a file name or a list of file names, got {bases!r}"])
     chain: list[tuple[str, dict]] = []
     for base in bases:
-        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
-        chain.extend(_resolve_bases(os.path.normpath(base_path), depth + 1))
+        base_path = os.path.normpath(base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base))
+        if not os.path.isfile(base_path):
+            raise ConfigError([f"{path}: {BASE_KEY} {base!r} not found: no file {base_path} (a base is relative to "
+                               "the folder of the file that names it)"])
+        chain.extend(_resolve_bases(base_path, depth + 1))
     chain.append((path, data))
     return chain
 
@@ -112,7 +117,16 @@ def apply_overrides(cfg: dict, overrides: Iterable[str], problems: list[str]) ->
 
 
 def _coerce(field, value):
-    """YAML 1.1 reads '1e-4' as a string; accept it for a float key rather than fail on a common spelling."""
+    """YAML 1.1 reads '1e-4' as a string; accept it for a float key rather than fail on a common spelling. From
+    the keyword API: a numpy integer is an integer (a numpy float a float), a tuple a list, a ``pathlib.Path`` a
+    path; a path's ``~`` is the home folder (as in a shell, which does not expand it in ``-o data.root=~/...``)."""
+    if field.is_path and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if field.is_path and isinstance(value, str) and value.startswith("~"):
+        value = os.path.expanduser(value)
+    if isinstance(value, tuple) and list in field.types:
+        value = list(value)
+    value = [_plain_number(v) for v in value] if isinstance(value, list) else _plain_number(value)
     if isinstance(value, str) and float in field.types:
         try:
             return float(value)
@@ -123,6 +137,18 @@ def _coerce(field, value):
             return float(value)  # a float key stays a float (lr=1 -> 1.0), so saved configs round-trip exactly
         except OverflowError:
             return math.inf  # reported as not finite
+    return value
+
+
+def _plain_number(value):
+    """A numpy (or other ``numbers``) integer as a Python int, a real as a float, numpy's boolean as a bool;
+    anything else as it is."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral, float)):
+        return float(value)
     return value
 
 
@@ -170,8 +196,9 @@ def _type_names(f) -> str:
     return " or ".join(names.get(t, t.__name__) for t in f.types)
 
 
-def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_for: str | None = None) -> dict:
-    """Defaults, then the file chain (``_base_`` first), then overrides; validated as a whole.
+def load_config(path: str | None = None, overrides: Iterable[str] | str = (), paths_for: str | None = None) -> dict:
+    """Defaults, then the file chain (``_base_`` first), then overrides (``section.key=value`` strings; a lone
+    string is one override); validated as a whole.
 
     ``path`` is a file, or the name of a config shipped with the package (``cub200/resnet50_rifle``, see
     ``packaged.resolve_config``).
@@ -180,6 +207,7 @@ def load_config(path: str | None = None, overrides: Iterable[str] = (), paths_fo
     (``checks.path_problems``). Raises ``ConfigError`` listing every problem found. The returned dict also records
     where it came from under the private key ``_source`` (not a config key; dropped when the config is saved).
     """
+    overrides = [overrides] if isinstance(overrides, str) else overrides
     cfg = defaults()
     problems: list[str] = []
     if path is not None:

@@ -141,8 +141,12 @@ def build_loader(dataset, batch_size: int, train: bool, num_workers: int, seed: 
     Training shuffles in an order drawn from ``seed`` (the run's) and, with ``reshuffle``, the epoch (without: one
     order for the whole run, ``data.order=fixed``). It drops the last partial batch when ``drop_last`` (the
     authors), else only when that batch would hold a single image (batch norm cannot normalize a batch of one).
-    Evaluation keeps order and every sample.
+    Evaluation keeps order and every sample. ``batch_size``, ``num_workers`` and ``drop_last`` get their data keys'
+    checks (``ValueError`` naming the key; a numpy integer is taken as an int).
     """
+    checked = keyword_section("data", {"batch_size": batch_size, "num_workers": num_workers, "drop_last": drop_last},
+                              "build_loader")
+    batch_size, num_workers, drop_last = checked["batch_size"], checked["num_workers"], checked["drop_last"]
     sampler = SeededBatchSampler(dataset, batch_size=batch_size, seed=seed, shuffle=train, drop_last=False,
                                  reshuffle=reshuffle)
     per_rank = sampler.num_samples  # what each rank iterates over: ceil(N / ranks), the short shares padded

@@ -23,7 +23,7 @@ from paddle.static import InputSpec
 from ..callbacks import RIFLE
 from ..records import RunProgress, RunRecorder, Throughput, VisualDLLogger
 from ..config import absolute_paths, to_yaml
-from ..config.checks import gpu_available, require_paths
+from ..config.checks import gpu_available, require_valid
 from ..core import paddle_compat
 from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_logging
 from ..data import build_datasets, build_loader
@@ -336,7 +336,7 @@ def train(cfg: dict, callbacks: list | None = None) -> dict:
     ``callbacks`` are extra hapi callbacks, called before the engine's own at every event.
     """
     started = time.time()
-    require_paths(cfg, "train")  # a wrong path or a missing GPU fails now, before a run directory or a model exists
+    require_valid(cfg, "train")  # a bad value, a wrong path or a missing GPU fails now, before anything is created
     device = select_device(cfg["run"]["device"], cfg["run"]["cpu_threads"])
     init_process_group()  # several cards: before the first collective (DELTA's attention broadcast)
     seed_everything(cfg["run"]["seed"])

@@ -38,7 +38,11 @@ def render(table: Table, cell: Cell) -> str:
     lines = [f"# {arch_title(table.arch)} on {dataset_title(cell.dataset)}: {cell.method.title}."]
     if cell.note:
         lines += textwrap.wrap(cell.note, width=116, initial_indent="# ", subsequent_indent="# ")
-    lines.append(f"{GENERATED_MARK} from configs/tables/: edit the table, not this file.")
+    if os.path.samefile(table.configs_dir, CONFIGS_DIR):
+        lines.append(f"{GENERATED_MARK} from configs/tables/: edit the table, not this file.")
+    else:  # a configs folder of one's own (benchmarks/configs/): its tables, regenerated with --configs
+        lines.append(f"{GENERATED_MARK} --configs <the folder above this one> from ../tables/: edit the table, "
+                     "not this file.")
     here = os.path.dirname(table.config_path(cell))
     bases = [os.path.relpath(p, here).replace(os.sep, "/") for p in table.fragment_paths(cell)]
     lines.append(f"_base_: [{', '.join(bases)}]")
@@ -181,7 +185,8 @@ def main(argv=None) -> int:
         for path in orphans:
             print(f"orphaned (no table cell produces it): {os.path.relpath(path)}", file=sys.stderr)
         if stale or orphans:
-            print("run `python -m rifle_paddle.experiments.configgen` to regenerate", file=sys.stderr)
+            option = "" if os.path.samefile(args.configs, CONFIGS_DIR) else f" --configs {args.configs}"
+            print(f"run `python -m rifle_paddle.experiments.configgen{option}` to regenerate", file=sys.stderr)
             return 1
         print(f"{len(generation.files)} generated configs are up to date")
         return 0

@@ -145,7 +145,7 @@ def summary(costs: list[RunCost], parallel: int) -> list[str]:
                 f"started: {', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})" if unknown else "")]
     to_time = [c for c in known if c.steps > c.steps_done]
     timed = [c for c in to_time if c.seconds_left is not None]
-    if not to_time:
+    if not to_time and not unknown:
         lines.append("time: nothing left to run")
         return lines
     if not timed:

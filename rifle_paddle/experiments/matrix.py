@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..config import CONFIGS_DIR
+from ..config.packaged import resolve_config
 from ..config.schema import SCHEMA, field_of
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
@@ -151,7 +152,10 @@ def _check_config_keys(where: str, config, problems: list[str]) -> None:
 
 
 def load_table(path: str) -> Table:
-    """Read and validate a table file; raises ``TableError`` with every problem found."""
+    """Read and validate a table file, or a table shipped with the package by name (``tables/dtnh_table``, or
+    ``configs/tables/dtnh_table.yaml`` from any folder, as ``-c`` takes a config); raises ``TableError`` with every
+    problem found."""
+    path = resolve_config(path)
     if not os.path.isfile(path):
         raise TableError(path, ["file not found"])
     with open(path, encoding="utf-8") as f:

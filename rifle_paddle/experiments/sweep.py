@@ -310,7 +310,9 @@ def positive_int(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = module_parser("python -m rifle_paddle.experiments.sweep", __doc__)
-    p.add_argument("table", help="a table file, e.g. configs/tables/rifle_table_tricks.yaml")
+    p.add_argument("table", help="a table file, or a table shipped with the package by name (e.g. "
+                                  "tables/rifle_table_tricks, or configs/tables/rifle_table_tricks.yaml from any "
+                                  "folder)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per cell, 0..N-1 (default 3)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--datasets", help="comma-separated data sets of the table to run (default: all)")

@@ -23,9 +23,14 @@ def build_network(model: str | dict, num_classes: int | None = None, **options) 
     schema's defaults (docs/config.md). ``num_classes`` may also come as ``model.num_classes``. An unknown keyword
     raises ``TypeError`` naming the allowed ones, a bad value ``ValueError``.
     """
-    given = {"arch": model} if isinstance(model, str) else dict(model)
+    if "checkpoint" in options:  # rifle-eval's weights: taken here, it would be silently ignored
+        raise TypeError("build_network() does not load checkpoint (model.checkpoint is the weights rifle-eval "
+                        "scores): load them with network.set_state_dict(paddle.load(path))")
+    given = dict(model) if isinstance(model, dict) else {"arch": model}
+    if num_classes is not None:  # checked as model.num_classes is (a positive integer)
+        given["num_classes"] = num_classes
     cfg = keyword_section("model", {**given, **options}, "build_network")
-    num_classes = num_classes or cfg["num_classes"]
+    num_classes = cfg["num_classes"]
     if not num_classes:
         raise ValueError("build_network(): num_classes is not set (pass num_classes=, e.g. dataset.num_classes)")
     network = create_model(cfg["arch"], num_classes=num_classes)

@@ -48,7 +48,7 @@ def build_regularizer(regularizer: str | dict, **options) -> Regularizer | None:
     ``alpha`` / ``beta`` / ``layers`` left null the method's (``REGULARIZERS[name].DEFAULTS``). An unknown keyword
     raises ``TypeError`` naming the allowed ones, a bad value ``ValueError``.
     """
-    given = {"name": regularizer} if isinstance(regularizer, str) else dict(regularizer)
+    given = dict(regularizer) if isinstance(regularizer, dict) else {"name": regularizer}
     reg_cfg = keyword_section("regularizer", {**given, **options}, "build_regularizer")
     useless = without_effect(reg_cfg)
     if useless:
@@ -76,7 +76,7 @@ def _regularization_problems(cfg: dict, purpose: str | None) -> list[str]:
     cls, pretrained = REGULARIZERS[name], cfg["model"]["pretrained"]
     if cls.uses_reference and no_weights(pretrained):
         problems.append(f"regularizer.name={name} regularizes towards the pretrained network, but "
-                        f"model.pretrained={pretrained}: the reference would be a random initialization")
+                        "model.pretrained is null (no weights): the reference would be a random initialization")
     return problems
 
 
