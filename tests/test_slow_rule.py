@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from conftest import SLOW_SECONDS, SlowReport
 
 
@@ -59,3 +61,16 @@ def test_a_run_with_nothing_over_says_none():
 def test_the_option_defaults_to_the_documented_rule(pytestconfig):
     with open(pytestconfig.rootpath / "docs" / "development.md", encoding="utf-8") as f:
         assert f"over {SLOW_SECONDS:g} s on two idle cores is slow" in f.read()
+
+
+@pytest.mark.slow  # starts pytest in another process, which imports Paddle through conftest
+def test_the_report_option_leaves_the_test_paths_after_it_alone(pytestconfig, tmp_path):
+    """``pytest --report-slow tests/x.py`` runs tests/x.py and reports; with an optional threshold value the option
+    took the path for its value and refused it ("invalid float value")."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--report-slow", "tests/test_slow_rule.py", "--slow-seconds",
+                           "1000", "-q", "-p", "no:cacheprovider", "-k", "says_none"],
+                          cwd=pytestconfig.rootpath, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tests not marked slow over 1000 s of CPU" in proc.stdout and "1 passed" in proc.stdout
