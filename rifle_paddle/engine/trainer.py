@@ -27,7 +27,7 @@ from ..config.checks import gpu_available, require_valid
 from ..core import paddle_compat
 from ..console import close_log_file, log_to_file, paddle_noise_silenced, setup_logging
 from ..data import build_datasets, build_loader
-from ..models import build_network, find_classifier, reset_batchnorm_statistics
+from ..models import build_network, drop_pretrained_bn_stats, find_classifier
 from ..tricks import install_tricks, wrap_train_step
 from . import amp as amp_module
 from .amp import convert_for_o2
@@ -292,8 +292,7 @@ def _start(cfg: dict, run_dir: str, resume, device: str):
     regularized_step = build_train_step(cfg, network, head_name, train_loader,  # None: plain fine-tuning
                                         restoring=resume is not None)  # the checkpoint brings DELTA's attention
     if not cfg["model"]["pretrained_bn_stats"]:  # after the regularizer's teacher copy, which keeps them
-        log.info("batch norm: running statistics of %d layers reset to 0/1 (model.pretrained_bn_stats=false)",
-                 reset_batchnorm_statistics(network))
+        drop_pretrained_bn_stats(network)
     if cfg["dtnh"]["enabled"] and cfg["train"]["weight_decay"]:
         log.warning("DTNH with train.weight_decay=%g: the optimizer adds the decay after DTNH's projection, outside "
                     "its never-hurt guarantee (the DELTA authors use no weight decay with L2-SP/DELTA)",

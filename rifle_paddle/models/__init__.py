@@ -1,7 +1,7 @@
 """Backbones (one registry), classifier lookup, pretrained-weight loading, and the network a run starts from."""
 from . import resnet  # noqa: F401  (registers the ResNets)
 from .classifier import HEAD_INITS, find_classifier, initialize_classifier
-from .network import build_network
+from .network import build_network, drop_pretrained_bn_stats
 from .pretrained import (PretrainedWeightsError, load_pretrained, reset_batchnorm_statistics, resolve_pretrained,
                          weights_dir)
 from .registry import create_model, list_models, pretrained_source, register_model
@@ -31,6 +31,6 @@ def _model_problems(cfg: dict, purpose: str | None) -> list[str]:
     return [f"model.pretrained: '{spec}' is neither a weight tag of {arch} (e.g. 'imagenet') nor an existing file"]
 
 
-__all__ = ["HEAD_INITS", "PretrainedWeightsError", "build_network", "create_model", "find_classifier", "initialize_classifier",
+__all__ = ["HEAD_INITS", "PretrainedWeightsError", "build_network", "create_model", "drop_pretrained_bn_stats", "find_classifier", "initialize_classifier",
            "list_models", "load_pretrained", "register_model", "reset_batchnorm_statistics", "resolve_pretrained",
            "weights_dir"]

@@ -44,6 +44,12 @@ def build_network(model: str | dict, num_classes: int | None = None, **options) 
     else:
         log.info("no pretrained weights: training %s from scratch", cfg["arch"])
     if not cfg["pretrained_bn_stats"]:
-        log.info("batch norm: running statistics of %d layers reset to 0/1 (model.pretrained_bn_stats=false)",
-                 reset_batchnorm_statistics(network))
+        drop_pretrained_bn_stats(network)
     return network, head_name
+
+
+def drop_pretrained_bn_stats(network: nn.Layer) -> None:
+    """``model.pretrained_bn_stats: false``: every batch norm's running statistics reset to 0/1, and logged. The
+    engine builds with them kept and calls this itself once a regularizer's teacher copy has taken them."""
+    log.info("batch norm: running statistics of %d layers reset to 0/1 (model.pretrained_bn_stats=false)",
+             reset_batchnorm_statistics(network))
