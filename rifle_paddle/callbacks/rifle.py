@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 DEFAULTS = defaults()["rifle"]
 
 INITIALIZERS = register_choices("rifle.init", ("authors", "he_normal", "uniform", "paddletransfer"))
-AUTHORS_MIN_TAIL_EPOCHS = 4  # run.py skips a re-initialization after epoch e when e > E - 5
 
 #: Below this many optimizer steps after the last re-initialization RIFLE is warned against. Set on 2026-12-04 by the
 #: rule of docs/evidence.md part 3 (fixed before the runs) from the complete regime curve of the CPU evidence
@@ -98,8 +97,9 @@ def short_tail_warning(schedule: list[int], epochs: int, steps_per_epoch: int | 
             f"rifle.min_tail_steps={threshold}")
 
 
-def rifle_schedule(epochs: int, num_reinits: int = 3, min_tail_epochs: int = AUTHORS_MIN_TAIL_EPOCHS,
-                   explicit: list[int] | None = None, min_tail_steps: int = 0,
+def rifle_schedule(epochs: int, num_reinits: int = DEFAULTS["num_reinits"],
+                   min_tail_epochs: int = DEFAULTS["min_tail_epochs"],  # the authors' 4: run.py's "e > E - 5"
+                   explicit: list[int] | None = None, min_tail_steps: int = DEFAULTS["min_tail_steps"],
                    steps_per_epoch: int | None = None) -> list[int]:
     """0-based epochs at whose start the classifier is re-initialized (see the module docstring).
 

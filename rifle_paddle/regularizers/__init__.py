@@ -20,8 +20,7 @@ import logging
 
 from ..config.checks import register_check
 from ..config.keywords import keyword_section
-from ..config.schema import register_choices
-from ..config.schema import no_weights
+from ..config.schema import no_weights, register_choices
 from .base import Regularizer, frozen_copy
 from .bss import BatchSpectralShrinkage
 from .capture import FeatureCapture
