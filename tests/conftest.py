@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tests use tiny tensors; threads only add contention
@@ -24,6 +25,19 @@ OLDEST_PADDLE_SUBSET = ("test_paddle_compat.py", "test_paddle_version.py", "test
 #: of the subset's time on 3.0: 255 s and 60 s of 975 s on a loaded machine)
 NOT_ON_OLDEST = ("test_resume.py::test_a_resumed_delta_run_takes_its_channel_attention_from_the_checkpoint",
                  "test_resume.py::test_a_sweep_continues_a_crashed_run_from_its_checkpoint_instead_of_starting_over")
+
+
+@pytest.fixture(scope="module")
+def module_tmp_path(request, tmp_path_factory):
+    """A folder for the runs a module's tests share, removed when the module's last test has run unless one of them
+    failed: pytest.ini's ``tmp_path_retention_policy = failed``, which pytest applies to ``tmp_path`` alone, for
+    module-scoped folders too. Without it a whole run keeps every module's checkpoints until it ends (test_resume's
+    alone are 5 GB)."""
+    failed_before = request.session.testsfailed
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    yield path
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 #: the rule for the ``slow`` marker (docs/development.md: Tests): a test whose own time (its call, and the fixtures set up

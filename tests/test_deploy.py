@@ -18,10 +18,10 @@ from rifle_paddle.models import create_model
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_folder, tiny_pretrained):
+def exported(module_tmp_path, tiny_folder, tiny_pretrained):
     """A 1-epoch run on the tiny folder, exported: (run metrics, config, export folder)."""
     from rifle_paddle.config import load_config
-    out = tmp_path_factory.mktemp("deploy")
+    out = module_tmp_path
     cfg = load_config(None, [
         "model.arch=resnet18", f"model.pretrained={tiny_pretrained}", "data.name=folder", f"data.root={tiny_folder}",
         "data.image_size=32", "data.resize_size=36", "data.batch_size=12", "data.num_workers=0", "train.epochs=1",

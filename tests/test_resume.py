@@ -29,11 +29,11 @@ EPOCHS, STEPS_PER_EPOCH, RIFLE_EPOCH = 5, 4, 2
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(module_tmp_path):
     """A tiny image folder and a tiny 'pretrained' ResNet-18 checkpoint, and where runs go."""
     from rifle_paddle.data.synthetic import make_image_folder
     from rifle_paddle.models import create_model
-    root = tmp_path_factory.mktemp("resume")
+    root = module_tmp_path
     data = make_image_folder(str(root / "data"), num_classes=2, train_per_class=8, test_per_class=2, size=32, seed=0)
     paddle.seed(7)
     pretrained = str(root / "pretrained.pdparams")
