@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +55,18 @@ def run_overrides(workspace, name: str) -> list[str]:
 def reference(workspace):
     """The uninterrupted run."""
     return train(load_config(None, run_overrides(workspace, "reference")))
+
+
+@pytest.fixture(autouse=True)
+def runs_removed_once_passed(request, workspace):
+    """A test's own runs (300 MB of checkpoints each) are removed when it passes; the shared reference stays. The
+    module's folder would otherwise hold every run until the module ends, 5 GB."""
+    output, failed_before = workspace["output"], request.session.testsfailed
+    before = set(os.listdir(output)) if os.path.isdir(output) else set()
+    yield
+    if request.session.testsfailed == failed_before and os.path.isdir(output):
+        for name in set(os.listdir(output)) - before - {"reference"}:
+            shutil.rmtree(os.path.join(output, name), ignore_errors=True)
 
 
 def start_train_process(workspace, name: str, *extra: str) -> subprocess.Popen:
