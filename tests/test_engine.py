@@ -131,6 +131,12 @@ def test_cli_train_then_eval_prints_and_writes_json(tiny_config, tmp_path, capsy
         assert entry["acc_top1"] == pytest.approx(matrix[i, i] / 4)
     assert os.path.getsize(result["confusion_png"]) > 0 and result["confusion_png"].endswith("eval_confusion.png")
     assert "weakest classes:" in printed
+    # without -c, a run's checkpoint is evaluated with the run's own config.yaml (the defaults have no data.root)
+    for checkpoint in (run_dir, os.path.join(run_dir, "last.pdparams")):  # one epoch: best is last
+        alone = str(tmp_path / "alone.json")
+        assert eval_main(["-o", f"model.checkpoint={checkpoint}", "--out", alone]) == 0
+        assert "using the run's own" in capsys.readouterr().err
+        assert json.load(open(alone))["acc_top1"] == result["acc_top1"]
     # the run's own record is never replaced by an evaluation; a missing folder is created; nothing half-written
     record = open(os.path.join(run_dir, "metrics.json")).read()
     with pytest.raises(SystemExit, match="refusing to write the evaluation over the run file"):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from .. import __version__
 from ..config import ConfigError, config_listing, load_config, to_yaml
+from ..config.loader import parse_override
 from ..config.reference import describe_schema
 from ..core import strict_json
 from ..console import module_parser
@@ -151,12 +152,44 @@ def eval_output_path(out: str | None, checkpoint: str) -> str:
     return path
 
 
+def run_of_checkpoint(checkpoint: str) -> str | None:
+    """The run folder ``checkpoint`` belongs to: the folder itself, the folder of one of its files
+    (``best.pdparams``), or the run above ``checkpoints/<name>/``; None for weights from anywhere else."""
+    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(os.path.abspath(checkpoint))
+    above = os.path.dirname(folder)
+    for candidate in (folder, os.path.dirname(above) if os.path.basename(above) == "checkpoints" else None):
+        if candidate and os.path.isfile(os.path.join(candidate, "config.yaml")):
+            return candidate
+    return None
+
+
+def _apply_run_config(args) -> None:
+    """Without ``-c``, a run's checkpoint is evaluated with the run's own ``config.yaml`` (its data, network and
+    preprocessing), as ``--resume`` trains on with it; ``-o`` still applies on top (a moved ``data.root``)."""
+    if args.config is not None:
+        return
+    checkpoint = None
+    for text in args.override:
+        try:
+            key, value = parse_override(text)
+        except ConfigError:
+            return  # the loader reports it
+        if key == "model.checkpoint":
+            checkpoint = value
+    run = run_of_checkpoint(checkpoint) if isinstance(checkpoint, str) and os.path.exists(checkpoint) else None
+    if run is not None:
+        args.config = os.path.join(run, "config.yaml")
+        print(f"rifle-eval: no -c; using the run's own {args.config}", file=sys.stderr)
+
+
 def eval_main(argv=None) -> int:
     parser = _parser("rifle-eval", "Evaluate a checkpoint: prints top-1 (top-5 with more than five classes), and "
-                     "writes a JSON result with each class's accuracy and the confusion matrix as CSV and PNG.")
+                     "writes a JSON result with each class's accuracy and the confusion matrix as CSV and PNG. Without -c, "
+                     "a run's checkpoint is evaluated with the run's own config.yaml.")
     parser.add_argument("--out", help="JSON result path (default: eval.json beside the checkpoint); the confusion "
                                       "matrix goes beside it as <stem>_confusion.csv and .png")
     args = parser.parse_args(argv)
+    _apply_run_config(args)
     cfg = _load(args, paths_for="eval")
     if _handle_info(args, cfg):
         return 0
