@@ -110,14 +110,28 @@ def test_the_key_reference_in_docs_is_the_schema(tmp_path, capsys):
 
 
 def test_a_missing_base_is_reported_with_the_file_that_names_it(tmp_path):
-    """`_base_: [datasets/folder.yaml]` in one's own my.yaml (a packaged config's path): the error said only
-    'config file not found: datasets/folder.yaml', not which file asked for it nor relative to what."""
+    """A base found neither beside the file nor among the packaged configs: the error said only 'config file not
+    found: datasets/folder.yaml', not which file asked for it nor where it looked."""
     own = tmp_path / "my.yaml"
-    own.write_text("_base_: [datasets/folder.yaml]\ntrain: {epochs: 2}\n")
+    own.write_text("_base_: [datasets/no_such_set.yaml]\ntrain: {epochs: 2}\n")
     with pytest.raises(ConfigError) as e:
         load_config(str(own))
     message = str(e.value)
-    assert str(own) in message and "_base_" in message and str(tmp_path / "datasets" / "folder.yaml") in message
+    assert str(own) in message and "_base_" in message and str(tmp_path / "datasets" / "no_such_set.yaml") in message
+    assert "shipped with the package" in message
+
+
+def test_a_base_may_name_a_packaged_config(tmp_path):
+    """One's own file inheriting a table entry by its packaged name (as -c takes it), changing one key: the same
+    config as -c with that key overridden. A file of that name beside one's own still wins."""
+    own = tmp_path / "my.yaml"
+    own.write_text("_base_: cub200/resnet50_rifle\ntrain: {epochs: 7}\n")
+    mine, packaged = load_config(str(own)), load_config("cub200/resnet50_rifle", ["train.epochs=7"])
+    assert {k: v for k, v in mine.items() if k != "_source"} == {k: v for k, v in packaged.items() if k != "_source"}
+    (tmp_path / "cub200").mkdir()
+    (tmp_path / "cub200" / "resnet50_rifle.yaml").write_text("train: {lr: 0.123}\n")
+    own.write_text("_base_: cub200/resnet50_rifle.yaml\n")
+    assert load_config(str(own))["train"]["lr"] == 0.123
 
 
 def test_a_regularizer_without_weights_is_refused_in_the_config_spelling():

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 import yaml
 
-from .packaged import list_configs, resolve_config
+from .packaged import list_configs, packaged_config, resolve_config
 from .schema import SCHEMA, ConfigError, all_keys, defaults, field_of
 
 BASE_KEY = "_base_"
@@ -61,9 +61,12 @@ def _resolve_bases(path: str, depth: int = 0) -> list[tuple[str, dict]]:
     chain: list[tuple[str, dict]] = []
     for base in bases:
         base_path = os.path.normpath(base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base))
+        if not os.path.isfile(base_path) and not os.path.isabs(base):  # a packaged config: a table entry of one's own
+            base_path = packaged_config(base) or base_path
         if not os.path.isfile(base_path):
-            raise ConfigError([f"{path}: {BASE_KEY} {base!r} not found: no file {base_path} (a base is relative to "
-                               "the folder of the file that names it)"])
+            raise ConfigError([f"{path}: {BASE_KEY} {base!r} not found: no file {base_path}, and no config of that "
+                               "name is shipped with the package (a base is relative to the folder of the file that "
+                               "names it, or a packaged name such as cub200/resnet50_rifle: --list-configs all)"])
         chain.extend(_resolve_bases(base_path, depth + 1))
     chain.append((path, data))
     return chain

@@ -28,12 +28,18 @@ DEMO_FOLDERS = ("fashion_mnist_192",)
 
 
 def resolve_config(spec: str) -> str:
-    """The file ``-c spec`` means: ``spec`` itself when it is a file, else the packaged config of that name (with
-    or without ``.yaml``, with or without a ``configs/`` prefix), else ``spec`` unchanged, so that the loader's
-    "not found" message names what the user typed."""
+    """The file ``-c spec`` means: ``spec`` itself when it is a file, else the packaged config of that name
+    (``packaged_config``), else ``spec`` unchanged, so that the loader's "not found" message names what the user
+    typed."""
     if os.path.isfile(spec):
         return spec
-    name = spec.replace("\\", "/")
+    return packaged_config(spec) or spec
+
+
+def packaged_config(name: str) -> str | None:
+    """The file of the config shipped with the package as ``name`` (with or without ``.yaml``, with or without a
+    ``configs/`` prefix), or None."""
+    name = name.replace("\\", "/")
     for prefix in _OLD_PREFIXES:
         if name.startswith(prefix):
             name = name[len(prefix):]
@@ -42,7 +48,7 @@ def resolve_config(spec: str) -> str:
         path = os.path.join(CONFIGS_DIR, *candidate.split("/"))
         if os.path.isfile(path):
             return path
-    return spec
+    return None
 
 
 def is_demo(name: str) -> bool:

@@ -42,7 +42,8 @@ def schema_markdown() -> str:
     text = ["# Configuration keys", "",
             "Generated from `rifle_paddle/config/schema.py` by `python -m rifle_paddle.config.reference`; do not edit.",
             "`rifle-train --help-config` prints the same. A config file sets any of these (`_base_: [a.yaml, "
-            "b.yaml]` inherits, later files win, then the file itself); `-o section.key=value` overrides one on the "
+            "b.yaml]` inherits, later files win, then the file itself; a base is a file relative to the one naming it "
+            "or a packaged name such as `cub200/resnet50_rifle`); `-o section.key=value` overrides one on the "
             "command line (the value is YAML: `-o rifle.epochs=[10,20]`, `-o model.pretrained=null`). Unknown keys, "
             "wrong types and out-of-range values are refused together, with the closest valid names, before any "
             "data or model is touched. The defaults are the RIFLE authors' protocol; where this project offers "
