@@ -40,8 +40,8 @@ setup(
         "cpu": [f"paddlepaddle{paddle_range}"],
         # wheel: tests/test_install.py builds this package offline (--no-build-isolation) with the environment's
         # setuptools, which before 70.1 has no bdist_wheel of its own (a fresh Python 3.11 ships 65.5)
-        "test": ["pytest>=7", "scipy>=1.9", "wheel>=0.38"],
-        "dev": [f"paddlepaddle{paddle_range}", "pytest>=7", "scipy>=1.9", "wheel>=0.38", "submitit>=1.5"],
+        "test": ["pytest>=7.3", "scipy>=1.9", "wheel>=0.38"],
+        "dev": [f"paddlepaddle{paddle_range}", "pytest>=7.3", "scipy>=1.9", "wheel>=0.38", "submitit>=1.5"],
         # a sweep as SLURM jobs (python -m rifle_paddle.experiments.sweep ... --scheduler slurm; docs/tables.md)
         "slurm": ["submitit>=1.5"],
     },
