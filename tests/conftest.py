@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tests use tiny tensors; threads only add contention
@@ -92,6 +93,23 @@ class SlowReport:
 def pytest_configure(config):
     if config.getoption("--report-slow"):
         config.pluginmanager.register(SlowReport(config.getoption("--slow-seconds")), "report-slow")
+
+
+#: below this much free space where the tests write, a failed run's summary says the disk may be the cause
+LOW_DISK_BYTES = 2 * 1024 ** 3
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """A full disk fails dozens of unrelated tests, each with a long traceback, and a CI log may keep only its tail:
+    after a failed run with little space left, say so last."""
+    if exitstatus == 0:
+        return
+    folder = config.option.basetemp or tempfile.gettempdir()  # pytest's temporary folders are under the latter
+    free = shutil.disk_usage(folder).free if os.path.isdir(folder) else None
+    if free is not None and free < LOW_DISK_BYTES:
+        terminalreporter.write_line(f"only {free / 1024 ** 3:.1f} GB free where the tests write ({folder}): failures "
+                                    "above may be a full disk (a whole run needs about 2 GB; docs/development.md: Disk)",
+                                    red=True)
 
 
 def _matches(name: str, entries) -> bool:
