@@ -155,7 +155,8 @@ def eval_output_path(out: str | None, checkpoint: str) -> str:
 def run_of_checkpoint(checkpoint: str) -> str | None:
     """The run folder ``checkpoint`` belongs to: the folder itself, the folder of one of its files
     (``best.pdparams``), or the run above ``checkpoints/<name>/``; None for weights from anywhere else."""
-    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(os.path.abspath(checkpoint))
+    checkpoint = os.path.abspath(checkpoint)
+    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
     above = os.path.dirname(folder)
     for candidate in (folder, os.path.dirname(above) if os.path.basename(above) == "checkpoints" else None):
         if candidate and os.path.isfile(os.path.join(candidate, "config.yaml")):
