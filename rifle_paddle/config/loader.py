@@ -64,9 +64,10 @@ def _resolve_bases(path: str, depth: int = 0) -> list[tuple[str, dict]]:
         if not os.path.isfile(base_path) and not os.path.isabs(base):  # a packaged config: a table entry of one's own
             base_path = packaged_config(base) or base_path
         if not os.path.isfile(base_path):
-            raise ConfigError([f"{path}: {BASE_KEY} {base!r} not found: no file {base_path}, and no config of that "
-                               "name is shipped with the package (a base is relative to the folder of the file that "
-                               "names it, or a packaged name such as cub200/resnet50_rifle: --list-configs all)"])
+            where = "" if os.path.isabs(base) else (
+                ", and no config of that name is shipped with the package (a base is relative to the folder of the "
+                "file that names it, or a packaged name such as cub200/resnet50_rifle: --list-configs all)")
+            raise ConfigError([f"{path}: {BASE_KEY} {base!r} not found: no file {base_path}{where}"])
         chain.extend(_resolve_bases(base_path, depth + 1))
     chain.append((path, data))
     return chain
