@@ -132,6 +132,9 @@ def test_a_base_may_name_a_packaged_config(tmp_path):
     (tmp_path / "cub200" / "resnet50_rifle.yaml").write_text("train: {lr: 0.123}\n")
     own.write_text("_base_: cub200/resnet50_rifle.yaml\n")
     assert load_config(str(own))["train"]["lr"] == 0.123
+    own.write_text("_base_: ../setup.py\n")  # beside the package's configs/ folder in a checkout: not a config of it
+    with pytest.raises(ConfigError, match="no config of that name is shipped"):
+        load_config(str(own))
 
 
 def test_a_regularizer_without_weights_is_refused_in_the_config_spelling():

@@ -38,8 +38,10 @@ def resolve_config(spec: str) -> str:
 
 def packaged_config(name: str) -> str | None:
     """The file of the config shipped with the package as ``name`` (with or without ``.yaml``, with or without a
-    ``configs/`` prefix), or None."""
+    ``configs/`` prefix), or None; a name reaching outside that folder (``..``, an absolute path) is none of them."""
     name = name.replace("\\", "/")
+    if name.startswith("/") or ".." in name.split("/"):
+        return None
     for prefix in _OLD_PREFIXES:
         if name.startswith(prefix):
             name = name[len(prefix):]
