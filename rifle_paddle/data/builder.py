@@ -48,7 +48,11 @@ def read_split(data: str | dict, split: str, seed: int = 0, **options) -> Split:
     level and ``data.sample_seed`` resolved to the seed in use (Caltech-256 draws its split with it).
     """
     _check_split(split)
-    data_cfg = data_section(data, options, "read_split")
+    return _read(data_section(data, options, "read_split"), split, seed)
+
+
+def _read(data_cfg: dict, split: str, seed: int) -> Split:
+    """``read_split`` of a checked, complete section."""
     name = data_cfg["name"]
     levels, level = label_levels(name), data_cfg["label_level"]
     if level is not None and level not in levels:
@@ -97,8 +101,12 @@ def build_dataset(data: str | dict, split: str, seed: int = 0, **options) -> Ima
     noisier test: the demo's), drawn the same way, and is otherwise never sub-sampled.
     """
     _check_split(split)
-    data_cfg = data_section(data, options, "build_dataset")
-    found = read_split(data_cfg, split, seed)
+    return _dataset(data_section(data, options, "build_dataset"), split, seed)
+
+
+def _dataset(data_cfg: dict, split: str, seed: int) -> ImageClassificationDataset:
+    """``build_dataset`` of a checked, complete section (checked once for both splits by ``build_datasets``)."""
+    found = _read(data_cfg, split, seed)
     samples = found.samples
     antialias = data_cfg["resampling"] == "antialiased"
     if split == "train":
@@ -124,7 +132,7 @@ def build_datasets(data: str | dict, seed: int = 0,
                    **options) -> tuple[ImageClassificationDataset, ImageClassificationDataset]:
     """The training and test splits (``build_dataset``'s arguments), refused if they name different classes."""
     data_cfg = data_section(data, options, "build_datasets")
-    train, test = build_dataset(data_cfg, "train", seed), build_dataset(data_cfg, "test", seed)
+    train, test = _dataset(data_cfg, "train", seed), _dataset(data_cfg, "test", seed)
     if train.classes != test.classes:
         only_train = sorted(set(train.classes) - set(test.classes))[:5]
         only_test = sorted(set(test.classes) - set(train.classes))[:5]
