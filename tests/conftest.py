@@ -107,9 +107,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     folder = config.option.basetemp or tempfile.gettempdir()  # pytest's temporary folders are under the latter
     free = shutil.disk_usage(folder).free if os.path.isdir(folder) else None
     if free is not None and free < LOW_DISK_BYTES:
-        terminalreporter.write_line(f"only {free / 1024 ** 3:.1f} GB free where the tests write ({folder}): failures "
-                                    "above may be a full disk (a whole run needs about 2 GB; docs/development.md: Disk)",
-                                    red=True)
+        terminalreporter.write_line(f"only {free / 1024 ** 3:.1f} GB free where the tests write ({folder}): "
+                                    "failures above may be a full disk (a whole run needs about 2 GB; "
+                                    "docs/development.md: Disk)", red=True)
 
 
 def _matches(name: str, entries) -> bool:

@@ -185,8 +185,8 @@ def _apply_run_config(args) -> None:
 
 def eval_main(argv=None) -> int:
     parser = _parser("rifle-eval", "Evaluate a checkpoint: prints top-1 (top-5 with more than five classes), and "
-                     "writes a JSON result with each class's accuracy and the confusion matrix as CSV and PNG. Without -c, "
-                     "a run's checkpoint is evaluated with the run's own config.yaml.")
+                     "writes a JSON result with each class's accuracy and the confusion matrix as CSV and PNG. "
+                     "Without -c, a run's checkpoint is evaluated with the run's own config.yaml.")
     parser.add_argument("--out", help="JSON result path (default: eval.json beside the checkpoint); the confusion "
                                       "matrix goes beside it as <stem>_confusion.csv and .png")
     args = parser.parse_args(argv)

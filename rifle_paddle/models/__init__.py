@@ -31,6 +31,6 @@ def _model_problems(cfg: dict, purpose: str | None) -> list[str]:
     return [f"model.pretrained: '{spec}' is neither a weight tag of {arch} (e.g. 'imagenet') nor an existing file"]
 
 
-__all__ = ["HEAD_INITS", "PretrainedWeightsError", "build_network", "create_model", "drop_pretrained_bn_stats", "find_classifier", "initialize_classifier",
-           "list_models", "load_pretrained", "register_model", "reset_batchnorm_statistics", "resolve_pretrained",
-           "weights_dir"]
+__all__ = ["HEAD_INITS", "PretrainedWeightsError", "build_network", "create_model", "drop_pretrained_bn_stats",
+           "find_classifier", "initialize_classifier", "list_models", "load_pretrained", "register_model",
+           "reset_batchnorm_statistics", "resolve_pretrained", "weights_dir"]
